@@ -1,0 +1,2 @@
+//! `mkp`: Inspect, build and manage Checkmk MKP extension packages.
+fn main() {}

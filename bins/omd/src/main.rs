@@ -1,0 +1,2 @@
+//! `omd`: Manage OMD versions and sites: versions, version, setversion, sites, create, update.
+fn main() {}

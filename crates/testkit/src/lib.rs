@@ -1,0 +1,86 @@
+//! Test support shared by every crate of the workspace.
+//!
+//! The real-world corpus and the design notes live outside the repository, in
+//! `../shared` beside the checkout. CI always has it; a user's fresh clone does
+//! not. Tests that read it call [`shared_dir`] (or the [`require_shared!`]
+//! macro) and skip with a clear message when it is absent, instead of failing.
+//!
+//! The location can be overridden with the `CMK_SHARED_DIR` environment
+//! variable.
+#![warn(missing_docs)]
+
+use std::path::{Path, PathBuf};
+
+/// Environment variable that overrides where the shared folder is looked for.
+pub const SHARED_DIR_ENV: &str = "CMK_SHARED_DIR";
+
+/// The workspace root (the folder holding the root `Cargo.toml`).
+pub fn workspace_root() -> PathBuf {
+    // crates/testkit -> crates -> root
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The shared folder (`../shared` from the workspace root, or `$CMK_SHARED_DIR`),
+/// or `None` when it does not exist.
+pub fn shared_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(SHARED_DIR_ENV) {
+        let dir = PathBuf::from(dir);
+        return dir.is_dir().then_some(dir);
+    }
+    let dir = workspace_root().parent()?.join("shared");
+    dir.is_dir().then_some(dir)
+}
+
+/// A path inside the shared folder, or `None` (with a skip message on stderr
+/// naming `what`) when the shared folder or that path is absent.
+pub fn shared_path(relative: &str) -> Option<PathBuf> {
+    match shared_dir() {
+        Some(dir) => {
+            let path = dir.join(relative);
+            if path.exists() {
+                Some(path)
+            } else {
+                eprintln!(
+                    "SKIPPED: {} is missing from the shared folder {}",
+                    relative,
+                    dir.display()
+                );
+                None
+            }
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: the shared corpus (../shared beside the checkout, or ${SHARED_DIR_ENV}) \
+                 is absent, so {relative} cannot be read"
+            );
+            None
+        }
+    }
+}
+
+/// Returns the path of `relative` inside the shared folder, or returns from the
+/// calling test with a skip message when it is absent.
+#[macro_export]
+macro_rules! require_shared {
+    ($relative:expr) => {
+        match $crate::shared_path($relative) {
+            Some(path) => path,
+            None => return,
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_root_holds_the_root_manifest() {
+        let manifest = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("[workspace]"));
+    }
+}
