@@ -1,0 +1,487 @@
+//! Runs the real `agent-sign` binary on temporary directories.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const PASS: &str = "cli test passphrase";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/agent-sign/tests/data")
+        .join(name)
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Self {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Runs with the store in the temp dir and the passphrase in an env var.
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, Some(PASS))
+    }
+
+    fn run_with(&self, args: &[&str], pass: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_agent-sign"));
+        cmd.current_dir(self.dir.path())
+            .env("AGENT_SIGN_STORE", self.path("store"))
+            .env_remove("AGENT_SIGN_PASSPHRASE")
+            .args(args)
+            .stdin(std::process::Stdio::null());
+        if let Some(p) = pass {
+            cmd.env("AGENT_SIGN_PASSPHRASE", p);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert_eq!(code(out), 0, "stderr: {}", stderr(out));
+    stdout(out)
+}
+
+#[test]
+fn keys_sign_verify_round_trip() {
+    let env = Env::new();
+    // Create an RSA-4096 key (passphrase from the environment).
+    assert_eq!(
+        ok(&env.run(&["key", "create", "--alias", "Agent key", "--owner", "ops"])).trim(),
+        "1"
+    );
+    // Import the Checkmk-style fixture with a passphrase file.
+    std::fs::write(env.path("pass.txt"), "checkmk-fixture-pass\n").unwrap();
+    let combined = fixture("pyca.combined.pem");
+    let out = env.run_with(
+        &[
+            "key",
+            "import",
+            combined.to_str().unwrap(),
+            "--alias",
+            "From Checkmk",
+            "--passphrase-file",
+            "pass.txt",
+        ],
+        None,
+    );
+    assert_eq!(ok(&out).trim(), "2");
+    // A duplicate is refused with Checkmk's message.
+    let out = env.run_with(
+        &[
+            "key",
+            "import",
+            combined.to_str().unwrap(),
+            "--alias",
+            "again",
+            "--passphrase-file",
+            "pass.txt",
+        ],
+        None,
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out)
+            .contains("The key / certificate already exists (Key: 2, Description: From Checkmk)")
+    );
+
+    // list / show
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&env.run(&["key", "list", "--json"]))).unwrap();
+    assert_eq!(list["schema"], 1);
+    let keys = list["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0]["alias"], "Agent key");
+    assert_eq!(keys[0]["bits"], 4096);
+    assert_eq!(keys[0]["expiry_state"], "OK");
+    assert_eq!(keys[1]["subject_organization"], "Checkmk Site mysite");
+    assert_eq!(keys[1]["digest_md5"].as_str().unwrap().len(), 47);
+    let human = ok(&env.run(&["key", "list"]));
+    assert!(
+        human.contains("Digest (MD5)") && human.contains("From Checkmk"),
+        "{human}"
+    );
+    let show: serde_json::Value =
+        serde_json::from_str(&ok(&env.run(&["key", "show", "1", "--json"]))).unwrap();
+    assert_eq!(show["subject_common_name"], "Agent key");
+    assert_eq!(show["subject_organizational_unit"], "ops");
+    assert_eq!(show["signature_algorithm"], "sha512WithRSAEncryption");
+    let pem = ok(&env.run(&["key", "show", "2", "--pem"]));
+    std::fs::write(env.path("cert2.pem"), &pem).unwrap();
+    std::fs::write(
+        env.path("cert1.pem"),
+        ok(&env.run(&["key", "show", "1", "--pem"])),
+    )
+    .unwrap();
+
+    // sign with both keys
+    std::fs::write(env.path("agent.deb"), b"a package".repeat(1000)).unwrap();
+    ok(&env.run(&[
+        "sign",
+        "agent.deb",
+        "--key",
+        "1",
+        "--log",
+        "signing.log",
+        "--host",
+        "web01",
+    ]));
+    ok(&env.run_with(
+        &[
+            "sign",
+            "agent.deb",
+            "--key",
+            "2",
+            "--passphrase-file",
+            "pass.txt",
+        ],
+        None,
+    ));
+    let sigs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(env.path("agent.deb.signatures.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sigs.as_array().unwrap().len(), 2);
+    assert!(
+        sigs[0]["certificate"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE-----")
+    );
+
+    let log = ok(&env.run(&["log-verify", "signing.log"]));
+    assert!(
+        log.contains("hosts web01") && log.ends_with("chain intact: 1 entries\n"),
+        "{log}"
+    );
+    let text = std::fs::read_to_string(env.path("signing.log")).unwrap();
+    std::fs::write(env.path("signing.log"), text.replace("web01", "web02")).unwrap();
+    let out = env.run(&["log-verify", "signing.log"]);
+    assert_eq!(
+        code(&out),
+        0,
+        "a single entry has no successor to break: still canonical"
+    );
+    std::fs::write(
+        env.path("signing.log"),
+        text.replace("\"seq\":1", "\"seq\":2"),
+    )
+    .unwrap();
+    assert_eq!(code(&env.run(&["log-verify", "signing.log"])), 1);
+
+    // verify: only key 2 trusted -> #1 unknown, then OK
+    let out = env.run(&["verify", "agent.deb", "--trust", "cert2.pem"]);
+    assert_eq!(
+        ok(&out),
+        "Ignoring signature #1 for certificate: certificate is unknown.\nSignature check OK.\n"
+    );
+    let out = env.run(&[
+        "verify",
+        "agent.deb",
+        "--trust",
+        "cert1.pem",
+        "cert2.pem",
+        "--threshold",
+        "2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(v["accepted"], true);
+    assert_eq!(v["valid_signatures"], serde_json::json!([1, 2]));
+    // tampered byte -> exit 1
+    let mut bytes = std::fs::read(env.path("agent.deb")).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(env.path("agent.deb"), &bytes).unwrap();
+    let out = env.run(&["verify", "agent.deb", "--trust", "cert1.pem", "cert2.pem"]);
+    assert_eq!(code(&out), 1);
+    assert_eq!(
+        stdout(&out),
+        "Signature #1 is invalid.\nSignature #2 is invalid.\nNo valid signature found.\n"
+    );
+
+    // export: wrong passphrase -> 2; right one -> key then certificate, mode 0600
+    let out = env.run_with(
+        &["key", "export", "1", "-o", "k1.pem"],
+        Some("wrong passphrase"),
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("wrong passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&env.run(&["key", "export", "1", "-o", "k1.pem"]));
+    let exported = std::fs::read_to_string(env.path("k1.pem")).unwrap();
+    assert!(exported.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    assert!(exported.trim_end().ends_with("-----END CERTIFICATE-----"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(env.path("k1.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // openssl decrypts the exported key with the passphrase
+    let out = Command::new("openssl")
+        .args(["pkey", "-in"])
+        .arg(env.path("k1.pem"))
+        .args(["-passin", &format!("pass:{PASS}"), "-noout"])
+        .output()
+        .expect("openssl is required");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // delete: refused while trusted, then allowed
+    let out = env.run(&["key", "delete", "2", "--trusted-by", "cert2.pem"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("This key is still used."));
+    ok(&env.run(&["key", "delete", "2"]));
+    let out = env.run(&["key", "show", "2"]);
+    assert_eq!(code(&out), 2);
+}
+
+#[test]
+fn passphrases_never_come_from_arguments_or_a_missing_terminal() {
+    let env = Env::new();
+    let out = env.run(&[
+        "key",
+        "create",
+        "--alias",
+        "x",
+        "--passphrase",
+        "abcdefghijklmn",
+    ]);
+    assert_eq!(code(&out), 2, "clap rejects the unknown flag");
+    let out = env.run_with(
+        &["key", "create", "--alias", "x", "--type", "ed25519"],
+        None,
+    );
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("no passphrase"), "{}", stderr(&out));
+    let out = env.run_with(
+        &["key", "create", "--alias", "x", "--type", "ed25519"],
+        Some("short"),
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("at least 12 characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.run(&[
+        "key",
+        "create",
+        "--alias",
+        "x",
+        "--type",
+        "ed25519",
+        "--kdf-iterations",
+        "2048",
+    ]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("too few"), "{}", stderr(&out));
+    let help = ok(&env.run(&["--help"]));
+    assert!(help.contains("Exit codes:"));
+}
+
+#[test]
+fn hardened_metadata_flow() {
+    let env = Env::new();
+    for alias in ["root", "targets", "timestamp"] {
+        ok(&env.run(&["key", "create", "--alias", alias, "--type", "ed25519"]));
+    }
+    std::fs::write(env.path("agent.deb"), b"package v2").unwrap();
+    std::fs::write(env.path("old.deb"), b"package v1").unwrap();
+    ok(&env.run(&[
+        "metadata",
+        "root",
+        "--out",
+        "root.json",
+        "--version",
+        "1",
+        "--root-key",
+        "1",
+        "--targets-key",
+        "2",
+        "--timestamp-key",
+        "3",
+        "--sign-with",
+        "1",
+    ]));
+    ok(&env.run(&[
+        "metadata",
+        "targets",
+        "old.deb",
+        "--out",
+        "old.json",
+        "--host",
+        "web01",
+        "--platform",
+        "linux_deb",
+        "--aghash",
+        "0123456789abcdef",
+        "--version",
+        "1",
+        "--key",
+        "2",
+    ]));
+    ok(&env.run(&[
+        "metadata",
+        "targets",
+        "agent.deb",
+        "--out",
+        "t.json",
+        "--host",
+        "web01",
+        "--platform",
+        "linux_deb",
+        "--aghash",
+        "fedcba9876543210",
+        "--version",
+        "2",
+        "--key",
+        "2",
+    ]));
+    ok(&env.run(&[
+        "metadata",
+        "timestamp",
+        "--targets",
+        "t.json",
+        "--out",
+        "ts.json",
+        "--version",
+        "1",
+        "--key",
+        "3",
+    ]));
+    let verify = |targets: &str, package: &str, host: &str| {
+        env.run(&[
+            "metadata",
+            "verify",
+            "--state",
+            "state.json",
+            "--root",
+            "root.json",
+            "--targets",
+            targets,
+            "--package",
+            package,
+            "--host",
+            host,
+            "--platform",
+            "linux_deb",
+            "--json",
+        ])
+    };
+    // Another host's metadata is refused before any state exists.
+    let out = verify("t.json", "agent.deb", "db01");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    // The package must match the signed hash.
+    let out = verify("t.json", "old.deb", "web01");
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("hash mismatch"), "{}", stderr(&out));
+    assert!(
+        !env.path("state.json").exists(),
+        "no state written on failure"
+    );
+    // Good.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&verify("t.json", "agent.deb", "web01"))).unwrap();
+    assert_eq!(v["targets"]["version"], 2);
+    assert_eq!(v["targets"]["aghash"], "fedcba9876543210");
+    let state = std::fs::read_to_string(env.path("state.json")).unwrap();
+    // Replaying the older version is a rollback; the state is unchanged.
+    let out = verify("old.json", "old.deb", "web01");
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("rollback"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(env.path("state.json")).unwrap(),
+        state
+    );
+    // With the timestamp.
+    ok(&env.run(&[
+        "metadata",
+        "verify",
+        "--state",
+        "state.json",
+        "--targets",
+        "t.json",
+        "--timestamp",
+        "ts.json",
+        "--host",
+        "web01",
+        "--platform",
+        "linux_deb",
+    ]));
+    // Expired metadata.
+    ok(&env.run(&[
+        "metadata",
+        "targets",
+        "agent.deb",
+        "--out",
+        "exp.json",
+        "--host",
+        "web01",
+        "--platform",
+        "linux_deb",
+        "--aghash",
+        "fedcba9876543210",
+        "--version",
+        "3",
+        "--expires-days",
+        "0",
+        "--key",
+        "2",
+    ]));
+    let out = verify("exp.json", "agent.deb", "web01");
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    // Unsigned targets (no --key): threshold not met.
+    ok(&env.run(&[
+        "metadata",
+        "targets",
+        "agent.deb",
+        "--out",
+        "unsigned.json",
+        "--host",
+        "web01",
+        "--platform",
+        "linux_deb",
+        "--aghash",
+        "fedcba9876543210",
+        "--version",
+        "4",
+    ]));
+    let out = verify("unsigned.json", "agent.deb", "web01");
+    assert_eq!(code(&out), 1);
+    // ...until it is signed.
+    ok(&env.run(&["metadata", "sign", "unsigned.json", "--key", "2"]));
+    ok(&verify("unsigned.json", "agent.deb", "web01"));
+}

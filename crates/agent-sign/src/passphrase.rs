@@ -1,0 +1,114 @@
+//! Passphrases and the key-derivation parameters used to protect private keys.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Minimum passphrase length (in characters) for new keys, as Checkmk 2.5 requires.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// The production PBKDF2-HMAC-SHA256 iteration count for keys we write.
+pub const DEFAULT_KDF_ITERATIONS: u32 = 600_000;
+
+/// The highest iteration count we accept when *reading* a key. A key file is
+/// input: without a cap a crafted file could make us spin for hours.
+pub const MAX_KDF_ITERATIONS: u32 = 10_000_000;
+
+/// A passphrase. Its memory is wiped when dropped, and it never appears in
+/// `Debug` output or logs.
+#[derive(Clone)]
+pub struct Passphrase(Zeroizing<String>);
+
+impl Passphrase {
+    /// Wraps a passphrase (no rules are checked: existing keys may have short ones).
+    pub fn new(passphrase: impl Into<String>) -> Self {
+        Passphrase(Zeroizing::new(passphrase.into()))
+    }
+
+    /// Checks the rules for a *new* key's passphrase: at least
+    /// [`MIN_PASSPHRASE_CHARS`] characters.
+    pub fn check_new(&self) -> Result<()> {
+        if self.0.chars().count() < MIN_PASSPHRASE_CHARS {
+            return Err(Error::WeakPassphrase {
+                min: MIN_PASSPHRASE_CHARS,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Passphrase(<redacted>)")
+    }
+}
+
+impl PartialEq for Passphrase {
+    /// Compares in constant time (for confirming a new passphrase).
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+impl Eq for Passphrase {}
+
+impl From<&str> for Passphrase {
+    fn from(s: &str) -> Self {
+        Passphrase::new(s)
+    }
+}
+
+/// PBKDF2-HMAC-SHA256 parameters for keys we write (always with AES-256-CBC and
+/// a random 16-byte salt and IV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KdfParams {
+    iterations: u32,
+}
+
+impl Default for KdfParams {
+    /// [`DEFAULT_KDF_ITERATIONS`] (600,000).
+    fn default() -> Self {
+        KdfParams {
+            iterations: DEFAULT_KDF_ITERATIONS,
+        }
+    }
+}
+
+impl KdfParams {
+    /// Parameters with `iterations`, which must be at least
+    /// [`DEFAULT_KDF_ITERATIONS`] (and at most [`MAX_KDF_ITERATIONS`]).
+    pub fn new(iterations: u32) -> Result<Self> {
+        if iterations < DEFAULT_KDF_ITERATIONS {
+            return Err(Error::WeakKdf {
+                iterations,
+                min: DEFAULT_KDF_ITERATIONS,
+            });
+        }
+        if iterations > MAX_KDF_ITERATIONS {
+            return Err(Error::UnsupportedEncryption(format!(
+                "{iterations} PBKDF2 iterations exceed the limit of {MAX_KDF_ITERATIONS}"
+            )));
+        }
+        Ok(KdfParams { iterations })
+    }
+
+    /// **Insecure, for tests only.** Parameters with any iteration count
+    /// (at least 1), bypassing the minimum so that test suites do not spend
+    /// seconds per key. Never use this for keys that protect anything.
+    pub fn insecure_for_tests(iterations: u32) -> Self {
+        KdfParams {
+            iterations: iterations.clamp(1, MAX_KDF_ITERATIONS),
+        }
+    }
+
+    /// The PBKDF2 iteration count.
+    pub fn iterations(&self) -> u32 {
+        self.iterations
+    }
+}

@@ -1,0 +1,343 @@
+//! Keys and certificates: requirement 1-4, 6, 8, 11, 36.
+
+use agent_sign::{
+    Certificate, DEFAULT_KDF_ITERATIONS, Error, ExpiryState, ExpiryThresholds, FixedClock,
+    KdfParams, KeyType, Passphrase, PrivateKey, Subject,
+};
+use pkcs8::der::Decode as _;
+use x509_parser::prelude::*;
+
+use crate::common::*;
+
+#[test]
+fn generated_certificate_is_shaped_like_checkmk_2_5() {
+    let (_, store, entry) = generated();
+    let cert = &entry.certificate;
+    let (rest, x) = parse_x509_certificate(cert.der()).unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(x.version(), X509Version::V3);
+    let subject = x.subject().to_string();
+    assert_eq!(
+        subject,
+        "CN=Agent signature, O=Checkmk Site mysite, OU=cmkadmin"
+    );
+    assert_eq!(x.issuer().to_string(), subject);
+    // Random positive serial of 16 bytes.
+    let serial = x.raw_serial();
+    assert_eq!(serial.len(), 16);
+    assert!(serial[0] & 0x80 == 0 && serial[0] != 0);
+    // 10 years from creation.
+    assert_eq!(x.validity().not_before.timestamp(), JAN_2026);
+    assert_eq!(x.validity().not_after.timestamp(), 2_082_758_400); // 2036-01-01
+    // Extensions: exactly BasicConstraints (critical, CA false), KeyUsage
+    // (critical, digitalSignature only) and SKI (not critical).
+    let bc = x.basic_constraints().unwrap().unwrap();
+    assert!(bc.critical && !bc.value.ca);
+    let ku = x.key_usage().unwrap().unwrap();
+    assert!(ku.critical);
+    assert!(ku.value.digital_signature());
+    assert_eq!(ku.value.flags, 1, "digitalSignature only");
+    let mut oids: Vec<String> = x
+        .extensions()
+        .iter()
+        .map(|e| e.oid.to_id_string())
+        .collect();
+    oids.sort();
+    assert_eq!(oids, ["2.5.29.14", "2.5.29.15", "2.5.29.19"]);
+    let ski = x
+        .extensions()
+        .iter()
+        .find(|e| e.oid.to_id_string() == "2.5.29.14")
+        .unwrap();
+    assert!(!ski.critical);
+    // sha512WithRSAEncryption, self-signature valid.
+    assert_eq!(
+        x.signature_algorithm.algorithm.to_id_string(),
+        "1.2.840.113549.1.1.13"
+    );
+    assert_eq!(cert.signature_algorithm(), "sha512WithRSAEncryption");
+    x.verify_signature(None).unwrap();
+    cert.verify_self_signature().unwrap();
+    // RSA-4096, e = 65537.
+    match x.public_key().parsed().unwrap() {
+        public_key::PublicKey::RSA(rsa) => {
+            assert_eq!(rsa.key_size(), 4096);
+            assert_eq!(rsa.try_exponent().unwrap(), 65537);
+        }
+        other => panic!("not RSA: {other:?}"),
+    }
+    assert_eq!(cert.public_key().bits(), 4096);
+    assert_eq!(cert.common_name(), Some("Agent signature"));
+    assert_eq!(cert.organization(), Some("Checkmk Site mysite"));
+    assert_eq!(cert.organizational_unit(), Some("cmkadmin"));
+    // The stored key decrypts and matches.
+    let (key, _) = store
+        .unlock(entry.id, &Passphrase::new(STORE_PASS))
+        .unwrap();
+    assert_eq!(key.key_type(), KeyType::Rsa);
+    assert!(key.matches(cert));
+}
+
+/// Decodes the PBES2 parameters of an encrypted PEM.
+fn pbes2_params(pem: &str) -> (u32, usize, String, String) {
+    let (label, der) = pem_rfc7468_decode(pem);
+    assert_eq!(label, "ENCRYPTED PRIVATE KEY");
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der).unwrap();
+    let pkcs5::EncryptionScheme::Pbes2(p) = info.encryption_algorithm else {
+        panic!("not PBES2");
+    };
+    let kdf = p.kdf.pbkdf2().expect("PBKDF2");
+    (
+        kdf.iteration_count,
+        kdf.salt.len(),
+        format!("{:?}", kdf.prf),
+        p.encryption.oid().to_string(),
+    )
+}
+
+fn pem_rfc7468_decode(pem: &str) -> (String, Vec<u8>) {
+    use base64::Engine as _;
+    let begin = pem.find("-----BEGIN ").unwrap() + 11;
+    let label_end = begin + pem[begin..].find("-----").unwrap();
+    let label = pem[begin..label_end].to_string();
+    let body_start = label_end + 5;
+    let end = pem.find("-----END ").unwrap();
+    let b64: String = pem[body_start..end].split_whitespace().collect();
+    (
+        label,
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap(),
+    )
+}
+
+#[test]
+fn new_keys_are_pbes2_pbkdf2_sha256_600k_aes256cbc() {
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let pass = Passphrase::new("twelve chars!");
+    let pem = key.to_encrypted_pem(&pass, KdfParams::default()).unwrap();
+    assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
+    let (iterations, salt, prf, cipher) = pbes2_params(&pem);
+    assert_eq!(iterations, DEFAULT_KDF_ITERATIONS);
+    assert!(iterations >= 600_000);
+    assert_eq!(salt, 16);
+    assert_eq!(prf, "HmacWithSha256");
+    assert_eq!(cipher, "2.16.840.1.101.3.4.1.42", "aes-256-cbc");
+    let back = PrivateKey::from_encrypted_pem(&pem, &pass).unwrap();
+    assert_eq!(back.public_key(), key.public_key());
+}
+
+#[test]
+fn kdf_minimum_is_enforced_unless_explicitly_insecure() {
+    assert!(matches!(
+        KdfParams::new(2048),
+        Err(Error::WeakKdf {
+            iterations: 2048,
+            min: 600_000
+        })
+    ));
+    assert_eq!(KdfParams::new(700_000).unwrap().iterations(), 700_000);
+    assert_eq!(KdfParams::insecure_for_tests(10).iterations(), 10);
+    assert!(KdfParams::new(100_000_000).is_err());
+}
+
+#[test]
+fn wrong_passphrase_and_malformed_pem_are_distinct_errors() {
+    let pem = read("pyca.key.pem");
+    let err =
+        PrivateKey::from_encrypted_pem(&pem, &Passphrase::new("wrong passphrase")).unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase), "{err:?}");
+    // Damaged base64 / structure.
+    let broken = pem.replacen("MII", "M!I", 1);
+    let err = PrivateKey::from_encrypted_pem(&broken, &Passphrase::new("x")).unwrap_err();
+    assert!(matches!(err, Error::MalformedPem(_)), "{err:?}");
+    let err = PrivateKey::from_encrypted_pem("no pem here", &Passphrase::new("x")).unwrap_err();
+    assert!(matches!(err, Error::MalformedPem(_)), "{err:?}");
+    // Truncated DER inside a valid PEM frame.
+    let err = PrivateKey::from_encrypted_pem(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMAMCAQA=\n-----END ENCRYPTED PRIVATE KEY-----\n",
+        &Passphrase::new("x"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::MalformedPem(_)), "{err:?}");
+}
+
+#[test]
+fn imports_pyca_and_openssl_keys() {
+    let (key, cert) = pyca();
+    assert_eq!(key.public_key().bits(), 4096);
+    assert!(key.matches(cert));
+    let (key, cert) = openssl_rsa();
+    assert_eq!(key.public_key().bits(), 2048);
+    assert!(key.matches(cert));
+    let ed = PrivateKey::from_encrypted_pem(
+        &read("openssl-ed25519.key.pem"),
+        &Passphrase::new("openssl-fixture-pass"),
+    )
+    .unwrap();
+    assert_eq!(ed.key_type(), KeyType::Ed25519);
+    assert!(!key.matches(&pyca().1));
+}
+
+#[test]
+fn rejects_small_unencrypted_and_unsupported_keys_distinctly() {
+    // The shape of Checkmk's public test vector: decrypts with "foo", then 1024 bits.
+    let err = PrivateKey::from_encrypted_pem(&read("small1024.key.pem"), &Passphrase::new("foo"))
+        .unwrap_err();
+    assert!(matches!(err, Error::KeyTooSmall { bits: 1024 }), "{err:?}");
+    // ... and with a wrong passphrase it is a wrong passphrase, not "too small".
+    let err = PrivateKey::from_encrypted_pem(&read("small1024.key.pem"), &Passphrase::new("bar"))
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase), "{err:?}");
+    let err = PrivateKey::from_encrypted_pem(&read("plain-rsa.key.pem"), &Passphrase::new("x"))
+        .unwrap_err();
+    assert!(matches!(err, Error::NotEncrypted), "{err:?}");
+    let err = PrivateKey::from_encrypted_pem(
+        &read("openssl-ec.key.pem"),
+        &Passphrase::new("openssl-fixture-pass"),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::UnsupportedKey(_)), "{err:?}");
+}
+
+#[test]
+fn ed25519_keys_are_pkcs8_v1() {
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let pass = Passphrase::new("twelve chars!");
+    let pem = key.to_encrypted_pem(&pass, fast_kdf()).unwrap();
+    let (_, der) = pem_rfc7468_decode(&pem);
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der).unwrap();
+    let plain = info.decrypt(pass_bytes()).unwrap();
+    let pki = pkcs8::PrivateKeyInfo::from_der(plain.as_bytes()).unwrap();
+    assert_eq!(pki.version(), pkcs8::Version::V1);
+    assert!(pki.public_key.is_none());
+    fn pass_bytes() -> &'static [u8] {
+        b"twelve chars!"
+    }
+}
+
+#[test]
+fn passphrase_rules_and_redaction() {
+    assert!(matches!(
+        Passphrase::new("short pass!").check_new(),
+        Err(Error::WeakPassphrase { min: 12 })
+    ));
+    Passphrase::new("long enough!").check_new().unwrap();
+    // Characters, not bytes.
+    assert!(Passphrase::new("ääääääääääää").check_new().is_ok());
+    assert!(Passphrase::new("äääääääääää").check_new().is_err());
+    let p = Passphrase::new("super secret value");
+    assert!(!format!("{p:?}").contains("secret"));
+    let key = &pyca().0;
+    assert!(!format!("{key:?}").contains("BEGIN"));
+}
+
+#[test]
+fn digests_and_fingerprints() {
+    let cert = &pyca().1;
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-md5", "-in"])
+        .arg(data("pyca.crt.pem"))
+        .output()
+        .expect("the openssl command is required for interop tests");
+    let line = String::from_utf8(out.stdout).unwrap();
+    let expected = line.trim().split_once("Fingerprint=").unwrap().1;
+    assert_eq!(cert.md5_digest(), expected);
+    assert_eq!(cert.md5_digest().len(), 16 * 3 - 1);
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(data("pyca.crt.pem"))
+        .output()
+        .unwrap();
+    let line = String::from_utf8(out.stdout).unwrap();
+    let expected = line.trim().split_once("Fingerprint=").unwrap().1;
+    assert_eq!(
+        cert.fingerprint_sha256(),
+        expected.replace(':', "").to_lowercase()
+    );
+}
+
+#[test]
+fn rewrapped_and_crlf_certificates_are_the_same_certificate() {
+    let pem = read("pyca.crt.pem");
+    let crlf = pem.replace('\n', "\r\n");
+    let body: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>();
+    let rewrapped = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        body.as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let a = Certificate::from_pem(&pem).unwrap();
+    assert_eq!(Certificate::from_pem(&crlf).unwrap().sha256(), a.sha256());
+    assert_eq!(
+        Certificate::from_pem(&rewrapped).unwrap().sha256(),
+        a.sha256()
+    );
+    assert_eq!(a.to_pem(), pem, "we write what pyca writes");
+}
+
+#[test]
+fn expiry_state_follows_the_injected_clock() {
+    let cert = &pyca().1;
+    let at = |days_left: i64| FixedClock(cert.not_after() - days_left * DAY);
+    let t = ExpiryThresholds::default();
+    let cases = [
+        (100, ExpiryState::Ok),
+        (91, ExpiryState::Ok),
+        (90, ExpiryState::Warn),
+        (60, ExpiryState::Warn),
+        (31, ExpiryState::Warn),
+        (30, ExpiryState::Crit),
+        (20, ExpiryState::Crit),
+        (-1, ExpiryState::Crit),
+    ];
+    for (days, want) in cases {
+        assert_eq!(cert.expiry_state(&at(days), t), want, "{days} days left");
+    }
+    assert_eq!(cert.days_left(&at(60)), 60);
+    assert!(cert.is_expired(&at(-1)));
+    let custom = ExpiryThresholds {
+        warn_days: 20,
+        crit_days: 5,
+    };
+    assert_eq!(cert.expiry_state(&at(60), custom), ExpiryState::Ok);
+    assert_eq!(cert.expiry_state(&at(20), custom), ExpiryState::Warn);
+    assert_eq!(cert.expiry_state(&at(5), custom), ExpiryState::Crit);
+}
+
+#[test]
+fn ed25519_certificates_and_mismatches() {
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let subject = Subject {
+        alias: "metadata".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    let cert = Certificate::self_signed(&key, &subject, 10, &now()).unwrap();
+    assert_eq!(cert.public_key().key_type(), KeyType::Ed25519);
+    assert_eq!(cert.signature_algorithm(), "ED25519");
+    cert.verify_self_signature().unwrap();
+    assert!(key.matches(&cert));
+    assert!(!pyca().0.matches(&cert));
+}
+
+#[test]
+fn refuses_scrypt_sha1_prf_and_pbes1() {
+    for (file, pass) in [
+        ("scrypt-rsa.key.pem", "scrypt-pass"),
+        ("sha1prf-rsa.key.pem", "sha1-pass"),
+        ("pbes1-rsa.key.pem", "pbes1-pass"),
+    ] {
+        let err = PrivateKey::from_encrypted_pem(&read(file), &Passphrase::new(pass)).unwrap_err();
+        assert!(
+            matches!(err, Error::UnsupportedEncryption(_)),
+            "{file}: {err:?}"
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The key store: requirements 1.3, 5, 6, 7.
+
+use agent_sign::{
+    Error, FixedClock, KeyStore, KeyType, KnownTrust, MetaKey, NewKey, Passphrase, RoleKeys, Roles,
+    Root, SignedDocument, TRUSTED_DIR,
+};
+
+use crate::common::*;
+
+fn ed_key(store: &KeyStore, alias: &str) -> agent_sign::KeyEntry {
+    store
+        .create(
+            &NewKey {
+                alias: alias.into(),
+                owner: "cmkadmin".into(),
+                site: "mysite".into(),
+                key_type: KeyType::Ed25519,
+            },
+            &Passphrase::new(STORE_PASS),
+            fast_kdf(),
+            &FixedClock(JAN_2026),
+        )
+        .unwrap()
+}
+
+#[test]
+fn create_list_ids_and_file_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("keys")).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    let a = ed_key(&store, "one");
+    let b = ed_key(&store, "two");
+    assert_eq!((a.id, b.id), (1, 2));
+    store.delete(1, &[]).unwrap();
+    let c = ed_key(&store, "three");
+    assert_eq!(c.id, 3, "max + 1");
+    let list = store.list().unwrap();
+    assert_eq!(
+        list.iter()
+            .map(|k| (k.id, k.alias.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "two"), (3, "three")]
+    );
+    assert_eq!(list[0].date, JAN_2026);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(store.dir().join("2.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(store.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    // Only the encrypted key is on disk.
+    let raw = std::fs::read_to_string(store.dir().join("2.json")).unwrap();
+    assert!(raw.contains("ENCRYPTED PRIVATE KEY"));
+    assert!(!raw.contains("BEGIN PRIVATE KEY"));
+    assert!(matches!(store.get(1), Err(Error::KeyNotFound(1))));
+}
+
+#[test]
+fn weak_passphrase_refused_at_creation() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let err = store
+        .create(
+            &NewKey {
+                alias: "a".into(),
+                owner: "o".into(),
+                site: "s".into(),
+                key_type: KeyType::Ed25519,
+            },
+            &Passphrase::new("too short"),
+            fast_kdf(),
+            &now(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::WeakPassphrase { min: 12 }));
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn import_checkmk_export_then_refuse_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let pass = Passphrase::new("checkmk-fixture-pass");
+    let combined = read("pyca.combined.pem");
+    let entry = store
+        .import(&combined, "From Checkmk", "cmkadmin", &pass, fast_kdf())
+        .unwrap();
+    assert_eq!(entry.id, 1);
+    assert_eq!(entry.key_type, KeyType::Rsa);
+    assert_eq!(entry.date, JAN_2026, "date = certificate not_before");
+    // Re-encrypted with our KDF, not the 2048 iterations it came with.
+    assert_ne!(entry.encrypted_key_pem(), read("pyca.key.pem"));
+    let err = store
+        .import(&combined, "again", "cmkadmin", &pass, fast_kdf())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "The key / certificate already exists (Key: 1, Description: From Checkmk)"
+    );
+    // Wrong passphrase, mismatched pair, missing certificate.
+    let err = store
+        .import(&combined, "x", "y", &Passphrase::new("nope"), fast_kdf())
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase));
+    let mismatched = read("pyca.key.pem") + &read("openssl-rsa.crt.pem");
+    let err = store
+        .import(&mismatched, "x", "y", &pass, fast_kdf())
+        .unwrap_err();
+    assert!(matches!(err, Error::KeyCertificateMismatch));
+    let err = store
+        .import(&read("pyca.key.pem"), "x", "y", &pass, fast_kdf())
+        .unwrap_err();
+    assert!(matches!(err, Error::MalformedPem(_)));
+    let err = store
+        .import(
+            &read("small1024.combined.pem"),
+            "x",
+            "y",
+            &Passphrase::new("foo"),
+            fast_kdf(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::KeyTooSmall { bits: 1024 }));
+}
+
+#[test]
+fn export_is_key_then_certificate_and_reimports() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("a")).unwrap();
+    let entry = ed_key(&store, "exported");
+    let err = store
+        .export(entry.id, &Passphrase::new("wrong passphrase"))
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase));
+    let pem = store
+        .export(entry.id, &Passphrase::new(STORE_PASS))
+        .unwrap();
+    // The shape Checkmk's upload expects: the key block first, the certificate last.
+    assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
+    assert!(pem.trim_end().ends_with("-----END CERTIFICATE-----"));
+    assert_eq!(pem.matches("-----BEGIN ").count(), 2);
+    let other = KeyStore::open(dir.path().join("b")).unwrap();
+    let back = other
+        .import(
+            &pem,
+            "imported",
+            "me",
+            &Passphrase::new(STORE_PASS),
+            fast_kdf(),
+        )
+        .unwrap();
+    assert_eq!(back.certificate, entry.certificate);
+}
+
+#[test]
+fn delete_refuses_keys_still_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let a = ed_key(&store, "trusted by a bundle");
+    let b = ed_key(&store, "trusted by a caller");
+    let c = ed_key(&store, "unused");
+    std::fs::create_dir_all(store.dir().join(TRUSTED_DIR)).unwrap();
+    std::fs::write(
+        store.dir().join(TRUSTED_DIR).join("updater-rule.pem"),
+        a.certificate.to_pem().replace('\n', "\r\n"),
+    )
+    .unwrap();
+    let err = store.delete(a.id, &[]).unwrap_err();
+    assert_eq!(err.to_string(), "This key is still used.");
+    assert!(matches!(err, Error::KeyInUse { used_by } if used_by.ends_with("updater-rule.pem")));
+    let caller = KnownTrust::from_pem_bundle("host rule", &b.certificate.to_pem()).unwrap();
+    assert!(matches!(
+        store.delete(b.id, std::slice::from_ref(&caller)),
+        Err(Error::KeyInUse { .. })
+    ));
+    store.delete(b.id, &[]).unwrap();
+    // A metadata root in the trusted directory that lists key c.
+    let (id, meta) = MetaKey::from_public(c.certificate.public_key());
+    let role = RoleKeys {
+        keyids: vec![id.clone()],
+        threshold: 1,
+    };
+    let root = Root::new(
+        1,
+        JAN_2026 + 365 * DAY,
+        [(id, meta)].into_iter().collect(),
+        Roles {
+            root: role.clone(),
+            targets: role.clone(),
+            timestamp: role,
+        },
+    );
+    let root_json = SignedDocument::new(&root).unwrap().to_json().unwrap();
+    std::fs::write(store.dir().join(TRUSTED_DIR).join("root.json"), root_json).unwrap();
+    let err = store.delete(c.id, &[caller]).unwrap_err();
+    assert!(matches!(err, Error::KeyInUse { used_by } if used_by.ends_with("root.json")));
+    std::fs::remove_file(store.dir().join(TRUSTED_DIR).join("root.json")).unwrap();
+    store.delete(c.id, &[]).unwrap();
+    assert_eq!(store.list().unwrap().len(), 1);
+}
