@@ -17,6 +17,7 @@ use omd_versions::{
     VersionsListing, check_distributed, check_mkp_min_required, check_mkp_usable_until,
     check_update, mkp_version_number, version_line,
 };
+use site_merge as tree;
 
 fn main() -> Result<()> {
     let tour = tour_dir();
@@ -24,6 +25,7 @@ fn main() -> Result<()> {
     versions_section()?;
     let root = omd_registry_section(&tour)?;
     compatibility_section(&root)?;
+    site_merge_section(&tour)?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -225,5 +227,162 @@ fn compatibility_section(root: &OmdRoot) -> Result<()> {
         "Central 1.6.0p23, remote 2.2.0: {}",
         result.map_or_else(|e| e.to_string(), |()| "ok".to_owned())
     );
+    Ok(())
+}
+
+// --- site update: omd create and omd update -----------------------------------
+
+/// Writes `text` to `dir/rel`, creating the parent directories.
+fn put(dir: &Path, rel: &str, text: &str) -> Result<()> {
+    let path = dir.join(rel);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Two versions with small skeletons, two sites created from the older one
+/// with the same operator edits, each updated to the newer one: `alpha`
+/// with the `keepold` policy, `beta` with `install`.
+fn site_merge_section(tour: &Path) -> Result<()> {
+    heading("Site update (site-merge, bins/omd)");
+    let dir = tour.join("update");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let root = OmdRoot::new(&dir);
+    let (old, new) = ("2.3.0p1.cre", "2.3.0p2.cre");
+    let main_mk = |extra: &str| {
+        format!(
+            "# main.mk of site ###SITE### in ###ROOT###\n\n# hosts\nall_hosts = []\n\n# checks\ncheck_interval = 60\n{extra}"
+        )
+    };
+    for (version, port, extra, only) in [
+        (old, "5000", "", "etc/check_mk/legacy.mk"),
+        (
+            new,
+            "5001",
+            "retry_interval = 10\n",
+            "etc/check_mk/rules.mk",
+        ),
+    ] {
+        let base = root.versions_dir().join(version);
+        let skel = base.join("skel");
+        put(&skel, "etc/check_mk/main.mk", &main_mk(extra))?;
+        put(
+            &skel,
+            "etc/apache/listen-port.conf",
+            &format!("Listen 127.0.0.1:{port}\n"),
+        )?;
+        put(
+            &skel,
+            "etc/omd/site.conf",
+            "CONFIG_CORE='nagios'\nEDITION='###EDITION###'\n",
+        )?;
+        put(&skel, only, "# shipped with this version only\n")?;
+        put(
+            &base,
+            "share/omd/skel.permissions",
+            "etc/omd/site.conf 640\n",
+        )?;
+    }
+    println!(
+        "Versions {old} and {new} in {} (skel/ and share/omd/skel.permissions each).",
+        root.versions_dir().display()
+    );
+
+    for (site, policy) in [
+        ("alpha", tree::Policy::KeepOld),
+        ("beta", tree::Policy::Install),
+    ] {
+        let home = root.site_dir(site);
+        let home_abs = std::path::absolute(&home)?.to_string_lossy().into_owned();
+        let versions = root.versions_dir();
+        let created = tree::SiteCreation::new(
+            &home,
+            site,
+            tree::Skeleton::of_version(&versions, old).edition("raw"),
+        )
+        .root(home_abs.as_str())
+        .create()?;
+        println!(
+            "\n$ omd -V {old} create {site}\n  Created new site {site} with version {old} ({} paths).",
+            created.paths
+        );
+
+        // The operator adds hosts (a clean merge) and moves the port (a conflict).
+        let main = home.join("etc/check_mk/main.mk");
+        let text = fs::read_to_string(&main)?
+            .replace("all_hosts = []", "all_hosts = [\"web01\", \"db01\"]");
+        fs::write(&main, text)?;
+        fs::write(
+            home.join("etc/apache/listen-port.conf"),
+            "Listen 127.0.0.1:5005\n",
+        )?;
+        println!("  (operator: added two hosts to etc/check_mk/main.mk, moved the port to 5005)");
+
+        let recovery = tree::recover(&home)?;
+        let update = tree::Update::builder(
+            &home,
+            site,
+            tree::Skeleton::for_site(&home, &versions, old).edition("raw"),
+            tree::Skeleton::of_version(&versions, new).edition("raw"),
+        )
+        .root(home_abs.as_str())
+        .build()?;
+        let merger = tree::GitMerge::new();
+        if policy == tree::Policy::KeepOld {
+            // A dry run: the questions stay open, nothing is written.
+            let dry = update.plan(&merger, &mut tree::Policy::Ask)?;
+            let mut out = String::new();
+            for line in dry.lines() {
+                out.push_str(&format!("{line}\n"));
+            }
+            for (path, q) in dry.conflicts() {
+                out.push_str(&format!(
+                    "question about {path}: {} (choices {})\n",
+                    q.title,
+                    q.choices
+                        .iter()
+                        .map(|c| c.key.to_string())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                ));
+            }
+            out.push_str(&format!(
+                "{} unresolved; nothing was changed.\n",
+                dry.unresolved()
+            ));
+            show(&format!("omd update --dry-run {site}"), &out);
+        }
+        let mut resolver = policy;
+        let plan = update.plan(&merger, &mut resolver)?;
+        update.apply(&plan, &tree::ApplyOptions::new())?;
+        let mut out = format!("(recovery first: {recovery:?})\n");
+        for line in plan.lines() {
+            out.push_str(&format!("{line}\n"));
+        }
+        out.push_str("Finished update.\n");
+        let name = if policy == tree::Policy::KeepOld {
+            "keepold"
+        } else {
+            "install"
+        };
+        show(&format!("omd update --conflict={name} {site}"), &out);
+        show(
+            &format!("cat ~{site}/etc/check_mk/main.mk   # merged"),
+            &fs::read_to_string(&main)?,
+        );
+        show(
+            &format!("cat ~{site}/etc/apache/listen-port.conf"),
+            &fs::read_to_string(home.join("etc/apache/listen-port.conf"))?,
+        );
+        let version = root.site_version(site)?.unwrap_or_default();
+        show(
+            &format!("omd version --bare {site}"),
+            &version_line(&version, true),
+        );
+    }
     Ok(())
 }

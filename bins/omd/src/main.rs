@@ -1,23 +1,43 @@
-//! `omd`: manage OMD versions and sites (versions, version, setversion, sites).
+//! `omd`: manage OMD versions and sites (versions, version, setversion,
+//! sites, create, rm, update, start, stop, status).
 //!
-//! A thin layer over the `omd-versions` crate: parse the command line, call
-//! the library, print.
+//! A thin layer over the `omd-versions` and `site-merge` crates: parse the
+//! command line, call the libraries, print. Each site command lives in its
+//! own module; shared printing helpers are in `output`.
+
+mod create;
+mod menu;
+mod output;
+mod skel;
+mod state;
+mod update;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use omd_versions::{OmdRoot, RegistryError, SitesListing, VersionOrder, VersionsListing};
 
+use output::{Negative, json_document, print};
+
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  success
-  1  a valid request with a negative answer: no such site, the site has no
-     version, no default version is set, the given version does not exist or
-     is already the default
-  2  usage error, invalid site name, or an operational error (I/O)";
+  0  success; `update`: finished (or, with --dry-run, planned); `status`: the
+     site is running
+  1  a valid request with a negative answer or a refusal: no such site, the
+     site has no version, no default version is set, the given version does
+     not exist or is already the default; `create`: the site exists;
+     `rm`: not confirmed, or the site is running; `status`: the site is
+     stopped; `update`: every refusal of its checks (site running, version
+     not installed or already the site's, incompatible versions without -f,
+     edition change not confirmed, invalid --conflict, --conflict=ask without
+     a terminal) and `Update aborted.` (a conflict under --conflict=abort, or
+     `a` in the menu; nothing was changed); `update --dry-run
+     --conflict=abort` when the update would meet a question
+  2  usage error, invalid site name, or an operational error (I/O); for
+     `update` also an update that failed while being applied (it was rolled
+     back: the site is as before)";
 
 /// Manage OMD versions and sites.
 ///
@@ -42,6 +62,17 @@ struct Cli {
     /// Print the version of this program.
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
+
+    /// Force: `update` skips the confirmation and overrides the version
+    /// compatibility and edition checks; `rm` removes without asking (also a
+    /// running site).
+    #[arg(short, long, global = true)]
+    force: bool,
+
+    /// Use VERSION: the version a site is created with (`create`) or updated
+    /// to (`update`), instead of the default version.
+    #[arg(short = 'V', global = true, value_name = "VERSION")]
+    use_version: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -109,6 +140,83 @@ enum Command {
         #[arg(long, conflicts_with = "bare")]
         json: bool,
     },
+    /// Create SITE from the skeleton of the default version (or -V VERSION).
+    ///
+    /// The site directory `sites/SITE` gets every file, directory and
+    /// symlink of `versions/VERSION/skel` with `###SITE###`, `###ROOT###` and
+    /// `###EDITION###` substituted, the modes of `share/omd/skel.permissions`
+    /// (else those of the skeleton), the link `version ->
+    /// ../../versions/VERSION` and `.version_meta/`; `apache/SITE.conf` marks
+    /// it enabled. The tree is built aside and renamed into place.
+    Create {
+        /// The new site's name (a letter or _, then letters, digits or _; at most 16).
+        site: String,
+    },
+    /// Remove SITE with all its files (asks for `yes` unless -f).
+    ///
+    /// When stdin is not a terminal nothing is asked: -f is required.
+    Rm {
+        /// The site to remove.
+        site: String,
+    },
+    /// Update SITE to the default version (or -V VERSION).
+    ///
+    /// Checks, in Checkmk's order: the site is stopped, its version, the
+    /// target version, version compatibility (-f overrides), a confirmation
+    /// on a terminal (-f or --confirm-version skip it), an edition change
+    /// (-f or --confirm-edition answer it). Then every path of both
+    /// skeletons is decided (Checkmk's decision table; conflicts answered by
+    /// --conflict) before anything is written, the status lines are printed,
+    /// and the plan is applied as one transaction: on any error the site is
+    /// restored exactly, and an update interrupted by a crash is rolled back
+    /// (or finished) by the next `omd update`. Everything printed is
+    /// appended to `var/log/update.log` in the site. Ends with `Finished
+    /// update.`.
+    Update {
+        /// How to resolve conflicts: `ask` (interactive menu, needs a
+        /// terminal), `install` (take the new default), `keepold` (keep
+        /// yours), `abort` (stop at the first conflict; nothing is changed).
+        #[arg(long, value_name = "MODE", default_value = "ask")]
+        conflict: String,
+        /// Print the plan and every question, change nothing (not even the
+        /// update log). With `ask` or `abort` the questions stay open.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the plan as one JSON document (schema 1) instead of the
+        /// status lines: the plan (`schema`, `site`, `from_version`,
+        /// `to_version`, `entries`) plus `policy`, `dry_run`, `recovery`,
+        /// `changes`, `questions`, `unresolved`, `result`.
+        #[arg(long)]
+        json: bool,
+        /// Do not ask whether to update (as -f does, without its overrides).
+        #[arg(long)]
+        confirm_version: bool,
+        /// Answer the edition-change question with yes (needed when stdin is
+        /// not a terminal; -f implies it).
+        #[arg(long)]
+        confirm_edition: bool,
+        /// The site to update.
+        site: String,
+    },
+    /// Mark SITE as running (this toolkit runs no daemons).
+    ///
+    /// The state is the file `tmp/run/omd-state` in the site (`started` or
+    /// `stopped`; missing = stopped). `update` refuses a running site.
+    Start {
+        /// The site.
+        site: String,
+    },
+    /// Mark SITE as stopped.
+    Stop {
+        /// The site.
+        site: String,
+    },
+    /// Show whether SITE is running (`Overall state:  running|stopped`);
+    /// exit code 0 when running, 1 when stopped.
+    Status {
+        /// The site.
+        site: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,18 +227,6 @@ enum Sort {
     String,
 }
 
-/// A negative answer that is not a registry error.
-#[derive(Debug)]
-struct Negative(String);
-
-impl std::fmt::Display for Negative {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Negative {}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -140,7 +236,7 @@ fn main() -> ExitCode {
         }
     };
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(io::stderr(), "{e:#}");
@@ -157,6 +253,14 @@ fn is_negative(e: &anyhow::Error) -> bool {
     e.downcast_ref::<RegistryError>()
         .is_some_and(RegistryError::is_negative_answer)
         || e.downcast_ref::<Negative>().is_some()
+        || e.downcast_ref::<site_merge::Error>().is_some_and(|e| {
+            matches!(
+                e,
+                site_merge::Error::Aborted { .. }
+                    | site_merge::Error::SameVersion { .. }
+                    | site_merge::Error::SiteExists { .. }
+            )
+        })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -167,9 +271,35 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+fn run(cli: &Cli) -> anyhow::Result<u8> {
     let root = OmdRoot::new(&cli.root);
+    let version = cli.use_version.as_deref();
     let out = match &cli.command {
+        Command::Create { site } => return create::create(&root, site, version),
+        Command::Rm { site } => return create::rm(&root, site, cli.force),
+        Command::Update {
+            conflict,
+            dry_run,
+            json,
+            confirm_version,
+            confirm_edition,
+            site,
+        } => {
+            let options = update::UpdateOptions {
+                site,
+                conflict,
+                dry_run: *dry_run,
+                json: *json,
+                force: cli.force,
+                version,
+                confirm_version: *confirm_version,
+                confirm_edition: *confirm_edition,
+            };
+            return update::update(&root, &options);
+        }
+        Command::Start { site } => return state::start_stop(&root, site, true),
+        Command::Stop { site } => return state::start_stop(&root, site, false),
+        Command::Status { site } => return state::status(&root, site),
         Command::Versions { bare, json, sort } => {
             let order = match sort {
                 Sort::Checkmk => VersionOrder::Checkmk,
@@ -188,7 +318,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                     .site_version(site)?
                     .ok_or_else(|| RegistryError::NoSiteVersion(site.clone()))?,
                 None => root.default_version()?.ok_or_else(|| {
-                    Negative(format!(
+                    Negative::new(format!(
                         "No default version is set ({} does not exist)",
                         root.versions_dir().join("default").display()
                     ))
@@ -211,18 +341,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             }
         }
     };
-    let mut stdout = io::stdout().lock();
-    stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-        .context("cannot write to stdout")?;
-    Ok(())
-}
-
-fn json_document(value: &impl serde::Serialize) -> anyhow::Result<String> {
-    let mut text = serde_json::to_string_pretty(value).context("cannot render JSON")?;
-    text.push('\n');
-    Ok(text)
+    print(&out)?;
+    Ok(0)
 }
 
 #[cfg(test)]

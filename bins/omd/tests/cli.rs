@@ -10,6 +10,9 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+/// `omd create`, `rm`, `update`, `start`/`stop`/`status` (same test binary).
+mod update;
+
 struct Output {
     code: i32,
     stdout: String,

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::json;
 use crate::manifest::{Manifest, PackageVersion};
 use crate::part::PackagePart;
 use crate::paths::PathConfig;
@@ -203,7 +204,7 @@ pub fn files_inventory(config: &PathConfig, installed: &[Manifest]) -> Vec<Local
 
 /// The unpackaged files per part (what a site-mode `mkp template` lists): every file of
 /// [`files_inventory`] that lies in a part directory and no installed package lists; parts in
-/// canonical order, paths sorted, parts without such files left out.
+/// canonical order, paths sorted and unique, parts without such files left out.
 pub fn unpackaged_files(
     config: &PathConfig,
     installed: &[Manifest],
@@ -218,6 +219,8 @@ pub fn unpackaged_files(
                 .map(|f| f.file.clone())
                 .collect();
             files.sort();
+            // A file can be found twice (the rule-pack directory is also listed on its own).
+            files.dedup();
             (!files.is_empty()).then_some((*part, files))
         })
         .collect()
@@ -280,30 +283,6 @@ pub fn files_inventory_table(files: &[LocalFile]) -> String {
     render_table(&["File", "Package", "Version", "Part", "Mode"], &rows)
 }
 
-/// JSON string escaping as Python's `json.dumps` (ASCII only).
-fn py_json_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// `mkp find --json`: an array of objects with 2-space indentation (like `json.dumps`).
 pub fn files_inventory_json(files: &[LocalFile]) -> String {
     if files.is_empty() {
@@ -338,9 +317,9 @@ pub fn files_inventory_json(files: &[LocalFile]) -> String {
                 out.push(',');
             }
             out.push_str("\n    ");
-            py_json_str(k, &mut out);
+            json::push_str(k, true, &mut out);
             out.push_str(": ");
-            py_json_str(v, &mut out);
+            json::push_str(v, true, &mut out);
         }
         out.push_str("\n  }");
     }

@@ -14,6 +14,11 @@
 //!   member order; [`PackOptions::mtime`] makes the output reproducible.
 //! * [`PathConfig`] says where each part lives (`mkp-tool.toml` or a site), and
 //!   [`files_inventory`] is the `mkp find` report.
+//! * [`Site`] is the package store of a Checkmk site: the site commands of `mkp` (`add`,
+//!   `enable`, `disable`, `remove`, `release`, `list`, `show`, `files`, `find`, `template`,
+//!   `package`, `disable-outdated`, `update-active`) as a library, compatible with the files
+//!   Checkmk's own tool reads and writes, but transactional. See the
+//!   [package store](#the-package-store-of-a-site) section below.
 //!
 //! ```
 //! use mkp_format::{Limits, Manifest, Mkp, PackOptions, PackagePart, PackageName, PartFile};
@@ -68,6 +73,27 @@
 //!   several of them (broken literals, missing part tars, missing files).
 //! * Unsafe manifest paths are refused on extraction and packaging (Checkmk passes them to
 //!   GNU tar or the file system).
+//!
+//! # The package store of a site
+//!
+//! Open a site with [`Site::open`]; every change goes through a journaled transaction:
+//! everything is checked first (versions, every file conflict at once, files changed since
+//! install), the package is staged inside the site, then renamed into place, and rolled back
+//! on any error; a change interrupted by a crash is repaired by the next [`Site::open`].
+//! The documentation of [`Site`] describes the layout, the crash-safety guarantees, the
+//! guard against losing local edits ([`HASHES_KEY`]) and where we deliberately differ from
+//! Checkmk's tool.
+//!
+//! ```no_run
+//! use mkp_format::{ChangeOptions, PackageId, Site};
+//!
+//! let site = Site::open("/omd/sites/mysite")?;
+//! let manifest = site.add(&std::fs::read("hello-1.0.0.mkp")?)?;
+//! let id = PackageId::of(&manifest);
+//! site.enable(&id, &ChangeOptions::default())?;
+//! print!("{}", site.listing()?.to_table());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
@@ -75,10 +101,12 @@ mod archive;
 mod error;
 mod extract;
 mod find;
+mod json;
 mod literal;
 mod manifest;
 mod part;
 mod paths;
+mod store;
 mod unicode_tables;
 mod write;
 
@@ -92,4 +120,8 @@ pub use literal::PyValue;
 pub use manifest::{Manifest, PACKAGED_BY, PackageName, PackageVersion, SortIdent, VersionSortKey};
 pub use part::PackagePart;
 pub use paths::{PATH_CONFIG_FILE, PathConfig};
+pub use store::{
+    Action, ChangeOptions, FaultHook, HASHES_KEY, Listing, PackageId, Plan, Site, StoreError,
+    UpdateReport, site_version_from_link,
+};
 pub use write::{PackOptions, PartFile, build_part_tar, package_from_dirs, write_mkp};

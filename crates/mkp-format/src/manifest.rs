@@ -1,10 +1,12 @@
 //! The package manifest: fields, validation, `info` / `info.json` formats and `inspect` text.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::fmt::Write as _;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::json;
 use crate::literal::{self, PyValue, repr_float};
 use crate::part::{LEGACY_RRACONF, PackagePart};
 
@@ -546,20 +548,31 @@ impl Manifest {
 
     /// Rewrites `lib` entries below the legacy `check_mk/` directory to `python3/cmk/`, as
     /// Checkmk does on install (section 3 of the spec); returns whether anything changed.
+    /// [`PackagePart::install_path`] is the rule for one path.
     pub fn rewrite_legacy_lib_paths(&mut self) -> bool {
         let mut changed = false;
         for (part, paths) in &mut self.files {
-            if *part != PackagePart::Lib {
-                continue;
-            }
             for p in paths.iter_mut() {
-                if let Some(rest) = p.strip_prefix("check_mk/") {
-                    *p = format!("python3/cmk/{rest}");
+                if let Cow::Owned(new) = part.install_path(p) {
+                    *p = new;
                     changed = true;
                 }
             }
         }
         changed
+    }
+
+    /// The value of the extra (unknown) key `key`, if present.
+    pub fn extra_value(&self, key: &str) -> Option<&PyValue> {
+        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Removes the extra key `key` (every occurrence) and returns the first value, if any.
+    pub fn remove_extra(&mut self, key: &str) -> Option<PyValue> {
+        let pos = self.extra.iter().position(|(k, _)| k == key)?;
+        let (_, value) = self.extra.remove(pos);
+        self.extra.retain(|(k, _)| k != key);
+        Some(value)
     }
 
     /// A copy without extra keys and with `version.packaged` set (what packaging writes).
@@ -782,11 +795,7 @@ fn parse_files(v: &PyValue) -> Result<Vec<(PackagePart, Vec<String>)>> {
 // JSON
 
 fn json_str(s: &str, out: &mut String) {
-    // serde_json's escaping of a str cannot fail.
-    match serde_json::to_string(s) {
-        Ok(j) => out.push_str(&j),
-        Err(_) => out.push_str("\"\""),
-    }
+    json::push_str(s, false, out);
 }
 
 fn json_value(v: &PyValue, out: &mut String) {

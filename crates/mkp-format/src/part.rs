@@ -1,5 +1,6 @@
 //! The 18 package parts: ids, titles, site paths and install permissions in one table.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -300,6 +301,18 @@ impl PackagePart {
     pub fn tar_name(self) -> String {
         format!("{}.tar", self.id())
     }
+
+    /// Where a file listed as `rel_path` in this part is installed, relative to the part
+    /// directory: `lib` files below the legacy `check_mk/` directory go to `python3/cmk/`
+    /// (as Checkmk does on install, section 3 of the spec); every other path is unchanged.
+    /// [`Manifest::rewrite_legacy_lib_paths`](crate::Manifest::rewrite_legacy_lib_paths)
+    /// applies this to a whole manifest.
+    pub fn install_path(self, rel_path: &str) -> Cow<'_, str> {
+        match rel_path.strip_prefix("check_mk/") {
+            Some(rest) if self == PackagePart::Lib => Cow::Owned(format!("python3/cmk/{rest}")),
+            _ => Cow::Borrowed(rel_path),
+        }
+    }
 }
 
 /// Pydantic's enum message: `Input should be 'cmk_plugins', 'cmk_addons_plugins', ... or 'alert_handlers'`.
@@ -356,6 +369,17 @@ mod tests {
         assert_eq!(P::Lib.install_mode("nagios/plugins/check_foobar"), 0o700);
         assert_eq!(P::Lib.install_mode("python3/x.py"), 0o600);
         assert_eq!(P::Agents.install_mode("plugins/x"), 0o700);
+    }
+
+    #[test]
+    fn legacy_lib_rewrite_only_touches_check_mk_in_lib() {
+        assert_eq!(P::Lib.install_path("check_mk/x.py"), "python3/cmk/x.py");
+        assert_eq!(
+            P::Lib.install_path("check_mk_extra/x.py"),
+            "check_mk_extra/x.py"
+        );
+        assert_eq!(P::Lib.install_path("check_mk"), "check_mk");
+        assert_eq!(P::Doc.install_path("check_mk/x"), "check_mk/x");
     }
 
     #[test]

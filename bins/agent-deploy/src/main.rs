@@ -1,0 +1,458 @@
+//! `agent-deploy`: the deployment server for `cmk-update-agent`, plus its administration
+//! (users with registration rights, per-host packages, status). The logic lives in the
+//! `agent-deploy` crate.
+
+use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use agent_deploy::{
+    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, Limits, Platform, RatingMode,
+    RatingParams, Section, ServerOptions, State, TargetMetadata,
+};
+use agent_sign::SignedDocument;
+use anyhow::{Context as _, anyhow};
+use clap::{Parser, Subcommand};
+
+/// Agent deployment server for cmk-update-agent.
+///
+/// Serves `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py` (the legacy
+/// Checkmk agent-update protocol) over HTTPS (or HTTP without --cert), and manages the state
+/// directory: `users` (hashed registration secrets), `hosts/` (hashes of host secrets),
+/// `agents/<host>/<os>/` (packages with signature lists and metadata), `status/`.
+///
+/// Exit codes: 0 success; 1 a negative result (e.g. `unregister` of an unknown host);
+/// 2 usage or operational errors.
+#[derive(Debug, Parser)]
+#[command(name = "agent-deploy", version, max_term_width = 100)]
+struct Cli {
+    /// State directory.
+    #[arg(
+        short = 'd',
+        long = "dir",
+        env = "AGENT_DEPLOY_DIR",
+        global = true,
+        value_name = "DIR"
+    )]
+    dir: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server until SIGINT or SIGTERM (then finish open requests and write status).
+    Serve {
+        /// Site name in the URLs.
+        #[arg(long)]
+        site: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Certificate chain (PEM). Without it the server speaks plain HTTP (host secrets then
+        /// travel in clear text).
+        #[arg(long, requires = "key", value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// Private key (PEM, PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, requires = "cert", value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// `update_url` handed to updaters.
+        #[arg(long, value_name = "URL")]
+        update_url: Option<String>,
+        /// CA certificate (PEM) handed to updaters as `certificates`; repeatable.
+        #[arg(long = "advertise-cert", value_name = "FILE")]
+        advertise_cert: Vec<PathBuf>,
+        /// Maximum concurrent connections.
+        #[arg(long, default_value_t = 4096)]
+        max_connections: usize,
+        /// Largest request body in bytes.
+        #[arg(long, default_value_t = 16 * 1024)]
+        max_body: usize,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Show the per-host status (target, downloaded and installed hashes, last contact, error).
+    Status {
+        /// Print one JSON document (`{"schema": 1, "hosts": [...]}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add or replace a user with registration rights (secret read from stdin or prompted).
+    UserAdd {
+        /// User name.
+        name: String,
+        /// PBKDF2-HMAC-SHA256 iterations.
+        #[arg(long, default_value_t = DEFAULT_PBKDF2_ITERATIONS)]
+        iterations: u32,
+    },
+    /// Publish a package for a host and make it the host's current target.
+    ///
+    /// Takes what `agent-sign` writes: the signature list of `agent-sign sign`, the targets
+    /// document of `agent-sign metadata targets` (with `--aghash` set to the package's hash, the
+    /// first 16 hex digits of its SHA-256, which this command prints) and optionally the
+    /// timestamp of `agent-sign metadata timestamp`. Publishing the same package again replaces
+    /// its signatures and metadata.
+    Publish {
+        /// Host name.
+        #[arg(long)]
+        host: String,
+        /// Package flavour: linux_deb, linux_rpm, solaris_pkg, linux_tgz or windows_msi.
+        #[arg(long)]
+        os: Platform,
+        /// The package file.
+        #[arg(long, value_name = "FILE")]
+        package: PathBuf,
+        /// Signature list, JSON `[{"certificate": PEM, "signature": base64}]` (`agent-sign sign`).
+        #[arg(long, value_name = "FILE")]
+        signatures: Option<PathBuf>,
+        /// Signed targets metadata (`agent-sign metadata targets`), handed out as
+        /// `TargetMetadata`.
+        #[arg(long, value_name = "FILE")]
+        metadata: Option<PathBuf>,
+        /// Signed timestamp naming the targets metadata (`agent-sign metadata timestamp`).
+        #[arg(long, value_name = "FILE", requires = "metadata")]
+        timestamp: Option<PathBuf>,
+    },
+    /// Point a host's current target at an already published package.
+    SetTarget {
+        /// Host name.
+        #[arg(long)]
+        host: String,
+        /// Package flavour: linux_deb, linux_rpm, solaris_pkg, linux_tgz or windows_msi.
+        #[arg(long)]
+        os: Platform,
+        /// Hash of the published package.
+        #[arg(long)]
+        hash: String,
+    },
+    /// Rate a `cmk_update_agent_status` section like the "Check_MK Agent" service.
+    ///
+    /// Reads agent output (the section with its header, other sections are skipped, or the
+    /// bare JSON line) from FILE or stdin. Prints `OK|WARN|CRIT - <summary>` and then one line
+    /// per result (notices included). Exit code: 0 OK, 1 WARN, 2 CRIT, 3 the section is
+    /// missing or garbled. Needs no state directory.
+    CheckSection {
+        /// Agent output; `-` or nothing for stdin.
+        file: Option<PathBuf>,
+        /// Which behaviour to reproduce: 2.2, 2.3, 2.4 (key problems WARN/CRIT) or 2.5 (key
+        /// problems are notices, host name mismatch CRIT).
+        #[arg(long = "checkmk", default_value = "2.4", value_name = "VERSION")]
+        checkmk: RatingMode,
+        /// The host's name in Checkmk (2.5 compares it with the section's `host_name`).
+        #[arg(long = "host")]
+        host: Option<String>,
+        /// Last check older than this many hours is WARN.
+        #[arg(long, default_value_t = 48)]
+        max_check_age_hours: u64,
+        /// 2.2–2.4: warn when a key, or all keys, expire within this many days.
+        #[arg(long, default_value_t = 90)]
+        key_warn_days: u64,
+        /// 2.2–2.4: critical when all keys expire within this many days.
+        #[arg(long, default_value_t = 30)]
+        key_crit_days: u64,
+        /// State for "globally disabled" errors (OK, WARN, CRIT).
+        #[arg(long, default_value = "WARN")]
+        globally_disabled_state: State,
+        /// State for "disabled for this host" errors (OK, WARN, CRIT).
+        #[arg(long, default_value = "WARN")]
+        host_disabled_state: State,
+        /// Rate as of this Unix time instead of now (for tests and replays).
+        #[arg(long, value_name = "SECONDS")]
+        now: Option<i64>,
+    },
+    /// Remove a host's registration; its secret stops working at once.
+    Unregister {
+        /// Host name.
+        host: String,
+    },
+}
+
+const PROGRAM: &str = "agent-deploy";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = agent_deploy::cli::init_logging(cli.verbose, None) {
+        return agent_deploy::cli::report(PROGRAM, &e, 2);
+    }
+    agent_deploy::cli::finish(PROGRAM, run(cli), |_| 2)
+}
+
+fn read_document(path: &std::path::Path) -> anyhow::Result<SignedDocument> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SignedDocument::from_json(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+fn check_section(
+    file: Option<&std::path::Path>,
+    mode: RatingMode,
+    params: &RatingParams,
+    now: Option<i64>,
+) -> anyhow::Result<ExitCode> {
+    let text = match file {
+        Some(p) if p != std::path::Path::new("-") => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        _ => io::read_to_string(io::stdin().lock()).context("reading stdin")?,
+    };
+    let section = match Section::parse(&text) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("UNKNOWN - {e}");
+            return Ok(ExitCode::from(3));
+        }
+    };
+    let now = now.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    });
+    let rating = agent_deploy::rate_section(&section, params, mode, now);
+    let mut out = io::stdout().lock();
+    let res = (|| {
+        writeln!(out, "{} - {}", rating.state, rating.summary())?;
+        for line in &rating.lines {
+            writeln!(out, "{}{}", line.text, line.state.marker())?;
+        }
+        io::Result::Ok(())
+    })();
+    match res {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::from(rating.state.exit_code())),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::CheckSection {
+        file,
+        checkmk,
+        host,
+        max_check_age_hours,
+        key_warn_days,
+        key_crit_days,
+        globally_disabled_state,
+        host_disabled_state,
+        now,
+    } = cli.command
+    {
+        let params = RatingParams {
+            host_name: host,
+            max_check_age_secs: max_check_age_hours.saturating_mul(3600),
+            key_warn_days,
+            key_crit_days,
+            globally_disabled_state,
+            host_disabled_state,
+        };
+        return check_section(file.as_deref(), checkmk, &params, now);
+    }
+    let dir = cli
+        .dir
+        .ok_or_else(|| anyhow!("no state directory: use --dir or AGENT_DEPLOY_DIR"))?;
+    let creates = matches!(cli.command, Command::Serve { .. } | Command::UserAdd { .. });
+    if !creates && !dir.is_dir() {
+        return Err(anyhow!(
+            "{}: no such state directory (create it with `serve` or `user-add`)",
+            dir.display()
+        ));
+    }
+    match cli.command {
+        Command::Serve {
+            site,
+            listen,
+            cert,
+            key,
+            update_url,
+            advertise_cert,
+            max_connections,
+            max_body,
+            workers,
+        } => {
+            let mut certificates = Vec::new();
+            for path in &advertise_cert {
+                certificates.push(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                );
+            }
+            let store = Arc::new(DeployStore::open(
+                &dir,
+                Advertise {
+                    update_url,
+                    certificates,
+                },
+            )?);
+            let tls = match (cert, key) {
+                (Some(c), Some(k)) => Some(agent_deploy::load_tls(&c, &k)?),
+                _ => {
+                    tracing::warn!("serving plain HTTP: host secrets travel in clear text");
+                    None
+                }
+            };
+            let limits = Limits {
+                max_connections,
+                max_body_bytes: max_body,
+                ..Limits::default()
+            };
+            let options = ServerOptions { site, limits, tls };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers.max(1))
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                eprintln!("agent-deploy: listening on {}", listener.local_addr()?);
+                agent_deploy::serve(listener, store, options, shutdown_signal()).await?;
+                eprintln!("agent-deploy: stopped");
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let store = DeployStore::open(&dir, Advertise::default())?;
+            let hosts = store.statuses();
+            let mut out = io::stdout().lock();
+            let res = if json {
+                let doc = serde_json::json!({"schema": 1, "hosts": hosts});
+                writeln!(out, "{doc}")
+            } else {
+                print_table(&mut out, &hosts)
+            };
+            match res {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
+        Command::UserAdd { name, iterations } => {
+            let secret = if io::stdin().is_terminal() {
+                rpassword::prompt_password(format!("Secret for {name}: "))?
+            } else {
+                let mut line = String::new();
+                io::stdin().lock().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            };
+            if secret.is_empty() {
+                return Err(anyhow!("empty secret"));
+            }
+            DeployStore::set_user(&dir, &name, &secret, iterations)?;
+            eprintln!("agent-deploy: user {name} may now register hosts");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Publish {
+            host,
+            os,
+            package,
+            signatures,
+            metadata,
+            timestamp,
+        } => {
+            let store = DeployStore::open(&dir, Advertise::default())?;
+            let bytes = std::fs::read(&package)
+                .with_context(|| format!("reading {}", package.display()))?;
+            let sigs = match &signatures {
+                Some(p) => agent_sign::signatures_from_json(
+                    &std::fs::read_to_string(p)
+                        .with_context(|| format!("reading {}", p.display()))?,
+                )
+                .with_context(|| format!("{}: not a signature list", p.display()))?,
+                None => Vec::new(),
+            };
+            let meta = match &metadata {
+                Some(p) => Some(TargetMetadata {
+                    targets: read_document(p)?,
+                    timestamp: timestamp.as_deref().map(read_document).transpose()?,
+                }),
+                None => None,
+            };
+            if sigs.is_empty() {
+                eprintln!(
+                    "agent-deploy: warning: the package is unsigned; updaters will refuse it"
+                );
+            }
+            let hash = store.publish(&host, os, &bytes, &sigs, meta.as_ref())?;
+            println!("{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SetTarget { host, os, hash } => {
+            let store = DeployStore::open(&dir, Advertise::default())?;
+            store.set_current(&host, os, &hash)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CheckSection { .. } => Err(anyhow!("unreachable: check-section")),
+        Command::Unregister { host } => {
+            let store = DeployStore::open(&dir, Advertise::default())?;
+            if store.unregister(&host)? {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("agent-deploy: host {host} is not registered");
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn age(t: Option<u64>) -> String {
+    let Some(t) = t else {
+        return "never".into();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let d = now.saturating_sub(t);
+    match d {
+        0..120 => format!("{d}s ago"),
+        120..7200 => format!("{}m ago", d / 60),
+        7200..172_800 => format!("{}h ago", d / 3600),
+        _ => format!("{}d ago", d / 86_400),
+    }
+}
+
+fn print_table(out: &mut impl io::Write, hosts: &[HostStatus]) -> io::Result<()> {
+    writeln!(
+        out,
+        "{:<24} {:<11} {:<16} {:<16} {:<16} {:<10} ERROR",
+        "HOST", "OS", "TARGET", "DOWNLOADED", "INSTALLED", "CONTACT"
+    )?;
+    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    for h in hosts {
+        writeln!(
+            out,
+            "{:<24} {:<11} {:<16} {:<16} {:<16} {:<10} {}",
+            h.host_name,
+            dash(&h.platform),
+            dash(&h.target_hash),
+            dash(&h.downloaded_aghash),
+            dash(&h.installed_aghash),
+            age(h.last_contact),
+            h.last_error
+                .as_deref()
+                .and_then(|e| e.lines().next())
+                .unwrap_or("")
+        )?;
+    }
+    Ok(())
+}

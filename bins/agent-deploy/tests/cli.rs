@@ -1,0 +1,466 @@
+//! The `agent-deploy` binary: user admin, publishing what `agent-sign` writes, status, and
+//! serve (HTTP and HTTPS) with a clean shutdown, against our updater.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use agent_deploy::{
+    AgentSignVerifier, InstallCommand, Mode, Paths, RegisterOptions, RunOptions, UpdateOutcome,
+    Updater, package_hash,
+};
+use agent_sign::{
+    Clock as _, KdfParams, KeyStore, KeyType, MetaKey, NewKey, Passphrase, PrivateKey, RoleKeys,
+    Roles, Root, SignedDocument, SystemClock, Targets, Timestamp, TrustedRoot,
+};
+
+mod support {
+    pub(crate) mod tls;
+}
+use support::tls::write_tls_files;
+
+const BIN: &str = env!("CARGO_BIN_EXE_agent-deploy");
+
+fn cmd(dir: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--dir").arg(dir).args(args).env_remove("RUST_LOG");
+    c
+}
+
+/// `user-add automation` with the secret on stdin.
+fn add_user(state: &Path) {
+    let mut child = cmd(state, &["user-add", "automation", "--iterations", "1000"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-s3cret\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Starts `serve` with `extra` arguments; returns the child and the address it listens on.
+fn serve(state: &Path, extra: &[&str]) -> (Child, BufReader<std::process::ChildStderr>, String) {
+    let mut args = vec!["serve", "--site", "mysite", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut server = cmd(state, &args).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
+        if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
+            break a.to_owned();
+        }
+    };
+    (server, stderr, addr)
+}
+
+/// SIGTERM: the server must stop cleanly with exit code 0.
+fn stop(mut server: Child) {
+    let kill = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(server.wait().unwrap().success());
+}
+
+fn register_options(server: String, protocol: &str) -> RegisterOptions {
+    RegisterOptions {
+        server,
+        site: "mysite".into(),
+        protocol: protocol.into(),
+        host_name: "web01".into(),
+        user: "automation".into(),
+        secret: zeroize::Zeroizing::new("s3cret-s3cret".into()),
+        insecure: false,
+    }
+}
+
+#[test]
+fn help_lists_commands_and_exit_codes() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "serve",
+        "status",
+        "user-add",
+        "publish",
+        "set-target",
+        "unregister",
+        "Exit codes",
+    ] {
+        assert!(help.contains(needle), "{needle}:\n{help}");
+    }
+}
+
+#[test]
+fn admin_serve_register_status_and_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // user-add reads the secret from stdin when it isn't a terminal.
+    add_user(&state);
+    let users = std::fs::read_to_string(state.join("users")).unwrap();
+    assert!(users.starts_with("automation:pbkdf2-sha256:1000:") && !users.contains("s3cret"));
+
+    // publish an (unsigned) package: warns, prints the hash.
+    let pkg = dir.path().join("agent.deb");
+    std::fs::write(&pkg, b"package").unwrap();
+    let out = cmd(
+        &state,
+        &[
+            "publish",
+            "--host",
+            "web01",
+            "--os",
+            "linux-deb",
+            "--package",
+        ],
+    )
+    .arg(&pkg)
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(hash.len(), 16);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsigned"));
+
+    // serve (plain HTTP on loopback), learn the port from stderr.
+    let (server, mut stderr, addr) = serve(&state, &[]);
+
+    let conf = tempfile::tempdir().unwrap();
+    let var = tempfile::tempdir().unwrap();
+    let up = Updater::new(
+        Paths::in_dirs(conf.path(), var.path()),
+        Arc::new(AgentSignVerifier::checkmk()),
+    );
+    up.register(&register_options(addr, "http")).unwrap();
+    let err = up.run(&RunOptions::new(Mode::Manual)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "The deployment server provides an agent but that is not signed."
+    );
+
+    // SIGTERM: clean shutdown, exit 0.
+    stop(server);
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(rest.contains("agent-deploy: stopped"), "{rest}");
+
+    // status: human and JSON.
+    let out = cmd(&state, &["status", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["hosts"][0]["host_name"], "web01");
+    assert_eq!(doc["hosts"][0]["target_hash"], hash.as_str());
+    assert_eq!(doc["hosts"][0]["registered_by"], "automation");
+    assert!(doc["hosts"][0]["last_contact"].is_u64());
+    let out = cmd(&state, &["status"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("HOST") && table.contains("web01") && table.contains(&hash),
+        "{table}"
+    );
+
+    // unregister: 0, then 1 for an unknown host.
+    assert_eq!(
+        cmd(&state, &["unregister", "web01"])
+            .status()
+            .unwrap()
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        cmd(&state, &["unregister", "web01"])
+            .status()
+            .unwrap()
+            .code(),
+        Some(1)
+    );
+}
+
+/// The site's keys as `agent-sign` keeps them: the Checkmk-style package key imported from
+/// agent-sign's fixture, and three Ed25519 metadata keys (root, targets, timestamp) created in
+/// the key store, all with a fast test KDF.
+struct SiteKeys {
+    store: KeyStore,
+    pass: Passphrase,
+    package: u64,
+    root: u64,
+    targets: u64,
+    timestamp: u64,
+}
+
+impl SiteKeys {
+    fn new(dir: &Path) -> SiteKeys {
+        let store = KeyStore::open(dir.join("keys")).unwrap();
+        let kdf = || KdfParams::insecure_for_tests(1000);
+        let pass = Passphrase::new("checkmk-fixture-pass");
+        let combined = include_str!("../../../crates/agent-sign/tests/data/pyca.combined.pem");
+        let package = store
+            .import(combined, "signature", "cmkadmin", &pass, kdf())
+            .unwrap()
+            .id;
+        let ed25519 = |alias: &str| {
+            let new = NewKey {
+                alias: alias.into(),
+                owner: "cmkadmin".into(),
+                site: "mysite".into(),
+                key_type: KeyType::Ed25519,
+            };
+            store.create(&new, &pass, kdf(), &SystemClock).unwrap().id
+        };
+        let (root, targets, timestamp) =
+            (ed25519("root"), ed25519("targets"), ed25519("timestamp"));
+        SiteKeys {
+            store,
+            pass,
+            package,
+            root,
+            targets,
+            timestamp,
+        }
+    }
+
+    fn unlock(&self, id: u64) -> PrivateKey {
+        self.store.unlock(id, &self.pass).unwrap().0
+    }
+
+    /// What `agent-sign metadata root` writes.
+    fn root_json(&self) -> String {
+        let mut keys = BTreeMap::new();
+        let mut role = |id: u64| {
+            let entry = self.store.get(id).unwrap();
+            let (keyid, meta) = MetaKey::from_public(entry.certificate.public_key());
+            keys.insert(keyid.clone(), meta);
+            RoleKeys {
+                keyids: vec![keyid],
+                threshold: 1,
+            }
+        };
+        let roles = Roles {
+            root: role(self.root),
+            targets: role(self.targets),
+            timestamp: role(self.timestamp),
+        };
+        let root = Root::new(1, SystemClock.now() + 365 * 86_400, keys, roles);
+        let mut doc = SignedDocument::new(&root).unwrap();
+        doc.sign(&self.unlock(self.root)).unwrap();
+        doc.to_json().unwrap()
+    }
+
+    /// What `agent-sign sign` writes next to the package.
+    fn signatures_json(&self, package: &[u8]) -> String {
+        let (key, entry) = self.store.unlock(self.package, &self.pass).unwrap();
+        let mut list = Vec::new();
+        agent_sign::sign_package(package, &key, &entry.certificate, &mut list).unwrap();
+        agent_sign::signatures_to_json(&list)
+    }
+
+    /// What `agent-sign metadata targets` and `agent-sign metadata timestamp` write.
+    fn metadata_json(&self, package: &[u8], host: &str, version: u64) -> (String, String) {
+        let now = SystemClock.now();
+        let t = Targets::for_package(
+            package,
+            host,
+            "linux_deb",
+            &package_hash(package),
+            version,
+            now,
+            now + 30 * 86_400,
+        );
+        let mut targets = SignedDocument::new(&t).unwrap();
+        targets.sign(&self.unlock(self.targets)).unwrap();
+        let ts = Timestamp::for_targets(&targets, version, now, now + 86_400).unwrap();
+        let mut timestamp = SignedDocument::new(&ts).unwrap();
+        timestamp.sign(&self.unlock(self.timestamp)).unwrap();
+        (targets.to_json().unwrap(), timestamp.to_json().unwrap())
+    }
+}
+
+#[test]
+fn publish_agent_sign_artefacts_and_install_them_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    add_user(&state);
+    let keys = SiteKeys::new(dir.path());
+    let files = dir.path();
+    let write = |name: &str, text: &[u8]| {
+        let path = files.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let package: &[u8] = b"checkmk agent 2.5.0p1 for web01";
+    let pkg = write("agent.deb", package);
+    let sigs = write(
+        "agent.deb.signatures.json",
+        keys.signatures_json(package).as_bytes(),
+    );
+    let (targets, timestamp) = keys.metadata_json(package, "web01", 1);
+    let targets = write("targets.json", targets.as_bytes());
+    let timestamp = write("timestamp.json", timestamp.as_bytes());
+    let publish = |metadata: &str| {
+        cmd(
+            &state,
+            &[
+                "publish",
+                "--host",
+                "web01",
+                "--os",
+                "linux_deb",
+                "--package",
+                &pkg,
+                "--signatures",
+                &sigs,
+                "--metadata",
+                metadata,
+                "--timestamp",
+                &timestamp,
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+
+    // Metadata for another package is refused with a hint at the expected aghash.
+    let (other, _) = keys.metadata_json(b"another package", "web01", 1);
+    let out = publish(&write("other.json", other.as_bytes()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "the package's aghash is {}",
+            package_hash(package)
+        )),
+        "{err}"
+    );
+
+    let out = publish(&targets);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(hash, package_hash(package));
+
+    // Serve over HTTPS; a hardened updater trusting the CA, the package certificate and the
+    // metadata root registers, verifies and installs.
+    let tls = write_tls_files(dir.path());
+    let (cert, key) = (
+        tls.cert.display().to_string(),
+        tls.key.display().to_string(),
+    );
+    let (server, _stderr, addr) = serve(&state, &["--cert", &cert, "--key", &key]);
+    let conf = tempfile::tempdir().unwrap();
+    let var = tempfile::tempdir().unwrap();
+    let package_cert = keys.store.get(keys.package).unwrap().certificate.to_pem();
+    std::fs::write(
+        conf.path().join("cmk-update-agent.cfg"),
+        format!(
+            "certificates = {}\nsignature_keys = {}\n",
+            serde_json::to_string(&[&tls.ca_pem]).unwrap(),
+            serde_json::to_string(&[&package_cert]).unwrap()
+        ),
+    )
+    .unwrap();
+    let root = SignedDocument::from_json(&keys.root_json()).unwrap();
+    let verifier = AgentSignVerifier::hardened(TrustedRoot::bootstrap(&root).unwrap());
+    let installed = var.path().join("installed.deb");
+    let up = Updater::new(Paths::in_dirs(conf.path(), var.path()), Arc::new(verifier))
+        .with_install_command(InstallCommand {
+            program: "sh".into(),
+            args: vec![
+                "-c".into(),
+                format!("cp \"$1\" '{}'", installed.display()),
+                "sh".into(),
+            ],
+        });
+    up.register(&register_options(addr, "https")).unwrap();
+    let outcome = up.run(&RunOptions::new(Mode::Manual));
+    stop(server);
+    assert_eq!(
+        outcome.unwrap(),
+        UpdateOutcome::Installed {
+            hash,
+            signature: Some(1)
+        }
+    );
+    assert_eq!(std::fs::read(&installed).unwrap(), package);
+    let state_file = std::fs::read_to_string(var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(state_file.contains("'version': 1}"), "{state_file}");
+}
+
+/// `check-section`: the service rating from a file or stdin, exit code = state.
+#[test]
+fn check_section_rates_and_exits_with_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let now: i64 = 1_795_219_200; // 2026-11-21T00:00:00Z
+    // One key valid until 2027-01-10 (50 days), checked an hour ago, host web01.
+    let section = format!(
+        "<<<check_mk>>>\nVersion: 2.4\n<<<cmk_update_agent_status:sep(0)>>>\n{}\n",
+        serde_json::json!({"last_check": now - 3600, "last_update": null, "aghash": null,
+            "pending_hash": null, "update_url": null, "error": null, "host_name": "web01",
+            "trusted_certs": {"0": {"corrupt": false, "not_after": "2027-01-10T00:00:00+00:00",
+                "signature_algorithm": "sha512", "common_name": "signature"}}})
+    );
+    let file = dir.path().join("section.txt");
+    std::fs::write(&file, &section).unwrap();
+    let now_s = now.to_string();
+    let run = |extra: &[&str]| {
+        // No --dir: check-section needs no state directory.
+        let out = Command::new(BIN)
+            .args(["check-section", file.to_str().unwrap(), "--now", &now_s])
+            .args(extra)
+            .env_remove("AGENT_DEPLOY_DIR")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("WARN - "), "{out}");
+    assert!(out.contains("Key #0 (signature) expires in 50 days(!)"), "{out}");
+    let (code, out) = run(&["--checkmk", "2.5", "--host", "web01"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Key #0 (signature) expires in 50 days\n"), "{out}");
+    let (code, out) = run(&["--checkmk", "2.5", "--host", "web02"]);
+    assert_eq!(code, 2, "{out}");
+    let (code, out) = run(&["--key-crit-days", "60"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with("CRIT - "), "{out}");
+
+    // From stdin; a garbled section is UNKNOWN (3).
+    let mut child = Command::new(BIN)
+        .args(["check-section", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"<<<cmk_update_agent_status:sep(0)>>>\n{garbled\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNKNOWN - garbled"));
+}

@@ -1,0 +1,369 @@
+//! `cmk-update-agent`: registers this host at the Checkmk deployment server and installs new,
+//! signed agent packages. The logic lives in the `agent-deploy` crate.
+
+use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agent_deploy::{
+    AgentSignVerifier, InstallCommand, Mode, Origin, Paths, Platform, RegisterOptions, RunOptions,
+    UpdateError, UpdateOutcome, Updater,
+};
+use agent_sign::{SignedDocument, TrustedRoot, VerifyPolicy};
+use anyhow::{Context as _, anyhow};
+use clap::{Parser, Subcommand};
+use zeroize::Zeroizing;
+
+/// Checkmk agent updater.
+///
+/// Without a command, runs an update check: asks the deployment server whether a new agent is
+/// ready for this host, downloads it only if it carries a valid signature from a trusted key
+/// (`signature_keys`), and installs it.
+///
+/// Plug-in mode (`-u`, or `MK_CONFDIR` set without `MK_AGENT_UPDATER_MANUAL`): runs at most
+/// once per interval, otherwise prints the cached output; always prints the
+/// `<<<cmk_update_agent_status:sep(0)>>>` section on stdout and exits 0.
+///
+/// Files: `$MK_CONFDIR/cmk-update-agent.cfg` (default `/etc/check_mk`),
+/// `$MK_VARDIR/cmk-update-agent.state` (default `/var/lib/check_mk_agent`). Precedence:
+/// state < cfg < command line.
+///
+/// Signatures are checked with Checkmk's rules (the log carries "Signature check OK." and
+/// friends). With `--metadata-root` the updater also requires signed target metadata
+/// (`agent-sign metadata ...`) bound to this host and platform, refuses rollbacks and expired
+/// metadata, and keeps the accepted versions in the state file (`rollback_state`).
+///
+/// Exit codes: 0 success (also "no update needed"); 1 the server, a signature check or the
+/// install refused or failed; 2 usage, configuration or local file errors.
+#[derive(Debug, Parser)]
+#[command(name = "cmk-update-agent", version, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// More output on stderr (-v info, -vv debug).
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Also write the log to this file at level info or more (rotated at 1 MiB, 3 backups).
+    #[arg(short = 'l', long = "logfile", global = true, value_name = "FILE")]
+    logfile: Option<PathBuf>,
+    /// Trust the server's certificate on first use if it doesn't verify (saved in the state
+    /// file as `local_certificates`).
+    #[arg(short = 't', long = "trust-cert", global = true)]
+    trust_cert: bool,
+    /// Don't verify the server's TLS certificate for this call (the connection stays
+    /// encrypted).
+    #[arg(short = 'x', long = "insecure", global = true)]
+    insecure: bool,
+    /// Run in plug-in mode (print the monitoring section, honour the interval).
+    #[arg(short = 'u', long = "plugin")]
+    plugin: bool,
+    /// Reinstall the target agent and skip signature checks (by hand only).
+    #[arg(short = 'f', long = "force")]
+    force: bool,
+    /// Reinstall the target agent even if it is already installed (by hand only).
+    #[arg(long = "reinstall")]
+    reinstall: bool,
+    /// Don't check signatures (by hand only; a warning is logged). For recovery when every
+    /// trusted key has expired.
+    #[arg(short = 'G', long = "skip-signatures")]
+    skip_signatures: bool,
+    /// Package flavour to ask for: linux_deb, linux_rpm, solaris_pkg, linux_tgz or windows_msi
+    /// (default: linux_deb if dpkg exists, else linux_rpm if rpm exists, else linux_tgz).
+    #[arg(long = "os", global = true)]
+    os: Option<Platform>,
+    /// Trusted root of the hardened metadata (`agent-sign metadata root`): requires signed
+    /// target metadata and enables rollback and freeze protection.
+    #[arg(
+        long = "metadata-root",
+        env = "CMK_UPDATE_AGENT_METADATA_ROOT",
+        global = true,
+        value_name = "FILE"
+    )]
+    metadata_root: Option<PathBuf>,
+    /// Valid package signatures from distinct trusted keys required (k of n; Checkmk: 1).
+    #[arg(long = "signature-threshold", default_value_t = 1, global = true)]
+    signature_threshold: usize,
+    /// Install command; the package path is appended (default: by platform, e.g. `dpkg -i`).
+    #[arg(
+        long = "install-command",
+        env = "CMK_UPDATE_AGENT_INSTALL_COMMAND",
+        value_name = "CMD"
+    )]
+    install_command: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register this host at the deployment server and save the host secret.
+    ///
+    /// Prompts for values that are neither given nor configured (only on a terminal). The
+    /// password is never stored.
+    Register {
+        /// Deployment server (host name, optionally `:port`).
+        #[arg(short = 's', long = "server")]
+        server: Option<String>,
+        /// Checkmk site name.
+        #[arg(short = 'i', long = "site")]
+        site: Option<String>,
+        /// Protocol.
+        #[arg(short = 'p', long = "protocol", value_parser = ["http", "https"])]
+        protocol: Option<String>,
+        /// Name of this host in Checkmk.
+        #[arg(short = 'H', long = "hostname")]
+        hostname: Option<String>,
+        /// User with registration rights.
+        #[arg(short = 'U', long = "user")]
+        user: Option<String>,
+        /// The user's password.
+        #[arg(short = 'P', long = "password", conflicts_with = "secret")]
+        password: Option<String>,
+        /// The user's automation secret.
+        #[arg(short = 'S', long = "secret")]
+        secret: Option<String>,
+    },
+    /// Show the effective configuration, grouped by the file each value comes from.
+    ShowConfig,
+    /// Install a deferred update (saved when `MK_RUN_SYNC_PARTS=false`) after checking its
+    /// signatures again. Does nothing when no update is pending.
+    Install,
+}
+
+const PROGRAM: &str = "cmk-update-agent";
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = agent_deploy::cli::init_logging(cli.verbose, cli.logfile.as_deref()) {
+        return agent_deploy::cli::report(PROGRAM, &e, 2);
+    }
+    agent_deploy::cli::finish(PROGRAM, run(cli), |e| {
+        match e.downcast_ref::<UpdateError>() {
+            Some(
+                UpdateError::Settings(_)
+                | UpdateError::Io { .. }
+                | UpdateError::Locked(_)
+                | UpdateError::Missing(_)
+                | UpdateError::RollbackState { .. },
+            ) => 2,
+            Some(_) => 1,
+            None => 2,
+        }
+    })
+}
+
+/// The verifier: Checkmk-compatible, or hardened with the given metadata root.
+fn verifier(root: Option<&Path>, threshold: usize) -> anyhow::Result<AgentSignVerifier> {
+    let policy = VerifyPolicy {
+        threshold,
+        ..VerifyPolicy::default()
+    };
+    let Some(path) = root else {
+        return Ok(AgentSignVerifier::checkmk().with_policy(policy));
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let root = SignedDocument::from_json(&text)
+        .and_then(|doc| TrustedRoot::bootstrap(&doc))
+        .with_context(|| format!("{}: not a trusted metadata root", path.display()))?;
+    Ok(AgentSignVerifier::hardened(root).with_policy(policy))
+}
+
+fn detect_platform() -> Platform {
+    if Path::new("/usr/bin/dpkg").exists() {
+        Platform::LinuxDeb
+    } else if Path::new("/usr/bin/rpm").exists() {
+        Platform::LinuxRpm
+    } else {
+        Platform::LinuxTgz
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let platform = cli.os.unwrap_or_else(detect_platform);
+    let verifier = verifier(cli.metadata_root.as_deref(), cli.signature_threshold)?;
+    let mut updater = Updater::new(Paths::from_env(), Arc::new(verifier)).with_platform(platform);
+    if let Some(cmd) = &cli.install_command {
+        let cmd =
+            InstallCommand::parse(cmd).ok_or_else(|| anyhow!("--install-command is empty"))?;
+        updater = updater.with_install_command(cmd);
+    }
+    match cli.command {
+        Some(Command::ShowConfig) => show_config(&updater),
+        Some(Command::Install) => {
+            match updater.install_pending()? {
+                Some(UpdateOutcome::Installed { hash, .. }) => println!("Installed agent {hash}."),
+                _ => println!("No pending update."),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Register {
+            server,
+            site,
+            protocol,
+            hostname,
+            user,
+            password,
+            secret,
+        }) => {
+            let settings = updater.settings()?;
+            let have = |given: Option<String>, key: &str| {
+                given.or_else(|| settings.get_str(key).map(str::to_owned))
+            };
+            let server = value_or_prompt(
+                have(server, "server"),
+                "Deployment server to connect to",
+                None,
+            )?;
+            let protocol = value_or_prompt(
+                have(protocol, "protocol"),
+                "Protocol to use (http/https)",
+                Some("https"),
+            )?;
+            if protocol != "http" && protocol != "https" {
+                return Err(anyhow!("protocol must be http or https, not {protocol:?}"));
+            }
+            let site = value_or_prompt(
+                have(site, "site"),
+                "Checkmk site on the deployment server",
+                None,
+            )?;
+            let default_host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+            let host_name = value_or_prompt(
+                have(hostname, "host_name"),
+                "Host name of this host in Checkmk",
+                default_host.as_deref().map(str::trim),
+            )?;
+            let user = value_or_prompt(
+                have(user, "user"),
+                "User with registration permissions",
+                None,
+            )?;
+            let secret = match secret.or(password) {
+                Some(s) => Zeroizing::new(s),
+                None if io::stdin().is_terminal() => Zeroizing::new(
+                    rpassword::prompt_password(format!("Password for user '{user}': "))
+                        .context("reading the password")?,
+                ),
+                None => return Err(UpdateError::Missing("password (-P) or secret (-S)").into()),
+            };
+            if cli.trust_cert
+                && protocol == "https"
+                && let Some(pem) = updater.trust_server_certificate(&server)?
+            {
+                eprintln!("Added the server's certificate to local_certificates:\n{pem}");
+            }
+            let opts = RegisterOptions {
+                server,
+                site,
+                protocol,
+                host_name,
+                user,
+                secret,
+                insecure: cli.insecure,
+            };
+            let reg = updater.register(&opts)?;
+            println!(
+                "Successfully registered host {} at the deployment server.",
+                opts.host_name
+            );
+            if !reg.monitored {
+                println!("Note: the host is not monitored yet; agent updates start once it is.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let manual_env = std::env::var_os("MK_AGENT_UPDATER_MANUAL").is_some();
+            let plugin = cli.plugin || (std::env::var_os("MK_CONFDIR").is_some() && !manual_env);
+            let mode = if plugin { Mode::Plugin } else { Mode::Manual };
+            let opts = RunOptions {
+                mode,
+                force: cli.force,
+                reinstall: cli.reinstall,
+                skip_signatures: cli.skip_signatures,
+                insecure: cli.insecure,
+            };
+            if cli.trust_cert {
+                let settings = updater.settings()?;
+                if let Some(server) = settings.get_str("server") {
+                    updater.trust_server_certificate(server)?;
+                }
+            }
+            if plugin {
+                let out = updater.plugin_output(&opts);
+                let mut stdout = io::stdout().lock();
+                match stdout
+                    .write_all(out.as_bytes())
+                    .and_then(|()| stdout.flush())
+                {
+                    Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+                    _ => {}
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let result = updater.run(&opts);
+            updater.record_result(&result);
+            match result? {
+                UpdateOutcome::NoAgent => {
+                    println!("The deployment server has no agent for this host.")
+                }
+                UpdateOutcome::AlreadyInstalled { hash } => {
+                    println!("Agent {hash} is already installed.")
+                }
+                UpdateOutcome::Pending { hash } => {
+                    println!(
+                        "Agent {hash} downloaded and verified; run 'cmk-update-agent install'."
+                    )
+                }
+                UpdateOutcome::Installed { hash, signature } => match signature {
+                    Some(n) => println!("Installed agent {hash} (signature #{n} verified)."),
+                    None => println!("Installed agent {hash} WITHOUT signature check."),
+                },
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn value_or_prompt(
+    value: Option<String>,
+    question: &str,
+    default: Option<&str>,
+) -> anyhow::Result<String> {
+    if let Some(v) = value.filter(|v| !v.is_empty()) {
+        return Ok(v);
+    }
+    if !io::stdin().is_terminal() {
+        return Err(anyhow!("{question}: no value given and no terminal to ask"));
+    }
+    match default {
+        Some(d) => eprint!("{question} [{d}]: "),
+        None => eprint!("{question}: "),
+    }
+    io::stderr().flush()?;
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
+    let line = line.trim();
+    match (line.is_empty(), default) {
+        (false, _) => Ok(line.to_owned()),
+        (true, Some(d)) if !d.is_empty() => Ok(d.to_owned()),
+        _ => Err(anyhow!("{question}: no value given")),
+    }
+}
+
+fn show_config(updater: &Updater) -> anyhow::Result<ExitCode> {
+    let settings = updater.settings()?;
+    let mut out = io::stdout().lock();
+    for (origin, values) in settings.show() {
+        let title = match &origin {
+            Origin::Default => "Default values:".to_owned(),
+            Origin::State(p) => format!("Values from the state file {}:", p.display()),
+            Origin::Config(p) => format!("Values from the config file {}:", p.display()),
+            Origin::CommandLine => "Values from the command line:".to_owned(),
+        };
+        writeln!(out, "{title}")?;
+        for (k, v) in values {
+            writeln!(out, "  {k}: {v}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

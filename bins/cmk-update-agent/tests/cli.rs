@@ -1,0 +1,321 @@
+//! The `cmk-update-agent` binary against our deployment server over loopback HTTPS.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use agent_deploy::{Advertise, DeployStore, Platform, ServerOptions};
+use agent_sign::{Certificate, Passphrase, PrivateKey, Subject, SystemClock};
+
+#[path = "../../agent-deploy/tests/support/tls.rs"]
+mod tls;
+use tls::write_tls_files;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cmk-update-agent");
+
+struct Setup {
+    _srv_dir: tempfile::TempDir,
+    store: Arc<DeployStore>,
+    handle: agent_deploy::ServerHandle,
+    conf: tempfile::TempDir,
+    var: tempfile::TempDir,
+    cert: Certificate,
+    key: PrivateKey,
+}
+
+fn setup() -> Setup {
+    let srv_dir = tempfile::tempdir().unwrap();
+    // Test CA and server certificate, written as PEM files like an operator would.
+    let files = write_tls_files(srv_dir.path());
+    let tls = agent_deploy::load_tls(&files.cert, &files.key).unwrap();
+
+    let state = srv_dir.path().join("state");
+    DeployStore::set_user(&state, "automation", "s3cret-s3cret", 1000).unwrap();
+    let store = Arc::new(DeployStore::open(&state, Advertise::default()).unwrap());
+    let options = ServerOptions {
+        site: "mysite".into(),
+        limits: Default::default(),
+        tls: Some(tls),
+    };
+    let handle = agent_deploy::spawn(
+        Arc::clone(&store),
+        options,
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+    )
+    .unwrap();
+
+    // Package signing key: agent-sign's Checkmk-style RSA fixture with a fresh certificate.
+    let key = PrivateKey::from_encrypted_pem(
+        include_str!("../../../crates/agent-sign/tests/data/pyca.key.pem"),
+        &Passphrase::new("checkmk-fixture-pass"),
+    )
+    .unwrap();
+    let subject = Subject {
+        alias: "signature".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
+    let key_pem = cert.to_pem();
+
+    let conf = tempfile::tempdir().unwrap();
+    let var = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        "certificates = {}\nsignature_keys = {}\n",
+        serde_json::to_string(&[&files.ca_pem]).unwrap(),
+        serde_json::to_string(&[&key_pem]).unwrap()
+    );
+    std::fs::write(conf.path().join("cmk-update-agent.cfg"), cfg).unwrap();
+    Setup {
+        _srv_dir: srv_dir,
+        store,
+        handle,
+        conf,
+        var,
+        cert,
+        key,
+    }
+}
+
+impl Setup {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .env("MK_CONFDIR", self.conf.path())
+            .env("MK_VARDIR", self.var.path())
+            .env_remove("MK_AGENT_UPDATER_MANUAL")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.handle.local_addr().port())
+    }
+
+    /// `register` with all values on the command line (non-interactive) and this secret.
+    fn register_with(&self, secret: &str) -> Output {
+        let server = self.server();
+        self.cmd(&[
+            "register",
+            "-s",
+            &server,
+            "-i",
+            "mysite",
+            "-p",
+            "https",
+            "-H",
+            "web01",
+            "-U",
+            "automation",
+            "-S",
+            secret,
+            "-v",
+        ])
+        .output()
+        .unwrap()
+    }
+
+    fn register(&self) -> Output {
+        self.register_with("s3cret-s3cret")
+    }
+
+    fn publish(&self, pkg: &[u8]) -> String {
+        let mut sigs = Vec::new();
+        agent_sign::sign_package(pkg, &self.key, &self.cert, &mut sigs).unwrap();
+        self.store
+            .publish("web01", Platform::LinuxDeb, pkg, &sigs, None)
+            .unwrap()
+    }
+
+    fn install_cmd(&self) -> String {
+        let script = self.var.path().join("install.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "cp \"$1\" '{}'\n",
+                self.var.path().join("installed").display()
+            ),
+        )
+        .unwrap();
+        format!("sh {}", script.display())
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn help_documents_exit_codes_and_flags() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    for needle in [
+        "Exit codes",
+        "--skip-signatures",
+        "--trust-cert",
+        "--insecure",
+        "--logfile",
+        "show-config",
+        "register",
+    ] {
+        assert!(help.contains(needle), "{needle} missing in\n{help}");
+    }
+    let out = Command::new(BIN)
+        .args(["register", "--help"])
+        .output()
+        .unwrap();
+    let help = text(&out.stdout);
+    for flag in [
+        "-s, --server",
+        "-i, --site",
+        "-H, --hostname",
+        "-p, --protocol",
+        "-U, --user",
+        "-P, --password",
+        "-S, --secret",
+        "-v, --verbose",
+    ] {
+        assert!(help.contains(flag), "{flag} missing in\n{help}");
+    }
+}
+
+#[test]
+fn register_update_plugin_and_show_config() {
+    let s = setup();
+    let out = s.register();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Successfully registered host web01"));
+    let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(
+        state.contains("'host_name': 'web01'") && !state.contains("s3cret"),
+        "{state}"
+    );
+
+    // By hand; the log file carries Checkmk's signature-check lines.
+    let hash = s.publish(b"agent package v1");
+    let install = s.install_cmd();
+    let log = s.var.path().join("updater.log");
+    let out = s
+        .cmd(&[
+            "--install-command",
+            &install,
+            "-l",
+            &log.display().to_string(),
+        ])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("Installed agent {hash} (signature #1 verified)")));
+    assert_eq!(
+        std::fs::read(s.var.path().join("installed")).unwrap(),
+        b"agent package v1"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("Signature check OK."), "{logged}");
+
+    // Plug-in mode: the section on stdout, exit 0, cached on the second call.
+    let out = s.cmd(&["--install-command", &install]).output().unwrap();
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("<<<cmk_update_agent_status:sep(0)>>>"));
+    let sec: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(sec["aghash"], hash.as_str());
+    assert_eq!(sec["error"], serde_json::Value::Null);
+    let again = s.cmd(&[]).output().unwrap();
+    assert_eq!(text(&again.stdout), stdout);
+
+    // show-config groups values by file and hides the secret.
+    let out = s.cmd(&["show-config"]).output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Values from the config file"), "{shown}");
+    assert!(shown.contains("Values from the state file"), "{shown}");
+    assert!(
+        shown.contains("host_secret: <64 characters, hidden>"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("signature_keys: <1 certificate(s)>"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn failures_have_documented_exit_codes() {
+    let s = setup();
+    // Not registered: plug-in mode reports it in the section and exits 0.
+    let out = s.cmd(&["-u"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("The agent updater is not registered at the deployment server")
+    );
+    // By hand: exit 1 with the Checkmk message.
+    let out = s
+        .cmd(&[])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("Please run 'cmk-update-agent register' first."));
+    // A metadata root that is not one: exit 2, naming the file.
+    let bad_root = s.var.path().join("root.json");
+    std::fs::write(&bad_root, "{}").unwrap();
+    let out = s
+        .cmd(&["--metadata-root", &bad_root.display().to_string()])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("root.json: not a trusted metadata root"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Missing values without a terminal: exit 2.
+    let out = s.cmd(&["register", "-s", "127.0.0.1:1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no terminal to ask"));
+    // Wrong credentials: exit 1.
+    let out = s.register_with("wrong");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("Agent Bakery: Cannot authenticate user"));
+    // Unsigned package: refused, exit 1; with --skip-signatures by hand: installed, with a warning.
+    assert!(s.register().status.success());
+    s.store
+        .publish("web01", Platform::LinuxDeb, b"unsigned", &[], None)
+        .unwrap();
+    let install = s.install_cmd();
+    let log = s.var.path().join("updater.log");
+    let log_arg = log.display().to_string();
+    let out = s
+        .cmd(&["--install-command", &install, "-l", &log_arg])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("not signed"));
+    let out = s
+        .cmd(&[
+            "--install-command",
+            &install,
+            "--skip-signatures",
+            "-l",
+            &log_arg,
+        ])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("WARNING"));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("WITHOUT checking its signature")
+    );
+    assert!(Path::new(&s.var.path().join("installed")).exists());
+}

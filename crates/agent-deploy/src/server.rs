@@ -1,0 +1,433 @@
+//! The HTTP(S) front of the deployment server: axum routes under `/<site>/check_mk/`, a hyper
+//! HTTP/1.1 accept loop with rustls (ring), limits, timeouts and a graceful shutdown.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Form, Json, Router};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::Semaphore;
+
+use crate::store::{DeployStore, ServerError};
+use crate::wire::{DEPLOY_PAGE, DeployForm, Envelope, REGISTER_PAGE, RegisterForm};
+
+/// Limits and timeouts of the server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body (form posts are small).
+    pub max_body_bytes: usize,
+    /// Time allowed for a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed for one request, from the end of its headers to the response (body
+    /// upload included).
+    pub request_timeout: Duration,
+    /// Concurrent connections; further clients wait in the listen backlog.
+    pub max_connections: usize,
+    /// How often contact times are written to the status files.
+    pub flush_interval: Duration,
+    /// How long a shutdown waits for open connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024,
+            header_read_timeout: Duration::from_secs(30),
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 4096,
+            flush_interval: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Configuration of [`serve`] and [`spawn`].
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// The site name: URLs are `/<site>/check_mk/<page>`.
+    pub site: String,
+    /// Limits and timeouts.
+    pub limits: Limits,
+    /// TLS configuration; `None` serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("site", &self.site)
+            .field("limits", &self.limits)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Loads a certificate chain and private key (PEM files) into a rustls server configuration
+/// (ring provider, TLS 1.2 and 1.3, HTTP/1.1).
+pub fn load_tls(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let tls_err = |path: &Path, reason: String| ServerError::Tls {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| tls_err(cert_path, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| tls_err(cert_path, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(tls_err(cert_path, "no certificate found".into()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key_path).map_err(|e| tls_err(key_path, e.to_string()))?;
+    tls_config(certs, key).map_err(|reason| tls_err(cert_path, reason))
+}
+
+/// Builds a rustls server configuration from DER certificates and a key.
+pub fn tls_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+struct App {
+    store: Arc<DeployStore>,
+    site: String,
+    request_timeout: Duration,
+    /// Registrations hash the user's secret with many PBKDF2 rounds: at most this many run at
+    /// once, so that a flood of registrations cannot starve the status checks.
+    register_slots: Semaphore,
+}
+
+/// Concurrent registrations (see [`App::register_slots`]).
+const REGISTER_CONCURRENCY: usize = 2;
+
+/// The axum router: `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py`.
+pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
+    let app = Arc::new(App {
+        store,
+        site: site.to_owned(),
+        request_timeout: limits.request_timeout,
+        register_slots: Semaphore::new(REGISTER_CONCURRENCY),
+    });
+    Router::new()
+        .route(
+            &format!("/{{site}}/check_mk/{REGISTER_PAGE}"),
+            post(register),
+        )
+        .route(&format!("/{{site}}/check_mk/{DEPLOY_PAGE}"), post(deploy))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(
+            limits.request_timeout,
+            request_deadline,
+        ))
+}
+
+/// The whole request, including reading the body, must finish within `limit` (no slow bodies).
+async fn request_deadline(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => envelope(
+            StatusCode::REQUEST_TIMEOUT,
+            Envelope::error("request timed out"),
+        ),
+    }
+}
+
+fn envelope(status: StatusCode, env: Envelope) -> Response {
+    (status, Json(env)).into_response()
+}
+
+async fn run_blocking<T: Send + 'static>(
+    app: &App,
+    f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
+) -> Result<Result<T, ServerError>, Response> {
+    let task = tokio::task::spawn_blocking(f);
+    match tokio::time::timeout(app.request_timeout, task).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(_)) => Err(envelope(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Envelope::error("internal error"),
+        )),
+        Err(_) => Err(envelope(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Envelope::error("request timed out"),
+        )),
+    }
+}
+
+fn error_envelope(e: &ServerError) -> Response {
+    match e {
+        ServerError::Io { .. } | ServerError::Corrupt { .. } | ServerError::Tls { .. } => {
+            tracing::error!("{e}");
+            envelope(
+                StatusCode::OK,
+                Envelope::error("internal error on the deployment server"),
+            )
+        }
+        _ => {
+            tracing::info!("refused: {e}");
+            envelope(StatusCode::OK, Envelope::error(e.to_string()))
+        }
+    }
+}
+
+/// 413 for oversized bodies, 415 for a wrong content type, 400 otherwise; always an envelope.
+fn rejected(rejection: &FormRejection, what: &str) -> Response {
+    let status = match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    envelope(
+        status,
+        Envelope::error(format!(
+            "malformed {what} request: {}",
+            rejection.body_text()
+        )),
+    )
+}
+
+async fn register(
+    State(app): State<Arc<App>>,
+    UrlPath(site): UrlPath<String>,
+    form: Result<Form<RegisterForm>, FormRejection>,
+) -> Response {
+    if site != app.site {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => return rejected(&rejection, "registration"),
+    };
+    let Ok(_slot) = app.register_slots.acquire().await else {
+        return envelope(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Envelope::error("shutting down"),
+        );
+    };
+    let store = Arc::clone(&app.store);
+    match run_blocking(&app, move || store.register(&form, SystemTime::now())).await {
+        Ok(Ok(result)) => envelope(StatusCode::OK, Envelope::ok(&result)),
+        Ok(Err(e)) => error_envelope(&e),
+        Err(resp) => resp,
+    }
+}
+
+async fn deploy(
+    State(app): State<Arc<App>>,
+    UrlPath(site): UrlPath<String>,
+    form: Result<Form<DeployForm>, FormRejection>,
+) -> Response {
+    if site != app.site {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let form = match form {
+        Ok(Form(form)) => form,
+        Err(rejection) => return rejected(&rejection, "deployment"),
+    };
+    let store = Arc::clone(&app.store);
+    match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+        Ok(Ok(env)) => envelope(StatusCode::OK, env),
+        Ok(Err(e)) => error_envelope(&e),
+        Err(resp) => resp,
+    }
+}
+
+/// Serves until `shutdown` completes, then stops accepting, waits up to
+/// `limits.shutdown_grace` for open connections and writes pending status changes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Arc<DeployStore>,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let limits = options.limits.clone();
+    let app = router(Arc::clone(&store), &options.site, &limits);
+    let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let flusher = {
+        let store = Arc::clone(&store);
+        let every = limits.flush_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let store = Arc::clone(&store);
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
+                    tracing::error!("writing host status: {e}");
+                }
+            }
+        })
+    };
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p.map_err(io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = TowerToHyperService::new(app.clone());
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(64 * 1024);
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        let handshake_timeout = limits.handshake_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let result = match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            watcher
+                                .watch(builder.serve_connection(TokioIo::new(tls), svc))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    }
+                }
+                None => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(limits.shutdown_grace) => tracing::warn!("shutdown: closing open connections"),
+    }
+    flusher.abort();
+    let store2 = Arc::clone(&store);
+    match tokio::task::spawn_blocking(move || store2.flush()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(io::Error::other(e.to_string())),
+        Err(e) => Err(io::Error::other(e)),
+    }
+}
+
+/// A server running on its own thread and runtime (for tests, load tests and embedding).
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl ServerHandle {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops the server and waits for it.
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> io::Result<()> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| io::Error::other("server thread panicked"))?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop_and_join();
+    }
+}
+
+/// Binds `addr` and serves on a new thread with a `worker_threads` runtime.
+pub fn spawn(
+    store: Arc<DeployStore>,
+    options: ServerOptions,
+    addr: SocketAddr,
+    worker_threads: usize,
+) -> io::Result<ServerHandle> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads.max(1))
+        .enable_all()
+        .thread_name("agent-deploy")
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("agent-deploy-server".into())
+        .spawn(move || {
+            rt.block_on(serve(listener, store, options, async move {
+                let _ = rx.await;
+            }))
+        })?;
+    Ok(ServerHandle {
+        addr,
+        stop: Some(tx),
+        thread: Some(thread),
+    })
+}

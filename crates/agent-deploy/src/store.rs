@@ -1,0 +1,891 @@
+//! Server-side state: users with registration rights, host secrets, per-host agent packages and
+//! per-host status, all below one directory.
+//!
+//! ```text
+//! <dir>/users                              name:pbkdf2-sha256:<iterations>:<salt b64>:<hash b64>
+//! <dir>/hosts/<host>.json                  {"secret_sha256", "registered_at", "registered_by"} (0600)
+//! <dir>/agents/<host>/<os>/current         the current target hash
+//! <dir>/agents/<host>/<os>/<hash>/agent            package bytes
+//! <dir>/agents/<host>/<os>/<hash>/signatures.json  [{"certificate", "signature"}] (`agent-sign sign`)
+//! <dir>/agents/<host>/<os>/<hash>/metadata.json    optional signed targets (`agent-sign metadata targets`)
+//! <dir>/agents/<host>/<os>/<hash>/timestamp.json   optional signed timestamp (`agent-sign metadata timestamp`)
+//! <dir>/status/<host>.json                 per-host status (see [`HostStatus`])
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::io;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use ring::rand::SecureRandom as _;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use agent_sign::{PackageSignature, SignedDocument, Targets, Timestamp};
+
+use crate::fsutil::write_atomic;
+use crate::wire::{
+    AgentResult, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, Platform, RegisterForm,
+    RegisterResult, StatusResult, TargetMetadata, truncate_last_error, valid_aghash,
+    valid_host_name,
+};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// PBKDF2 iterations for newly hashed user secrets.
+pub const DEFAULT_PBKDF2_ITERATIONS: u32 = 600_000;
+const SECRET_ALPHABET: &[u8; 62] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Errors of the deployment server's store and endpoints.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A file or directory could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A state file is malformed.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Registration credentials were rejected.
+    #[error("Cannot authenticate user {user:?}: invalid user or secret, or no registration rights")]
+    UserAuth {
+        /// The user name given.
+        user: String,
+    },
+    /// The host name is not acceptable.
+    #[error("Invalid host name {0:?}")]
+    InvalidHost(String),
+    /// The host is not registered or the host secret does not match.
+    #[error("Host {host:?} is not registered or the host secret is wrong")]
+    HostAuth {
+        /// The host name given.
+        host: String,
+    },
+    /// Unknown `os`.
+    #[error("Unknown operating system {0:?}")]
+    UnknownPlatform(String),
+    /// The requested package is not the current target of the host.
+    #[error("No agent {hash:?} for host {host:?} and {platform}")]
+    NoSuchAgent {
+        /// Host.
+        host: String,
+        /// Platform.
+        platform: Platform,
+        /// The requested hash.
+        hash: String,
+    },
+    /// Metadata offered for publishing does not describe the package it is published with.
+    #[error("target metadata for {host}/{platform} does not fit the package: {reason}")]
+    Metadata {
+        /// Host.
+        host: String,
+        /// Platform.
+        platform: Platform,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A TLS certificate or key could not be loaded.
+    #[error("{path}: {reason}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ServerError + '_ {
+    move |source| ServerError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A user with registration rights.
+#[derive(Debug, Clone)]
+struct UserHash {
+    iterations: NonZeroU32,
+    salt: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// Hashes a registration secret for the users file: `pbkdf2-sha256:<iterations>:<salt>:<hash>`.
+pub fn hash_user_secret(secret: &str, iterations: u32) -> Result<String, ServerError> {
+    let iterations = NonZeroU32::new(iterations).unwrap_or(NonZeroU32::MIN);
+    let mut salt = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| ServerError::Io {
+            path: PathBuf::from("<random>"),
+            source: io::Error::other("no randomness"),
+        })?;
+    let mut out = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        &salt,
+        secret.as_bytes(),
+        &mut out,
+    );
+    Ok(format!(
+        "pbkdf2-sha256:{iterations}:{}:{}",
+        B64.encode(salt),
+        B64.encode(out)
+    ))
+}
+
+fn parse_users(path: &Path, text: &str) -> Result<HashMap<String, UserHash>, ServerError> {
+    let mut users = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let corrupt = |reason: &str| ServerError::Corrupt {
+            path: path.to_owned(),
+            reason: format!("line {}: {reason}", n + 1),
+        };
+        let mut parts = line.split(':');
+        let (Some(name), Some("pbkdf2-sha256"), Some(iter), Some(salt), Some(hash), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(corrupt(
+                "expected name:pbkdf2-sha256:<iterations>:<salt>:<hash>",
+            ));
+        };
+        let iterations = iter
+            .parse::<u32>()
+            .ok()
+            .and_then(NonZeroU32::new)
+            .ok_or_else(|| corrupt("bad iteration count"))?;
+        let salt = B64.decode(salt).map_err(|_| corrupt("bad salt"))?;
+        let hash = B64.decode(hash).map_err(|_| corrupt("bad hash"))?;
+        if name.is_empty() || hash.len() != 32 {
+            return Err(corrupt("bad name or hash length"));
+        }
+        users.insert(
+            name.to_owned(),
+            UserHash {
+                iterations,
+                salt,
+                hash,
+            },
+        );
+    }
+    Ok(users)
+}
+
+/// Persistent registration of one host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct HostRecord {
+    /// SHA-256 (hex) of the host secret; the secret itself is not stored.
+    secret_sha256: String,
+    registered_at: u64,
+    registered_by: String,
+}
+
+/// Per-host status as kept in `status/<host>.json` and shown by `agent-deploy status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Host name.
+    pub host_name: String,
+    /// Registration time (epoch seconds).
+    pub registered_at: Option<u64>,
+    /// User who registered the host.
+    pub registered_by: Option<String>,
+    /// Platform the host reported last.
+    pub platform: Option<String>,
+    /// Target hash offered at the last contact.
+    pub target_hash: Option<String>,
+    /// Hash of the last package the host downloaded.
+    pub downloaded_aghash: Option<String>,
+    /// Hash the host reports as installed.
+    pub installed_aghash: Option<String>,
+    /// Last contact (epoch seconds).
+    pub last_contact: Option<u64>,
+    /// Last download (epoch seconds).
+    pub last_download: Option<u64>,
+    /// The host's last reported error.
+    pub last_error: Option<String>,
+}
+
+#[derive(Default)]
+struct StatusBook {
+    hosts: HashMap<String, HostStatus>,
+    dirty: BTreeSet<String>,
+}
+
+/// A published package (signatures and metadata cached; bytes read on download).
+#[derive(Debug)]
+struct Target {
+    hash: String,
+    signatures: Vec<PackageSignature>,
+    metadata: Option<TargetMetadata>,
+}
+
+/// Extra values the server hands to updaters.
+#[derive(Debug, Clone, Default)]
+pub struct Advertise {
+    /// `update_url` to hand out (unset = none).
+    pub update_url: Option<String>,
+    /// CA certificates (PEM) to hand out as `certificates`.
+    pub certificates: Vec<String>,
+}
+
+/// The deployment server's state directory.
+pub struct DeployStore {
+    dir: PathBuf,
+    users: RwLock<HashMap<String, UserHash>>,
+    hosts: RwLock<HashMap<String, HostRecord>>,
+    status: Mutex<StatusBook>,
+    targets: Mutex<HashMap<(String, Platform, String), Arc<Target>>>,
+    advertise: Advertise,
+}
+
+impl std::fmt::Debug for DeployStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeployStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl DeployStore {
+    /// Opens (and creates) a state directory, loading users, host registrations and statuses.
+    pub fn open(dir: impl Into<PathBuf>, advertise: Advertise) -> Result<DeployStore, ServerError> {
+        let dir = dir.into();
+        for sub in ["hosts", "agents", "status"] {
+            let p = dir.join(sub);
+            fs::create_dir_all(&p).map_err(io_err(&p))?;
+        }
+        let users = load_users(&dir.join("users"))?;
+        let mut hosts = HashMap::new();
+        let mut book = StatusBook::default();
+        for (dirname, is_status) in [("hosts", false), ("status", true)] {
+            let sub = dir.join(dirname);
+            for entry in fs::read_dir(&sub).map_err(io_err(&sub))? {
+                let entry = entry.map_err(io_err(&sub))?;
+                let path = entry.path();
+                let Some(host) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .filter(|h| valid_host_name(h))
+                    .map(str::to_owned)
+                else {
+                    continue;
+                };
+                let text = fs::read(&path).map_err(io_err(&path))?;
+                let corrupt = |e: serde_json::Error| ServerError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                };
+                if is_status {
+                    book.hosts
+                        .insert(host, serde_json::from_slice(&text).map_err(corrupt)?);
+                } else {
+                    hosts.insert(host, serde_json::from_slice(&text).map_err(corrupt)?);
+                }
+            }
+        }
+        Ok(DeployStore {
+            dir,
+            users: RwLock::new(users),
+            hosts: RwLock::new(hosts),
+            status: Mutex::new(book),
+            targets: Mutex::new(HashMap::new()),
+            advertise,
+        })
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds or replaces a user with registration rights in `<dir>/users` (atomic write).
+    pub fn set_user(
+        dir: &Path,
+        name: &str,
+        secret: &str,
+        iterations: u32,
+    ) -> Result<(), ServerError> {
+        if name.is_empty() || name.contains([':', '\n', '#']) || name.trim() != name {
+            return Err(ServerError::Corrupt {
+                path: dir.join("users"),
+                reason: format!("invalid user name {name:?}"),
+            });
+        }
+        let path = dir.join("users");
+        let old = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let mut out: String = old
+            .lines()
+            .filter(|l| l.split(':').next() != Some(name))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        out.push_str(&format!(
+            "{name}:{}\n",
+            hash_user_secret(secret, iterations)?
+        ));
+        write_atomic(&path, out.as_bytes(), false).map_err(io_err(&path))
+    }
+
+    /// Re-reads the users file.
+    pub fn reload_users(&self) -> Result<(), ServerError> {
+        let users = load_users(&self.dir.join("users"))?;
+        *self
+            .users
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = users;
+        Ok(())
+    }
+
+    fn check_user(&self, name: &str, secret: &str) -> bool {
+        let users = self
+            .users
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match users.get(name) {
+            Some(u) => ring::pbkdf2::verify(
+                ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                u.iterations,
+                &u.salt,
+                secret.as_bytes(),
+                &u.hash,
+            )
+            .is_ok(),
+            None => {
+                // Same work as for a known user, so that timing doesn't reveal user names.
+                let mut out = [0u8; 32];
+                let iters = NonZeroU32::new(DEFAULT_PBKDF2_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+                ring::pbkdf2::derive(
+                    ring::pbkdf2::PBKDF2_HMAC_SHA256,
+                    iters,
+                    b"unknown-user-salt",
+                    secret.as_bytes(),
+                    &mut out,
+                );
+                false
+            }
+        }
+    }
+
+    /// `register_agent.py`: checks the user, creates a new host secret (replacing any old one).
+    pub fn register(
+        &self,
+        form: &RegisterForm,
+        now: SystemTime,
+    ) -> Result<RegisterResult, ServerError> {
+        if !valid_host_name(&form.host) {
+            return Err(ServerError::InvalidHost(form.host.clone()));
+        }
+        if !self.check_user(&form.username, &form.secret) {
+            tracing::warn!(user = %form.username, host = %form.host, "registration refused");
+            return Err(ServerError::UserAuth {
+                user: form.username.clone(),
+            });
+        }
+        let secret = generate_host_secret()?;
+        let record = HostRecord {
+            secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
+            registered_at: epoch(now),
+            registered_by: form.username.clone(),
+        };
+        let path = self.dir.join("hosts").join(format!("{}.json", form.host));
+        let data = serde_json::to_vec_pretty(&record).map_err(|e| ServerError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &data, false).map_err(io_err(&path))?;
+        self.hosts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(form.host.clone(), record);
+        self.update_status(&form.host, true, |s| {
+            s.registered_at = Some(epoch(now));
+            s.registered_by = Some(form.username.clone());
+        })?;
+        tracing::info!(user = %form.username, host = %form.host, "host registered");
+        let monitored = self.dir.join("agents").join(&form.host).is_dir();
+        Ok(RegisterResult {
+            host_secret: secret.to_string(),
+            monitored,
+            update_url: self.advertise.update_url.clone(),
+            certificates: (!self.advertise.certificates.is_empty())
+                .then(|| self.advertise.certificates.clone()),
+        })
+    }
+
+    /// Checks a host secret in constant time.
+    fn check_host(&self, host: &str, secret: &str) -> Result<(), ServerError> {
+        let hosts = self
+            .hosts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let given = Sha256::digest(secret.as_bytes());
+        let ok = match hosts.get(host) {
+            Some(rec) => {
+                let stored = hex::decode(&rec.secret_sha256).unwrap_or_default();
+                secret.len() == HOST_SECRET_LEN && constant_time_eq(&stored, &given)
+            }
+            None => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(ServerError::HostAuth {
+                host: host.to_owned(),
+            })
+        }
+    }
+
+    /// `deploy_agent.py`: answers `mode=status` and `mode=agent` for the authenticated host.
+    pub fn deploy(&self, form: &DeployForm, now: SystemTime) -> Result<Envelope, ServerError> {
+        if !valid_host_name(&form.host) {
+            return Err(ServerError::HostAuth {
+                host: form.host.clone(),
+            });
+        }
+        self.check_host(&form.host, &form.host_secret)?;
+        let platform = Platform::parse(&form.os)
+            .ok_or_else(|| ServerError::UnknownPlatform(form.os.clone()))?;
+        let target = self.current_target(&form.host, platform)?;
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+        let last_error = nonempty(truncate_last_error(&form.last_error));
+        // Only plausible hashes are recorded; anything else would be attacker-chosen text.
+        let installed = Some(form.installed_aghash.as_str())
+            .filter(|h| valid_aghash(h))
+            .map(str::to_owned);
+        let target_hash = target.as_ref().map(|t| t.hash.clone());
+        match form.mode {
+            DeployMode::Status => {
+                self.update_status(&form.host, false, |s| {
+                    s.platform = Some(platform.to_string());
+                    s.target_hash = target_hash.clone();
+                    s.installed_aghash = installed;
+                    s.last_error = last_error;
+                    s.last_contact = Some(epoch(now));
+                })?;
+                let result = StatusResult {
+                    agent_available: target.is_some(),
+                    target_hash,
+                    signatures: target
+                        .as_ref()
+                        .map(|t| t.signatures.clone())
+                        .unwrap_or_default(),
+                    target_metadata: target.as_ref().and_then(|t| t.metadata.clone()),
+                    update_url: self.advertise.update_url.clone(),
+                    certificates: (!self.advertise.certificates.is_empty())
+                        .then(|| self.advertise.certificates.clone()),
+                };
+                Ok(Envelope::ok(&result))
+            }
+            DeployMode::Agent => {
+                let no_agent = || ServerError::NoSuchAgent {
+                    host: form.host.clone(),
+                    platform,
+                    hash: form.aghash.clone(),
+                };
+                let target = target.ok_or_else(no_agent)?;
+                if target.hash != form.aghash {
+                    return Err(no_agent());
+                }
+                let path = self
+                    .target_dir(&form.host, platform)
+                    .join(&target.hash)
+                    .join("agent");
+                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                self.update_status(&form.host, true, |s| {
+                    s.platform = Some(platform.to_string());
+                    s.downloaded_aghash = Some(target.hash.clone());
+                    s.last_download = Some(epoch(now));
+                    s.last_contact = Some(epoch(now));
+                })?;
+                Ok(Envelope::ok(&AgentResult {
+                    agent: B64.encode(&bytes),
+                }))
+            }
+        }
+    }
+
+    fn target_dir(&self, host: &str, platform: Platform) -> PathBuf {
+        self.dir.join("agents").join(host).join(platform.as_str())
+    }
+
+    fn current_target(
+        &self,
+        host: &str,
+        platform: Platform,
+    ) -> Result<Option<Arc<Target>>, ServerError> {
+        let dir = self.target_dir(host, platform);
+        let current = dir.join("current");
+        let hash = match fs::read_to_string(&current) {
+            Ok(h) => h.trim().to_owned(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&current)(e)),
+        };
+        if !valid_aghash(&hash) {
+            return Err(ServerError::Corrupt {
+                path: current,
+                reason: format!("invalid target hash {hash:?}"),
+            });
+        }
+        let key = (host.to_owned(), platform, hash.clone());
+        if let Some(t) = lock(&self.targets).get(&key) {
+            return Ok(Some(Arc::clone(t)));
+        }
+        let pdir = dir.join(&hash);
+        let sig_path = pdir.join("signatures.json");
+        let signatures: Vec<PackageSignature> = match fs::read_to_string(&sig_path) {
+            Ok(text) => {
+                agent_sign::signatures_from_json(&text).map_err(|e| ServerError::Corrupt {
+                    path: sig_path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_err(&sig_path)(e)),
+        };
+        let metadata = match read_document(&pdir.join("metadata.json"))? {
+            Some(targets) => Some(TargetMetadata {
+                targets,
+                timestamp: read_document(&pdir.join("timestamp.json"))?,
+            }),
+            None => None,
+        };
+        let agent = pdir.join("agent");
+        if !agent.is_file() {
+            return Err(ServerError::Corrupt {
+                path: agent,
+                reason: "package file missing".into(),
+            });
+        }
+        let target = Arc::new(Target {
+            hash,
+            signatures,
+            metadata,
+        });
+        lock(&self.targets).insert(key, Arc::clone(&target));
+        Ok(Some(target))
+    }
+
+    /// Publishes a package for one host and platform and makes it the current target.
+    /// Returns its hash (the first 16 hex characters of the package's SHA-256).
+    ///
+    /// `signatures` is the list `agent-sign sign` writes; `metadata` holds the documents
+    /// `agent-sign metadata targets` (and optionally `... timestamp`) write. The metadata must
+    /// describe this package (host, platform, `aghash` = the returned hash, SHA-256, length)
+    /// and the timestamp must name the targets document; their signatures are for the updater
+    /// to check. Publishing the same package again replaces its signatures and metadata (e.g.
+    /// with a fresh timestamp).
+    pub fn publish(
+        &self,
+        host: &str,
+        platform: Platform,
+        package: &[u8],
+        signatures: &[PackageSignature],
+        metadata: Option<&TargetMetadata>,
+    ) -> Result<String, ServerError> {
+        if !valid_host_name(host) {
+            return Err(ServerError::InvalidHost(host.to_owned()));
+        }
+        let hash = package_hash(package);
+        if let Some(md) = metadata {
+            check_metadata(md, host, platform, package, &hash).map_err(|reason| {
+                ServerError::Metadata {
+                    host: host.to_owned(),
+                    platform,
+                    reason,
+                }
+            })?;
+        }
+        let pdir = self.target_dir(host, platform).join(&hash);
+        let agent = pdir.join("agent");
+        write_atomic(&agent, package, false).map_err(io_err(&agent))?;
+        let sig_path = pdir.join("signatures.json");
+        let sigs = agent_sign::signatures_to_json(signatures);
+        write_atomic(&sig_path, sigs.as_bytes(), false).map_err(io_err(&sig_path))?;
+        write_document(&pdir.join("metadata.json"), metadata.map(|m| &m.targets))?;
+        write_document(
+            &pdir.join("timestamp.json"),
+            metadata.and_then(|m| m.timestamp.as_ref()),
+        )?;
+        lock(&self.targets).remove(&(host.to_owned(), platform, hash.clone()));
+        self.set_current(host, platform, &hash)?;
+        Ok(hash)
+    }
+
+    /// Points a host's current target at an already published package (e.g. to roll back).
+    pub fn set_current(
+        &self,
+        host: &str,
+        platform: Platform,
+        hash: &str,
+    ) -> Result<(), ServerError> {
+        let dir = self.target_dir(host, platform);
+        if !valid_host_name(host) || !valid_aghash(hash) || !dir.join(hash).join("agent").is_file()
+        {
+            return Err(ServerError::NoSuchAgent {
+                host: host.to_owned(),
+                platform,
+                hash: hash.to_owned(),
+            });
+        }
+        let current = dir.join("current");
+        write_atomic(&current, format!("{hash}\n").as_bytes(), false).map_err(io_err(&current))
+    }
+
+    /// Applies `change` to a host's status. Changes other than `last_contact` are written at
+    /// once (atomically); contact times are written by [`flush`](Self::flush).
+    fn update_status(
+        &self,
+        host: &str,
+        force: bool,
+        change: impl FnOnce(&mut HostStatus),
+    ) -> Result<(), ServerError> {
+        let snapshot = {
+            let mut guard = lock(&self.status);
+            let StatusBook { hosts, dirty } = &mut *guard;
+            let entry = hosts.entry(host.to_owned()).or_insert_with(|| HostStatus {
+                host_name: host.to_owned(),
+                ..HostStatus::default()
+            });
+            let mut before = entry.clone();
+            change(entry);
+            before.last_contact = entry.last_contact;
+            if !force && before == *entry {
+                dirty.insert(host.to_owned());
+                return Ok(());
+            }
+            dirty.remove(host);
+            entry.clone()
+        };
+        self.write_status(&snapshot)
+    }
+
+    fn write_status(&self, status: &HostStatus) -> Result<(), ServerError> {
+        let path = self
+            .dir
+            .join("status")
+            .join(format!("{}.json", status.host_name));
+        let data = serde_json::to_vec_pretty(status).map_err(|e| ServerError::Corrupt {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &data, false).map_err(io_err(&path))
+    }
+
+    /// Writes all statuses whose only change was the contact time. Returns how many.
+    pub fn flush(&self) -> Result<usize, ServerError> {
+        let pending: Vec<HostStatus> = {
+            let mut book = lock(&self.status);
+            let dirty = std::mem::take(&mut book.dirty);
+            dirty
+                .iter()
+                .filter_map(|h| book.hosts.get(h).cloned())
+                .collect()
+        };
+        for s in &pending {
+            self.write_status(s)?;
+        }
+        Ok(pending.len())
+    }
+
+    /// Statuses of all registered or seen hosts, sorted by host name.
+    pub fn statuses(&self) -> Vec<HostStatus> {
+        let book = lock(&self.status);
+        let hosts = self
+            .hosts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut out: Vec<HostStatus> = book.hosts.values().cloned().collect();
+        for h in hosts.keys() {
+            if !book.hosts.contains_key(h) {
+                out.push(HostStatus {
+                    host_name: h.clone(),
+                    ..HostStatus::default()
+                });
+            }
+        }
+        out.sort_by(|a, b| a.host_name.cmp(&b.host_name));
+        out
+    }
+
+    /// Removes a host's registration (its secret stops working at once).
+    pub fn unregister(&self, host: &str) -> Result<bool, ServerError> {
+        if !valid_host_name(host) {
+            return Err(ServerError::InvalidHost(host.to_owned()));
+        }
+        let path = self.dir.join("hosts").join(format!("{host}.json"));
+        let existed = self
+            .hosts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(host)
+            .is_some();
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(existed),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+}
+
+/// The server's name for a package: the first 16 hex characters of its SHA-256. This is the
+/// `aghash` (`--aghash`) that signed targets metadata must name.
+pub fn package_hash(package: &[u8]) -> String {
+    let mut hash = hex::encode(Sha256::digest(package));
+    hash.truncate(16);
+    hash
+}
+
+/// Checks that hardened metadata describes the package being published (no trust decision:
+/// signatures are the updater's business).
+fn check_metadata(
+    md: &TargetMetadata,
+    host: &str,
+    platform: Platform,
+    package: &[u8],
+    hash: &str,
+) -> Result<(), String> {
+    if md.targets.kind() != Some("targets") {
+        return Err(format!(
+            "expected a targets document, got {:?}",
+            md.targets.kind().unwrap_or("no _type")
+        ));
+    }
+    let t: Targets = serde_json::from_value(md.targets.signed.clone())
+        .map_err(|e| format!("targets document: {e}"))?;
+    if t.host_name != host || t.platform != platform.as_str() {
+        return Err(format!("it is for {}/{}", t.host_name, t.platform));
+    }
+    if t.aghash != hash {
+        return Err(format!(
+            "it names aghash {}, but the package's aghash is {hash} (the first 16 hex digits of its SHA-256)",
+            t.aghash
+        ));
+    }
+    t.check_package(package).map_err(|e| e.to_string())?;
+    if let Some(ts) = &md.timestamp {
+        if ts.kind() != Some("timestamp") {
+            return Err(format!(
+                "expected a timestamp document, got {:?}",
+                ts.kind().unwrap_or("no _type")
+            ));
+        }
+        let ts: Timestamp = serde_json::from_value(ts.signed.clone())
+            .map_err(|e| format!("timestamp document: {e}"))?;
+        let targets_sha = md.targets.signed_sha256().map_err(|e| e.to_string())?;
+        if ts.targets_version != t.version || ts.targets_sha256 != targets_sha {
+            return Err(format!(
+                "the timestamp names targets version {}, not this targets document (version {})",
+                ts.targets_version, t.version
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads an optional `agent-sign` metadata document.
+fn read_document(path: &Path) -> Result<Option<SignedDocument>, ServerError> {
+    match fs::read_to_string(path) {
+        Ok(text) => SignedDocument::from_json(&text)
+            .map(Some)
+            .map_err(|e| ServerError::Corrupt {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Writes an `agent-sign` metadata document as canonical JSON, or removes the file for `None`.
+fn write_document(path: &Path, doc: Option<&SignedDocument>) -> Result<(), ServerError> {
+    match doc {
+        Some(d) => {
+            let json = d.to_json().map_err(|e| ServerError::Corrupt {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            write_atomic(path, json.as_bytes(), false).map_err(io_err(path))
+        }
+        None => match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(path)(e)),
+        },
+    }
+}
+
+fn load_users(path: &Path) -> Result<HashMap<String, UserHash>, ServerError> {
+    match fs::read_to_string(path) {
+        Ok(t) => parse_users(path, &t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+/// Compares two byte strings without an early exit.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// 64 characters of `[A-Za-z0-9]` from the system CSPRNG (rejection sampling, no modulo bias).
+pub fn generate_host_secret() -> Result<Zeroizing<String>, ServerError> {
+    let rng = ring::rand::SystemRandom::new();
+    let mut out = Zeroizing::new(String::with_capacity(HOST_SECRET_LEN));
+    let mut buf = Zeroizing::new([0u8; 96]);
+    while out.len() < HOST_SECRET_LEN {
+        rng.fill(&mut buf[..]).map_err(|_| ServerError::Io {
+            path: PathBuf::from("<random>"),
+            source: io::Error::other("no randomness"),
+        })?;
+        for &b in buf.iter() {
+            // 248 = 4 * 62: values above are rejected to keep the distribution uniform.
+            if b < 248 && out.len() < HOST_SECRET_LEN {
+                out.push(char::from(SECRET_ALPHABET[usize::from(b % 62)]));
+            }
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,13 @@
+//! Integration tests of the deployment server and the updater (one test binary).
+
+// Test helpers outside #[test] functions may unwrap too (clippy.toml only covers #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod e2e;
+mod load;
+mod rating;
+mod replay;
+mod server;
+mod verify;

@@ -1,0 +1,541 @@
+//! Test PKI, agent-sign keys and metadata, servers, updaters and an HTTPS client.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use agent_deploy::{
+    Advertise, AgentSignVerifier, Clock, DeployStore, InstallCommand, Limits, PackageVerifier,
+    Paths, Platform, RegisterOptions, ServerHandle, ServerOptions, TargetMetadata, Updater,
+    package_hash,
+};
+use agent_sign::{
+    Certificate, FixedClock, MetaKey, PackageSignature, Passphrase, PrivateKey, RoleKeys, Roles,
+    Root, SignedDocument, Subject, SystemClock, Targets, Timestamp, TrustedRoot,
+};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+pub(crate) const SITE: &str = "mysite";
+pub(crate) const USER: &str = "agent_registration";
+pub(crate) const USER_SECRET: &str = "correct horse battery staple";
+pub(crate) const DAY: i64 = 86_400;
+
+/// A CA and a server certificate for 127.0.0.1 / localhost.
+pub(crate) struct TestPki {
+    pub(crate) ca_pem: String,
+    pub(crate) tls: Arc<rustls::ServerConfig>,
+}
+
+impl TestPki {
+    pub(crate) fn new(name: &str) -> TestPki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+        let tls =
+            agent_deploy::tls_config(vec![leaf_cert.der().clone(), ca_cert.der().clone()], key)
+                .unwrap();
+        TestPki {
+            ca_pem: ca_cert.pem(),
+            tls,
+        }
+    }
+}
+
+/// A blocking HTTPS client that trusts only `ca_pem`.
+pub(crate) fn https_agent(ca_pem: &str) -> ureq::Agent {
+    let ca = ureq::tls::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .new_agent()
+}
+
+/// agent-sign's fixture keys (decrypting 2048 PBKDF2 iterations is fast; generating RSA-4096
+/// is not): the Checkmk-style pyca key and the OpenSSL one.
+fn fixture_key(name: &str) -> &'static PrivateKey {
+    static PYCA: OnceLock<PrivateKey> = OnceLock::new();
+    static OPENSSL: OnceLock<PrivateKey> = OnceLock::new();
+    let (cell, pem, pass) = match name {
+        "pyca" => (
+            &PYCA,
+            include_str!("../../agent-sign/tests/data/pyca.key.pem"),
+            "checkmk-fixture-pass",
+        ),
+        _ => (
+            &OPENSSL,
+            include_str!("../../agent-sign/tests/data/openssl-rsa.key.pem"),
+            "openssl-fixture-pass",
+        ),
+    };
+    cell.get_or_init(|| PrivateKey::from_encrypted_pem(pem, &Passphrase::new(pass)).unwrap())
+}
+
+/// A package signing key (agent-sign RSA key) with a Checkmk-style self-signed certificate.
+pub(crate) struct SigningKey {
+    key: &'static PrivateKey,
+    pub(crate) cert: Certificate,
+    pub(crate) cert_pem: String,
+}
+
+impl SigningKey {
+    fn make(key: &'static PrivateKey, alias: &str, clock: &dyn Clock, years: u8) -> SigningKey {
+        let subject = Subject {
+            alias: alias.into(),
+            owner: "cmkadmin".into(),
+            site: SITE.into(),
+        };
+        let cert = Certificate::self_signed(key, &subject, years, clock).unwrap();
+        SigningKey {
+            key,
+            cert_pem: cert.to_pem(),
+            cert,
+        }
+    }
+
+    /// The site's key (the pyca fixture), valid for 10 years from now.
+    pub(crate) fn new(alias: &str) -> SigningKey {
+        Self::make(fixture_key("pyca"), alias, &SystemClock, 10)
+    }
+
+    /// Another key (the OpenSSL fixture) that the updater does not trust.
+    pub(crate) fn other(alias: &str) -> SigningKey {
+        Self::make(fixture_key("openssl"), alias, &SystemClock, 10)
+    }
+
+    /// The site's key with a certificate that expired in 2011.
+    pub(crate) fn expired(alias: &str) -> SigningKey {
+        Self::make(fixture_key("pyca"), alias, &FixedClock(1_262_304_000), 1)
+    }
+
+    /// One signature entry, as `agent-sign sign` appends it.
+    pub(crate) fn sign(&self, package: &[u8]) -> PackageSignature {
+        let mut list = Vec::new();
+        agent_sign::sign_package(package, self.key, &self.cert, &mut list).unwrap();
+        list.remove(0)
+    }
+}
+
+pub(crate) fn sigs(keys: &[&SigningKey], package: &[u8]) -> Vec<PackageSignature> {
+    keys.iter().map(|k| k.sign(package)).collect()
+}
+
+/// The hardened-metadata keys of a site (Ed25519 root, targets and timestamp keys) and the
+/// signed root document the updater trusts.
+pub(crate) struct MetadataKeys {
+    targets: PrivateKey,
+    timestamp: PrivateKey,
+    pub(crate) root: SignedDocument,
+}
+
+impl MetadataKeys {
+    pub(crate) fn new() -> MetadataKeys {
+        let root_key = PrivateKey::generate_ed25519().unwrap();
+        let targets = PrivateKey::generate_ed25519().unwrap();
+        let timestamp = PrivateKey::generate_ed25519().unwrap();
+        let mut keys = BTreeMap::new();
+        let mut role = |k: &PrivateKey| {
+            let (id, meta) = MetaKey::from_public(k.public_key());
+            keys.insert(id.clone(), meta);
+            RoleKeys {
+                keyids: vec![id],
+                threshold: 1,
+            }
+        };
+        let roles = Roles {
+            root: role(&root_key),
+            targets: role(&targets),
+            timestamp: role(&timestamp),
+        };
+        let content = Root::new(1, SystemClock.now() + 365 * DAY, keys, roles);
+        let mut root = SignedDocument::new(&content).unwrap();
+        root.sign(&root_key).unwrap();
+        MetadataKeys {
+            targets,
+            timestamp,
+            root,
+        }
+    }
+
+    /// The hardened verifier of an updater that trusts this root.
+    pub(crate) fn verifier(&self) -> Arc<AgentSignVerifier> {
+        Arc::new(AgentSignVerifier::hardened(
+            TrustedRoot::bootstrap(&self.root).unwrap(),
+        ))
+    }
+
+    /// Signed targets (and timestamp) for `package`, as `agent-sign metadata targets` and
+    /// `agent-sign metadata timestamp` write them; both expire `expires_in` seconds from now.
+    pub(crate) fn metadata(
+        &self,
+        host: &str,
+        package: &[u8],
+        version: u64,
+        expires_in: i64,
+    ) -> TargetMetadata {
+        let now = SystemClock.now();
+        let t = Targets::for_package(
+            package,
+            host,
+            Platform::LinuxDeb.as_str(),
+            &package_hash(package),
+            version,
+            now,
+            now + expires_in,
+        );
+        let mut targets = SignedDocument::new(&t).unwrap();
+        targets.sign(&self.targets).unwrap();
+        let ts = Timestamp::for_targets(&targets, version, now, now + expires_in).unwrap();
+        let mut timestamp = SignedDocument::new(&ts).unwrap();
+        timestamp.sign(&self.timestamp).unwrap();
+        TargetMetadata {
+            targets,
+            timestamp: Some(timestamp),
+        }
+    }
+}
+
+/// A clock the test moves (Unix seconds, starting at the real time).
+pub(crate) struct TestClock(pub(crate) Mutex<i64>);
+
+impl TestClock {
+    pub(crate) fn new() -> Arc<TestClock> {
+        Arc::new(TestClock(Mutex::new(SystemClock.now())))
+    }
+    pub(crate) fn advance(&self, d: Duration) {
+        *self.0.lock().unwrap() += i64::try_from(d.as_secs()).unwrap();
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> i64 {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Our deployment server over HTTPS on 127.0.0.1 with the test CA.
+pub(crate) struct TestServer {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) store: Arc<DeployStore>,
+    pub(crate) handle: Option<ServerHandle>,
+    pub(crate) pki: TestPki,
+}
+
+impl TestServer {
+    pub(crate) fn start() -> TestServer {
+        Self::start_with(Limits::default())
+    }
+
+    pub(crate) fn start_with(limits: Limits) -> TestServer {
+        Self::start_in(tempfile::tempdir().unwrap(), limits)
+    }
+
+    /// A server with its state in `dir` (2 worker threads) and our test user.
+    pub(crate) fn start_in(dir: tempfile::TempDir, limits: Limits) -> TestServer {
+        DeployStore::set_user(dir.path(), USER, USER_SECRET, 1000).unwrap();
+        let store = Arc::new(DeployStore::open(dir.path(), Advertise::default()).unwrap());
+        let pki = TestPki::new("deploy");
+        let options = ServerOptions {
+            site: SITE.into(),
+            limits,
+            tls: Some(Arc::clone(&pki.tls)),
+        };
+        let handle = agent_deploy::spawn(
+            Arc::clone(&store),
+            options,
+            "127.0.0.1:0".parse().unwrap(),
+            2,
+        )
+        .unwrap();
+        TestServer {
+            dir,
+            store,
+            handle: Some(handle),
+            pki,
+        }
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.handle.as_ref().unwrap().local_addr()
+    }
+
+    pub(crate) fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.addr().port())
+    }
+
+    pub(crate) fn base(&self) -> String {
+        format!("https://{}/{SITE}/check_mk", self.server())
+    }
+}
+
+/// An updater in temporary directories, trusting `ca_pem` and `keys`.
+pub(crate) struct TestHost {
+    pub(crate) conf: tempfile::TempDir,
+    pub(crate) var: tempfile::TempDir,
+    pub(crate) clock: Arc<TestClock>,
+    pub(crate) host: String,
+}
+
+impl TestHost {
+    pub(crate) fn new(host: &str, ca_pem: &str, keys: &[&str]) -> TestHost {
+        let conf = tempfile::tempdir().unwrap();
+        let var = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            "# written by the test bakery\ncertificates = {}\nsignature_keys = {}\ninterval = 600\n",
+            serde_json::to_string(&[ca_pem]).unwrap(),
+            serde_json::to_string(keys).unwrap()
+        );
+        std::fs::write(conf.path().join("cmk-update-agent.cfg"), cfg).unwrap();
+        TestHost {
+            conf,
+            var,
+            clock: TestClock::new(),
+            host: host.to_owned(),
+        }
+    }
+
+    pub(crate) fn paths(&self) -> Paths {
+        Paths::in_dirs(self.conf.path(), self.var.path())
+    }
+
+    pub(crate) fn installed_file(&self) -> PathBuf {
+        self.var.path().join("installed.pkg")
+    }
+
+    /// An updater with the test clock and an install script that copies the package.
+    pub(crate) fn updater(&self, verifier: Arc<dyn PackageVerifier>) -> Updater {
+        let script = self.var.path().join("install.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncp \"$1\" '{}'\n",
+                self.installed_file().display()
+            ),
+        )
+        .unwrap();
+        Updater::new(self.paths(), verifier)
+            .with_clock(Arc::clone(&self.clock) as Arc<dyn Clock>)
+            .with_platform(Platform::LinuxDeb)
+            .with_install_command(InstallCommand {
+                program: "sh".into(),
+                args: vec![script.display().to_string()],
+            })
+            .with_timeout(Duration::from_secs(10))
+            .with_lock_retry(2, Duration::from_millis(10))
+    }
+
+    pub(crate) fn state(&self) -> String {
+        std::fs::read_to_string(self.paths().state_file).unwrap_or_default()
+    }
+
+    /// Asserts that no download or candidate file was left in the var directory.
+    pub(crate) fn assert_no_stray_files(&self) {
+        let stray = self.stray_files();
+        assert!(stray.is_empty(), "{stray:?}");
+    }
+
+    /// Files in the var directory other than the expected ones.
+    pub(crate) fn stray_files(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(self.var.path()).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            if !matches!(
+                name.as_str(),
+                "cmk-update-agent.state"
+                    | "cmk-update-agent.state.bak"
+                    | "cache"
+                    | "install.sh"
+                    | "installed.pkg"
+            ) {
+                out.push(name);
+            }
+        }
+        out
+    }
+}
+
+/// Registration values for `host` at `server` (our test user, HTTPS).
+pub(crate) fn register_options(server: String, host: &str) -> RegisterOptions {
+    RegisterOptions {
+        server,
+        site: SITE.into(),
+        protocol: "https".into(),
+        host_name: host.into(),
+        user: USER.into(),
+        secret: Zeroizing::new(USER_SECRET.into()),
+        insecure: false,
+    }
+}
+
+/// Registers `host` at `srv` with `updater`.
+pub(crate) fn register(host: &TestHost, srv: &TestServer, updater: &Updater) {
+    let reg = updater
+        .register(&register_options(srv.server(), &host.host))
+        .unwrap();
+    assert!(!reg.monitored || srv.dir.path().join("agents").join(&host.host).exists());
+}
+
+/// Parses the JSON line of a section.
+pub(crate) fn section_json(section: &str) -> Value {
+    let mut lines = section.lines();
+    assert_eq!(lines.next(), Some(agent_deploy::SECTION_HEADER));
+    let v: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(lines.next(), None, "one JSON line only");
+    v
+}
+
+// ---- a scripted HTTPS server for client-side tests -------------------------------------
+
+/// What the scripted server answers.
+pub(crate) enum Reply {
+    /// A JSON body.
+    Json(Value),
+    /// Headers, then bytes forever (no Content-Length).
+    Endless,
+}
+
+/// A minimal HTTPS/1.1 server on 127.0.0.1 (one request per connection) driven by a closure.
+pub(crate) struct ScriptedServer {
+    pub(crate) addr: SocketAddr,
+    pub(crate) pki: TestPki,
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(h, 16).unwrap());
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+pub(crate) fn parse_form(body: &str) -> Vec<(String, String)> {
+    body.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (url_decode(k), url_decode(v))
+        })
+        .collect()
+}
+
+impl ScriptedServer {
+    pub(crate) fn start(
+        handler: impl Fn(&str, &HashMap<String, String>) -> Reply + Send + Sync + 'static,
+    ) -> ScriptedServer {
+        let pki = TestPki::new("scripted");
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let tls = Arc::clone(&pki.tls);
+        let handler = Arc::new(handler);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let tls = Arc::clone(&tls);
+                let handler = Arc::clone(&handler);
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let conn = rustls::ServerConnection::new(tls).unwrap();
+                    let mut s = rustls::StreamOwned::new(conn, stream);
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let header_end = loop {
+                        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break p + 4;
+                        }
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..header_end]).into_owned();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0);
+                    while buf.len() < header_end + len {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body =
+                        String::from_utf8_lossy(&buf[header_end..header_end + len]).into_owned();
+                    let pairs = parse_form(&body);
+                    let form: HashMap<String, String> = pairs.into_iter().collect();
+                    match handler(&path, &form) {
+                        Reply::Json(v) => {
+                            let body = v.to_string();
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = s.flush();
+                            s.conn.send_close_notify();
+                            let _ = s.flush();
+                        }
+                        Reply::Endless => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{{\"result_code\": 0, \"result\": {{\"agent\": \""
+                            );
+                            let block = [b'A'; 16 * 1024];
+                            while s.write_all(&block).is_ok() {}
+                        }
+                    }
+                });
+            }
+        });
+        ScriptedServer { addr, pki }
+    }
+
+    pub(crate) fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.addr.port())
+    }
+}
+
+/// Writes a registered state file (as `register` would) for scripted-server tests.
+pub(crate) fn write_registered_state(paths: &Paths, server: &str, host: &str, secret: &str) {
+    let state = format!(
+        "{{'host_secret': '{secret}', 'server': '{server}', 'site': '{SITE}', 'host_name': '{host}', 'protocol': 'https', 'user': '{USER}'}}\n"
+    );
+    std::fs::create_dir_all(paths.state_file.parent().unwrap()).unwrap();
+    std::fs::write(&paths.state_file, state).unwrap();
+}

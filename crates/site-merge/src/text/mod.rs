@@ -1,0 +1,283 @@
+//! The text engine: a three-way line merge that gives the same bytes and the
+//! same number of conflicts as `git merge-file`.
+
+mod histogram;
+mod intern;
+mod merge;
+mod xdiff;
+
+pub use xdiff::Algorithm;
+
+/// How conflicts are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictStyle {
+    /// `<<<<<<<` ours `=======` theirs `>>>>>>>` (git's default).
+    #[default]
+    Merge,
+    /// Adds the base section after `|||||||` (`--diff3`); conflicts are not refined.
+    Diff3,
+    /// Like [`ConflictStyle::Diff3`], but lines that open or close both sides
+    /// of a conflict are moved out of it (`--zdiff3`).
+    ZealousDiff3,
+}
+
+/// Resolve every conflict automatically instead of writing markers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Favor {
+    /// Take our side (`--ours`).
+    Ours,
+    /// Take their side (`--theirs`).
+    Theirs,
+    /// Take our side followed by theirs (`--union`).
+    Union,
+}
+
+/// How hard the merge tries to shrink conflicts (git's `XDL_MERGE_*` levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Level {
+    /// Every overlap conflicts, even identical changes.
+    Minimal,
+    /// Identical changes on both sides are clean.
+    Eager,
+    /// Conflicts are re-diffed and shrunk; conflicts at most three lines apart are folded (`git merge`).
+    Zealous,
+    /// Like [`Level::Zealous`], and also folds conflicts separated only by lines
+    /// without letters or digits (`git merge-file`, the default).
+    #[default]
+    ZealousAlnum,
+}
+
+/// Which input a [`MergeError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// The common ancestor.
+    Base,
+    /// Our side.
+    Ours,
+    /// Their side.
+    Theirs,
+}
+
+impl std::fmt::Display for Input {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Input::Base => "base",
+            Input::Ours => "ours",
+            Input::Theirs => "theirs",
+        })
+    }
+}
+
+/// Why a merge was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MergeError {
+    /// The input has a NUL byte in its first 8000 bytes, as git tests it.
+    #[error(
+        "cannot merge binary files: the {0} input has a NUL byte in its first 8000 bytes; resolve it by picking one side"
+    )]
+    Binary(Input),
+    /// The input is larger than git's limit for text merges (1023 MiB).
+    #[error(
+        "cannot merge the {input} input: {size} bytes is over the 1023 MiB limit of text merges"
+    )]
+    TooLarge {
+        /// The input that is too large.
+        input: Input,
+        /// Its size in bytes.
+        size: usize,
+    },
+}
+
+/// The result of a merge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeOutput {
+    /// The merged text, with conflict markers where the sides collide.
+    pub bytes: Vec<u8>,
+    /// The number of conflicts written (0 when clean).
+    pub conflicts: usize,
+}
+
+impl MergeOutput {
+    /// `true` when the merge has no conflict.
+    pub fn is_clean(&self) -> bool {
+        self.conflicts == 0
+    }
+}
+
+/// Options of a three-way merge, built like
+/// `MergeOptions::new().style(ConflictStyle::Diff3).marker_size(9)`.
+/// The defaults are those of `git merge-file -L ours -L base -L theirs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeOptions {
+    pub(crate) style: ConflictStyle,
+    pub(crate) favor: Option<Favor>,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) level: Level,
+    marker_size: usize,
+    pub(crate) labels: [Option<Vec<u8>>; 3],
+}
+
+impl Default for MergeOptions {
+    fn default() -> Self {
+        MergeOptions {
+            style: ConflictStyle::Merge,
+            favor: None,
+            algorithm: Algorithm::Myers,
+            level: Level::ZealousAlnum,
+            marker_size: DEFAULT_MARKER_SIZE,
+            labels: [
+                Some(b"ours".to_vec()),
+                Some(b"base".to_vec()),
+                Some(b"theirs".to_vec()),
+            ],
+        }
+    }
+}
+
+/// The default conflict marker length.
+pub const DEFAULT_MARKER_SIZE: usize = 7;
+
+/// Inputs larger than this are refused, like git does.
+const MAX_SIZE: usize = 1024 * 1024 * 1023;
+
+/// git tests this many leading bytes for NUL.
+const BINARY_PROBE: usize = 8000;
+
+impl MergeOptions {
+    /// The defaults: merge style, Myers, `git merge-file`'s level, 7-character
+    /// markers labelled `ours`, `base` and `theirs`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the conflict style.
+    pub fn style(mut self, style: ConflictStyle) -> Self {
+        self.style = style;
+        self
+    }
+
+    /// Resolves conflicts in favour of one side (or both), or not (`None`).
+    pub fn favor(mut self, favor: Option<Favor>) -> Self {
+        self.favor = favor;
+        self
+    }
+
+    /// Sets the diff algorithm.
+    pub fn algorithm(mut self, algorithm: Algorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Sets the merge level.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Sets the length of the conflict markers (0 means the default, 7).
+    pub fn marker_size(mut self, size: usize) -> Self {
+        self.marker_size = size;
+        self
+    }
+
+    /// Sets the labels written after `<<<<<<<`, `|||||||` and `>>>>>>>`;
+    /// `None` writes the bare marker.
+    pub fn labels(
+        mut self,
+        ours: Option<&[u8]>,
+        base: Option<&[u8]>,
+        theirs: Option<&[u8]>,
+    ) -> Self {
+        self.labels = [
+            ours.map(<[u8]>::to_vec),
+            base.map(<[u8]>::to_vec),
+            theirs.map(<[u8]>::to_vec),
+        ];
+        self
+    }
+
+    pub(crate) fn effective_marker_size(&self) -> usize {
+        if self.marker_size == 0 {
+            DEFAULT_MARKER_SIZE
+        } else {
+            self.marker_size
+        }
+    }
+
+    /// Merges `ours` and `theirs`, both derived from `base`.
+    pub fn merge(
+        &self,
+        base: &[u8],
+        ours: &[u8],
+        theirs: &[u8],
+    ) -> Result<MergeOutput, MergeError> {
+        for (input, data) in [
+            (Input::Ours, ours),
+            (Input::Base, base),
+            (Input::Theirs, theirs),
+        ] {
+            if data.len() > MAX_SIZE {
+                return Err(MergeError::TooLarge {
+                    input,
+                    size: data.len(),
+                });
+            }
+            if memchr::memchr(0, &data[..data.len().min(BINARY_PROBE)]).is_some() {
+                return Err(MergeError::Binary(input));
+            }
+        }
+        let clean = |bytes: &[u8]| MergeOutput {
+            bytes: bytes.to_vec(),
+            conflicts: 0,
+        };
+        if ours == base {
+            return Ok(clean(theirs));
+        }
+        if theirs == base || (ours == theirs && self.level >= Level::Eager) {
+            return Ok(clean(ours));
+        }
+        let (files, nids) = intern::intern3(base, ours, theirs);
+        let [fb, fo, ft] = &files;
+        let count = |f: &intern::File<'_>| {
+            let mut c = vec![0u32; nids];
+            for &id in &f.ids {
+                c[id as usize] += 1;
+            }
+            c
+        };
+        let algo = self.algorithm;
+        let big = base.len() + ours.len() + theirs.len() > PARALLEL_THRESHOLD;
+        let (h1, h2) = if algo == Algorithm::Histogram {
+            xdiff::join(
+                big,
+                || xdiff::diff(&fb.ids, &fo.ids, None, algo),
+                || xdiff::diff(&fb.ids, &ft.ids, None, algo),
+            )
+        } else {
+            let cb = count(fb);
+            xdiff::join(
+                big,
+                || xdiff::diff(&fb.ids, &fo.ids, Some((&cb, &count(fo))), algo),
+                || xdiff::diff(&fb.ids, &ft.ids, Some((&cb, &count(ft))), algo),
+            )
+        };
+        xdiff::dump();
+        if h1.is_empty() {
+            return Ok(clean(theirs));
+        }
+        if h2.is_empty() {
+            return Ok(clean(ours));
+        }
+        let (bytes, conflicts) = merge::merge(&files, &h1, &h2, self);
+        Ok(MergeOutput { bytes, conflicts })
+    }
+}
+
+/// Inputs larger than this (all three together) diff on two threads.
+const PARALLEL_THRESHOLD: usize = 256 * 1024;
+
+/// Merges with the default options (those of `git merge-file`).
+pub fn merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<MergeOutput, MergeError> {
+    MergeOptions::default().merge(base, ours, theirs)
+}

@@ -1,0 +1,354 @@
+//! The update journal: before-images of every path the executor touches.
+//!
+//! Layout of `<site>/.site-update/` (also described in the crate docs):
+//!
+//! * `header.json` – `{"format":1,"site":…,"from":…,"to":…}`, written (and
+//!   fsynced) before the first change;
+//! * `log` – one JSON record per line, appended (and fsynced, one fsync per
+//!   batch) *before* the changes they describe: `{"op":"absent","path":P}`
+//!   (nothing was at P), `{"op":"saved","path":P,"slot":N}` (what was at P is
+//!   moved to `saved/N`), `{"op":"mode","path":P,"mode":M}` (P had mode M
+//!   before a chmod);
+//! * `saved/N` – the original objects, moved (renamed) out of the site,
+//!   whole directory trees included.
+//!
+//! A record may exist for a change that was never made (crash within a
+//! batch), so undoing a record is idempotent: `absent` removes what is at P;
+//! `saved` moves `saved/N` back (a missing slot means "never moved" or
+//! "already restored": P is left alone); `mode` sets the mode again.
+//! Rollback undoes the records last-to-first and truncates the log after
+//! each, so it can itself be interrupted and rerun. A finished journal is
+//! renamed to `.site-update.done~` before it is deleted.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Error, IoContext, Result};
+use super::fsx::{self, Kind};
+
+/// The journal directory's name inside the site.
+pub const JOURNAL_DIR: &str = ".site-update";
+
+/// A finished journal is renamed to this (atomically) before it is deleted,
+/// so that a half-deleted journal is never mistaken for a live one.
+pub(crate) const DONE_DIR: &str = ".site-update.done~";
+
+/// Renames the journal out of the way, then deletes it.
+fn discard(site: &Path, dir: &Path, sync: bool) -> Result<()> {
+    let done = site.join(DONE_DIR);
+    fsx::remove_any(&done).ctx("remove", &done)?;
+    fs::rename(dir, &done).ctx("rename", dir)?;
+    if sync {
+        fsx::sync_dir(site).ctx("sync", site)?;
+    }
+    fs::remove_dir_all(&done).ctx("remove", &done)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) format: u32,
+    pub(crate) site: String,
+    pub(crate) from: String,
+    pub(crate) to: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "op", rename_all = "lowercase")]
+pub(crate) enum Record {
+    Absent { path: String },
+    Saved { path: String, slot: u64 },
+    Mode { path: String, mode: u32 },
+}
+
+impl Record {
+    fn path(&self) -> &str {
+        match self {
+            Record::Absent { path } | Record::Saved { path, .. } | Record::Mode { path, .. } => {
+                path
+            }
+        }
+    }
+}
+
+/// An open journal of a running update.
+pub(crate) struct Journal {
+    site: PathBuf,
+    dir: PathBuf,
+    log: File,
+    next_slot: u64,
+    sync: bool,
+}
+
+impl Journal {
+    /// Creates the journal; fails with [`Error::JournalPresent`] when one exists.
+    pub(crate) fn begin(site: &Path, header: &Header, sync: bool) -> Result<Self> {
+        let dir = site.join(JOURNAL_DIR);
+        if fsx::kind_of(&dir).ctx("inspect", &dir)?.is_some() {
+            return Err(Error::JournalPresent { path: dir });
+        }
+        let done = site.join(DONE_DIR);
+        fsx::remove_any(&done).ctx("remove", &done)?;
+        fs::create_dir(&dir).ctx("create", &dir)?;
+        let saved = dir.join("saved");
+        fs::create_dir(&saved).ctx("create", &saved)?;
+        let log_path = dir.join("log");
+        let log = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&log_path)
+            .ctx("create", &log_path)?;
+        let text = serde_json::to_vec(header).map_err(|e| Error::Journal {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        let header_path = dir.join("header.json");
+        fsx::write_atomic(&header_path, &text, 0o600, sync).ctx("write", &header_path)?;
+        if sync {
+            fsx::sync_dir(&dir).ctx("sync", &dir)?;
+            fsx::sync_dir(site).ctx("sync", site)?;
+        }
+        Ok(Self {
+            site: site.to_path_buf(),
+            dir,
+            log,
+            next_slot: 0,
+            sync,
+        })
+    }
+
+    /// Appends records with one write and (with sync) one fsync, before
+    /// any of the changes they describe is made.
+    pub(crate) fn append(&mut self, records: &[Record]) -> Result<()> {
+        let log_path = self.dir.join("log");
+        let mut lines = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut lines, record).map_err(|e| Error::Journal {
+                path: log_path.clone(),
+                reason: e.to_string(),
+            })?;
+            lines.push(b'\n');
+        }
+        self.log.write_all(&lines).ctx("append to", &log_path)?;
+        if self.sync {
+            self.log.sync_data().ctx("sync", &log_path)?;
+        }
+        Ok(())
+    }
+
+    /// The record for `rel` as it is now: `saved` (with a new slot) when
+    /// something is there, else `absent`.
+    pub(crate) fn before_image(&mut self, rel: &str) -> Result<Record> {
+        let path = self.site.join(rel);
+        Ok(if fsx::kind_of(&path).ctx("inspect", &path)?.is_some() {
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            Record::Saved {
+                path: rel.to_owned(),
+                slot,
+            }
+        } else {
+            Record::Absent {
+                path: rel.to_owned(),
+            }
+        })
+    }
+
+    /// For a `saved` record: moves the object out of the site into its slot.
+    pub(crate) fn stash(&self, record: &Record) -> Result<()> {
+        if let Record::Saved { path, slot } = record {
+            let from = self.site.join(path);
+            let to = self.dir.join("saved").join(slot.to_string());
+            fs::rename(&from, &to).ctx("move into the journal", &from)?;
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable: one `syncfs` of the site's file system.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        if !self.sync {
+            return Ok(());
+        }
+        let site = File::open(&self.site).ctx("open", &self.site)?;
+        rustix::fs::syncfs(&site)
+            .map_err(std::io::Error::from)
+            .ctx("sync the file system of", &self.site)
+    }
+
+    /// Undoes everything and removes the journal.
+    pub(crate) fn rollback(self) -> Result<()> {
+        drop(self.log);
+        rollback_dir(&self.site, &self.dir, self.sync)
+    }
+
+    /// Removes the journal after the commit.
+    pub(crate) fn finish(self) -> Result<()> {
+        drop(self.log);
+        discard(&self.site, &self.dir, self.sync)
+    }
+}
+
+/// Reads the header of a journal; `None` when it was never completed
+/// (then no change was made either).
+pub(crate) fn read_header(dir: &Path) -> Result<Option<Header>> {
+    let path = dir.join("header.json");
+    match fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Journal {
+                path,
+                reason: e.to_string(),
+            }),
+        Err(e) if fsx::is_absent(&e) => Ok(None),
+        Err(e) => Err(e).ctx("read", &path),
+    }
+}
+
+/// Reads the records with the byte offset where each starts. A torn last
+/// line (a crash while appending) is ignored: its change never started.
+fn read_records(log_path: &Path) -> Result<Vec<(u64, Record)>> {
+    let file = match File::open(log_path) {
+        Ok(f) => f,
+        Err(e) if fsx::is_absent(&e) => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx("read", log_path),
+    };
+    let mut reader = BufReader::new(file);
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).ctx("read", log_path)?;
+        if n == 0 {
+            break;
+        }
+        if !line.ends_with(b"\n") {
+            break;
+        }
+        let record = serde_json::from_slice::<Record>(&line).map_err(|e| Error::Journal {
+            path: log_path.to_path_buf(),
+            reason: format!("bad record at byte {offset}: {e}"),
+        })?;
+        out.push((offset, record));
+        offset += n as u64;
+    }
+    Ok(out)
+}
+
+/// Undoes the records of the journal `dir` of site `site`, last to first, then removes it.
+pub(crate) fn rollback_dir(site: &Path, dir: &Path, sync: bool) -> Result<()> {
+    let log_path = dir.join("log");
+    let records = read_records(&log_path)?;
+    let log = if records.is_empty() {
+        None
+    } else {
+        Some(
+            OpenOptions::new()
+                .write(true)
+                .open(&log_path)
+                .ctx("open", &log_path)?,
+        )
+    };
+    let mut touched = BTreeSet::new();
+    for (offset, record) in records.iter().rev() {
+        let path = site.join(record.path());
+        restore(dir, &path, record)?;
+        if let Some(parent) = path.parent() {
+            touched.insert(parent.to_path_buf());
+        }
+        if let Some(log) = &log {
+            log.set_len(*offset).ctx("truncate", &log_path)?;
+            if sync {
+                log.sync_data().ctx("sync", &log_path)?;
+            }
+        }
+    }
+    if sync {
+        for d in &touched {
+            if d.is_dir() {
+                fsx::sync_dir(d).ctx("sync", d)?;
+            }
+        }
+    }
+    discard(site, dir, sync)
+}
+
+fn restore(dir: &Path, path: &Path, record: &Record) -> Result<()> {
+    let tmp = fsx::temp_sibling(path);
+    match record {
+        Record::Absent { .. } => {
+            fsx::remove_any(path).ctx("remove", path)?;
+            fsx::remove_any(&tmp).ctx("remove", &tmp)?;
+        }
+        Record::Saved { slot, .. } => {
+            let saved = dir.join("saved").join(slot.to_string());
+            if fsx::kind_of(&saved).ctx("inspect", &saved)?.is_some() {
+                fsx::remove_any(path).ctx("remove", path)?;
+                fs::rename(&saved, path).ctx("restore", path)?;
+            }
+            fsx::remove_any(&tmp).ctx("remove", &tmp)?;
+        }
+        Record::Mode { mode, .. } => {
+            let kind = fsx::kind_of(path).ctx("inspect", path)?;
+            if matches!(kind, Some(Kind::File | Kind::Dir)) {
+                fsx::set_mode(path, *mode).ctx("chmod", path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What [`recover`] found and did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "result")]
+pub enum Recovery {
+    /// No journal: nothing to do.
+    Clean,
+    /// A journal whose header was never completed (the update died while
+    /// starting, before changing anything): it is removed.
+    Abandoned,
+    /// The interrupted update had already switched the `version` link (its
+    /// commit point): only the journal was left; it is removed.
+    Finished {
+        /// The version the site now has.
+        to: String,
+    },
+    /// The interrupted update had not committed: every change was undone.
+    RolledBack {
+        /// The version the site has (again).
+        from: String,
+        /// The version the update was going to.
+        to: String,
+    },
+}
+
+/// Recovers a site after an interrupted update: if `<site>/.site-update`
+/// exists, the update is finished when the `version` link already points to
+/// its target version (the commit point), else it is rolled back exactly.
+/// Safe to run again after being interrupted itself.
+pub fn recover(site_home: &Path) -> Result<Recovery> {
+    let done = site_home.join(DONE_DIR);
+    fsx::remove_any(&done).ctx("remove", &done)?;
+    let dir = site_home.join(JOURNAL_DIR);
+    if fsx::kind_of(&dir).ctx("inspect", &dir)?.is_none() {
+        return Ok(Recovery::Clean);
+    }
+    let Some(header) = read_header(&dir)? else {
+        // Crashed while creating the journal (the header is written before
+        // the first change): nothing was changed.
+        discard(site_home, &dir, true)?;
+        return Ok(Recovery::Abandoned);
+    };
+    if super::site::site_version(site_home)?.as_deref() == Some(header.to.as_str()) {
+        discard(site_home, &dir, true)?;
+        return Ok(Recovery::Finished { to: header.to });
+    }
+    rollback_dir(site_home, &dir, true)?;
+    Ok(Recovery::RolledBack {
+        from: header.from,
+        to: header.to,
+    })
+}

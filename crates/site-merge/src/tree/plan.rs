@@ -1,0 +1,1138 @@
+//! The planner: walks the skeletons and the site and classifies every path
+//! by the decision table (spec sections 1, 2, 3 and 5), asking the resolver
+//! where Checkmk would ask. Nothing is written here.
+
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::error::{Error, IoContext, Result};
+use super::fsx::{self, Kind};
+use super::macros::{Replacements, substituted_when_comparing};
+use super::merge::TextMerger;
+use super::perms::{PermDecision, PermInput, PermissionTable, permission_action};
+use super::resolve::{
+    Answer, Conflict, ConflictKind, ConflictReport, MergeTexts, Question, Resolver, merge_question,
+};
+use super::skeleton::Skeleton;
+
+/// The paths skipped by the skeleton walk unless [`UpdateBuilder::ignore`]
+/// says otherwise (Checkmk 2.5's list).
+pub const DEFAULT_IGNORED: [&str; 12] = [
+    "etc/htpasswd",
+    "etc/diskspace.conf",
+    "local/lib/python3/cmk/base/plugins/agent_based",
+    "local/lib/python3/cmk/base/plugins",
+    "local/lib/python3/cmk/base",
+    "local/lib/python3/cmk/special_agents",
+    "local/share/check_mk/agents/special",
+    "local/share/check_mk/checkman",
+    "local/share/check_mk/checks",
+    "local/share/nagios",
+    "local/share/nagios/htdocs",
+    "local/share/nagios/htdocs/theme",
+];
+
+/// What happens to one path (file step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Rows 1, 3 (replace): created from the new skeleton.
+    Installed,
+    /// Row 2: new in the skeleton, the site already has the same.
+    IdenticalNew,
+    /// Rows 3, 5-7, 15-18 (keep): the operator's version stays.
+    KeptYours,
+    /// Row 4: obsolete and already gone.
+    Obsolete,
+    /// Rows 5-7 (remove): obsolete path removed on request.
+    Removed,
+    /// Row 8: obsolete and unchanged, removed.
+    Vanished,
+    /// Row 9: the operator removed a path we did not change.
+    Unwanted,
+    /// Row 10: the operator removed a path we changed (warning only).
+    Missing,
+    /// Row 11: we did not change it (no line).
+    Unchanged,
+    /// Row 12: the operator did not change it, replaced by the new default.
+    Updated,
+    /// Row 13: the operator made the same change as we did.
+    Identical,
+    /// Row 14: merged cleanly.
+    Merged,
+    /// Row 14 menu `t`: merged cleanly after the operator edited the original.
+    MergedOnRetry,
+    /// Row 14 menu `k`: the file keeps the conflict markers.
+    KeptConflictMarkers,
+    /// Row 14 menu `e`: the operator's edited half-merged file.
+    Edited,
+    /// Row 14 menu `r` (policy keepold): the operator's version stays.
+    Restored,
+    /// Row 14 menu `i` (policy install): the new default replaces the file (mode kept).
+    InstalledDefault,
+    /// Row 14: the merge engine failed; the file is left as it is.
+    CannotMerge,
+    /// Row 15 (replace): the link points to the new target.
+    LinkChanged,
+    /// Rows 16-18 (replace): the new default replaces the operator's path.
+    Replaced,
+    /// The new path cannot be created because its parent directory is missing
+    /// in the site (the operator removed it). Our addition: Checkmk raises an exception here.
+    ParentMissing,
+    /// A conflict left open (dry run).
+    Pending,
+}
+
+/// What the permission step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PermissionOutcome {
+    /// The mode is set to the new default.
+    Set,
+    /// The operator's mode is kept (answer to a question).
+    Kept,
+    /// A question left open (dry run).
+    Pending,
+}
+
+/// The permission step of one path (only when it does something or asks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PermissionStep {
+    /// The mode in the site (after the file step).
+    pub user_mode: u32,
+    /// The new default mode.
+    pub new_mode: u32,
+    /// What happens.
+    pub outcome: PermissionOutcome,
+    /// The status line (` * Permissions    0644 -> 0600 X` / ` ! Permissions    0644 X (unchanged)`).
+    pub status: Option<String>,
+    /// The question, when there was one.
+    pub conflict: Option<ConflictReport>,
+}
+
+/// The plan for one path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// The site-relative path.
+    pub path: String,
+    /// The decision-table row (1-18) that matched.
+    pub row: u8,
+    /// The type in the old skeleton.
+    pub old: Option<Kind>,
+    /// The type in the new skeleton.
+    pub new: Option<Kind>,
+    /// The type in the site.
+    pub user: Option<Kind>,
+    /// What happens.
+    pub outcome: Outcome,
+    /// The status line, exactly as Checkmk prints it (plain, no colour); `None` when silent.
+    pub status: Option<String>,
+    /// The question asked, when there was one.
+    pub conflict: Option<ConflictReport>,
+    /// The permission step, when it does something or asks.
+    pub permission: Option<PermissionStep>,
+    #[serde(skip)]
+    pub(crate) action: Action,
+}
+
+impl Entry {
+    /// Whether the update writes anything for this path.
+    pub fn changes_site(&self) -> bool {
+        self.action != Action::Nothing
+            || self
+                .permission
+                .as_ref()
+                .is_some_and(|p| p.outcome == PermissionOutcome::Set)
+    }
+}
+
+/// What the executor does for a path (file step).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Action {
+    #[default]
+    Nothing,
+    /// Remove what is there and create the path from the new skeleton.
+    Install,
+    /// Remove the path (recursively).
+    Remove,
+    /// Replace the file's content, keeping its mode.
+    Write(Vec<u8>),
+}
+
+/// The complete plan of an update: every path of both skeletons, in walk order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// Report format version of the JSON form.
+    pub schema: u32,
+    /// The site name.
+    pub site: String,
+    /// The version updated from.
+    pub from_version: String,
+    /// The version updated to.
+    pub to_version: String,
+    /// One entry per path.
+    pub entries: Vec<Entry>,
+}
+
+impl Plan {
+    /// All status lines in order (a path's file line, then its permission line).
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            out.extend(e.status.clone());
+            if let Some(p) = &e.permission {
+                out.extend(p.status.clone());
+            }
+        }
+        out
+    }
+
+    /// Every question of the plan with its path (answered or open).
+    pub fn conflicts(&self) -> Vec<(&str, &ConflictReport)> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            if let Some(c) = &e.conflict {
+                out.push((e.path.as_str(), c));
+            }
+            if let Some(c) = e.permission.as_ref().and_then(|p| p.conflict.as_ref()) {
+                out.push((e.path.as_str(), c));
+            }
+        }
+        out
+    }
+
+    /// The number of open (deferred) questions; a plan can be applied only when this is 0.
+    pub fn unresolved(&self) -> usize {
+        self.conflicts()
+            .iter()
+            .filter(|(_, c)| c.answer.is_none())
+            .count()
+    }
+
+    /// The entry of `path`.
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.path == path)
+    }
+
+    /// The number of paths the update writes (file or permission change).
+    pub fn changes(&self) -> usize {
+        self.entries.iter().filter(|e| e.changes_site()).count()
+    }
+}
+
+/// Builder of an [`Update`].
+#[derive(Clone, Debug)]
+pub struct UpdateBuilder {
+    site_home: PathBuf,
+    site: String,
+    from: Skeleton,
+    to: Skeleton,
+    root: Option<String>,
+    ignore: Vec<String>,
+}
+
+impl UpdateBuilder {
+    /// The value of `###ROOT###` (default: the site home as given).
+    pub fn root(mut self, root: impl Into<String>) -> Self {
+        self.root = Some(root.into());
+        self
+    }
+
+    /// The site-relative paths the walk skips (default [`DEFAULT_IGNORED`]).
+    pub fn ignore<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.ignore = paths.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Loads the permission tables and checks the inputs.
+    pub fn build(self) -> Result<Update> {
+        if self.from.version() == self.to.version() {
+            return Err(Error::SameVersion {
+                version: self.to.version().to_owned(),
+            });
+        }
+        let old_perms = PermissionTable::load(self.from.permissions_file())?;
+        let new_perms = PermissionTable::load(self.to.permissions_file())?;
+        let root = self
+            .root
+            .unwrap_or_else(|| self.site_home.to_string_lossy().into_owned());
+        let old_repl = Replacements::new(&self.site, &root)
+            .with_edition(self.from.edition_name().map(str::to_owned));
+        let new_repl = Replacements::new(&self.site, &root)
+            .with_edition(self.to.edition_name().map(str::to_owned));
+        Ok(Update {
+            site_home: self.site_home,
+            site: self.site,
+            from: self.from,
+            to: self.to,
+            old_perms,
+            new_perms,
+            old_repl,
+            new_repl,
+            ignore: self.ignore,
+        })
+    }
+}
+
+/// An update of one site from one skeleton to another: plan it, then apply the plan.
+#[derive(Clone, Debug)]
+pub struct Update {
+    pub(crate) site_home: PathBuf,
+    pub(crate) site: String,
+    pub(crate) from: Skeleton,
+    pub(crate) to: Skeleton,
+    pub(crate) old_perms: PermissionTable,
+    pub(crate) new_perms: PermissionTable,
+    pub(crate) old_repl: Replacements,
+    pub(crate) new_repl: Replacements,
+    pub(crate) ignore: Vec<String>,
+}
+
+impl Update {
+    /// Starts building an update of the site `site` at `site_home` from `from` to `to`.
+    pub fn builder(
+        site_home: impl Into<PathBuf>,
+        site: impl Into<String>,
+        from: Skeleton,
+        to: Skeleton,
+    ) -> UpdateBuilder {
+        UpdateBuilder {
+            site_home: site_home.into(),
+            site: site.into(),
+            from,
+            to,
+            root: None,
+            ignore: DEFAULT_IGNORED.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// The site home.
+    pub fn site_home(&self) -> &Path {
+        &self.site_home
+    }
+
+    /// Walks both skeletons and the site and decides every path. Conflicts are
+    /// put to `resolver` in walk order (an [`Answer::Abort`] ends planning
+    /// with [`Error::Aborted`]; [`Answer::Defer`] leaves them open). Row-14
+    /// merges run through `merger`. Nothing is written.
+    pub fn plan(&self, merger: &dyn TextMerger, resolver: &mut dyn Resolver) -> Result<Plan> {
+        let mut planner = Planner {
+            up: self,
+            merger,
+            resolver,
+            overlay: HashMap::new(),
+        };
+        let new_paths = walk(self.to.skel_dir(), &self.ignore)?;
+        let mut entries = Vec::with_capacity(new_paths.len());
+        for rel in &new_paths {
+            entries.push(planner.visit(rel)?);
+        }
+        let old_paths = walk(self.from.skel_dir(), &self.ignore)?;
+        for rel in old_paths.iter().rev() {
+            if !self.to.skel_dir().join(rel).exists() {
+                entries.push(planner.visit(rel)?);
+            }
+        }
+        Ok(Plan {
+            schema: 1,
+            site: self.site.clone(),
+            from_version: self.from.version().to_owned(),
+            to_version: self.to.version().to_owned(),
+            entries,
+        })
+    }
+}
+
+/// Top-down walk of a skeleton: per directory its sub-directories, then its
+/// files (each sorted by name), then recursion. Listings of directories whose
+/// relative path starts with `tmp` are skipped, as are the `ignore` paths.
+pub(crate) fn walk(root: &Path, ignore: &[String]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    walk_dir(root, "", ignore, &mut out)?;
+    Ok(out)
+}
+
+fn walk_dir(root: &Path, reldir: &str, ignore: &[String], out: &mut Vec<String>) -> Result<()> {
+    if reldir.starts_with("tmp") {
+        return Ok(());
+    }
+    let dir = if reldir.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(reldir)
+    };
+    let names = fsx::sorted_names(&dir).ctx("list", &dir)?;
+    let mut dirs = Vec::new();
+    let mut files = Vec::new();
+    for name in names {
+        let rel = if reldir.is_empty() {
+            name
+        } else {
+            format!("{reldir}/{name}")
+        };
+        let path = root.join(&rel);
+        // os.walk puts symlinks to directories among the directories (but does not descend).
+        let meta = fs::metadata(&path);
+        if meta.map(|m| m.is_dir()).unwrap_or(false) {
+            let real_dir = fsx::kind_of(&path).ctx("inspect", &path)? == Some(Kind::Dir);
+            dirs.push((rel, real_dir));
+        } else {
+            files.push(rel);
+        }
+    }
+    for (rel, _) in &dirs {
+        if !ignore.contains(rel) {
+            out.push(rel.clone());
+        }
+    }
+    for rel in files {
+        if !ignore.contains(&rel) {
+            out.push(rel);
+        }
+    }
+    for (rel, real_dir) in dirs {
+        if real_dir {
+            walk_dir(root, &rel, ignore, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// One side of a comparison (old skel, new skel or site), loaded lazily.
+struct Side<'a> {
+    path: PathBuf,
+    kind: Option<Kind>,
+    /// Macros for skeleton files (compared after substitution); `None` for the site.
+    repl: Option<&'a Replacements>,
+    rel: &'a str,
+    bytes: OnceCell<Vec<u8>>,
+    target: OnceCell<PathBuf>,
+}
+
+impl<'a> Side<'a> {
+    fn skel(root: &Path, rel: &'a str, repl: &'a Replacements) -> Result<Self> {
+        let path = root.join(rel);
+        let kind = fsx::kind_of(&path).ctx("inspect", &path)?;
+        Ok(Self {
+            path,
+            kind,
+            repl: Some(repl),
+            rel,
+            bytes: OnceCell::new(),
+            target: OnceCell::new(),
+        })
+    }
+
+    fn user(path: PathBuf, kind: Option<Kind>, rel: &'a str) -> Self {
+        Self {
+            path,
+            kind,
+            repl: None,
+            rel,
+            bytes: OnceCell::new(),
+            target: OnceCell::new(),
+        }
+    }
+
+    /// File content; skeleton files are substituted (except `.png`/`.pdf`) and
+    /// read as empty when unreadable, as Checkmk does.
+    fn content(&self) -> Result<&[u8]> {
+        if self.bytes.get().is_none() {
+            let bytes = match (fs::read(&self.path), self.repl) {
+                (Ok(raw), Some(repl)) if substituted_when_comparing(self.rel) => repl.apply(&raw),
+                (Ok(raw), _) => raw,
+                (Err(_), Some(_)) => Vec::new(),
+                (Err(e), None) => return Err(e).ctx("read", &self.path),
+            };
+            let _ = self.bytes.set(bytes);
+        }
+        Ok(self.bytes.get().map(Vec::as_slice).unwrap_or_default())
+    }
+
+    fn target(&self) -> Result<&Path> {
+        if self.target.get().is_none() {
+            let t = fs::read_link(&self.path).ctx("read link", &self.path)?;
+            let _ = self.target.set(t);
+        }
+        Ok(self
+            .target
+            .get()
+            .map(PathBuf::as_path)
+            .unwrap_or_else(|| Path::new("")))
+    }
+}
+
+/// `file_status`: (changed_type, changed_content).
+fn status(a: &Side<'_>, b: &Side<'_>) -> Result<(bool, bool)> {
+    let changed_type = a.kind != b.kind;
+    let changed_content = match (a.kind, b.kind) {
+        (Some(Kind::File), Some(Kind::File)) => a.content()? != b.content()?,
+        (Some(Kind::Link), Some(Kind::Link)) => a.target()? != b.target()?,
+        _ => false,
+    };
+    Ok((changed_type, changed_content))
+}
+
+fn changed(a: &Side<'_>, b: &Side<'_>) -> Result<bool> {
+    let (t, c) = status(a, b)?;
+    Ok(t || c)
+}
+
+fn name(kind: Option<Kind>) -> &'static str {
+    kind.map(Kind::name).unwrap_or("none")
+}
+
+fn installed_line(kind: Option<Kind>, rel: &str) -> String {
+    format!(" * Installed {:<4} {rel}", name(kind))
+}
+
+/// A site path as an earlier decision left it.
+#[derive(Clone, Debug)]
+enum Sim {
+    /// Removed (or replaced by something without this child).
+    Gone,
+    /// Created from the new skeleton.
+    Installed(Option<Kind>),
+    /// Rewritten with this content.
+    Written(Vec<u8>),
+}
+
+impl Sim {
+    fn kind(&self) -> Option<Kind> {
+        match self {
+            Sim::Gone => None,
+            Sim::Installed(kind) => *kind,
+            Sim::Written(_) => Some(Kind::File),
+        }
+    }
+}
+
+struct Planner<'u, 'r> {
+    up: &'u Update,
+    merger: &'r dyn TextMerger,
+    resolver: &'r mut dyn Resolver,
+    /// Paths changed by earlier decisions.
+    overlay: HashMap<String, Sim>,
+}
+
+/// The result of the file step of one path.
+struct Step {
+    outcome: Outcome,
+    status: Option<String>,
+    action: Action,
+    conflict: Option<ConflictReport>,
+}
+
+impl Step {
+    fn new(outcome: Outcome, status: Option<String>, action: Action) -> Self {
+        Self {
+            outcome,
+            status,
+            action,
+            conflict: None,
+        }
+    }
+}
+
+/// The two branches of a two-way question.
+struct Branches {
+    keep: (Outcome, String),
+    replace: (Outcome, String, Action),
+}
+
+impl Planner<'_, '_> {
+    /// The kind of a site path, as it will be after the decisions made so far.
+    fn user_kind(&self, rel: &str) -> Result<Option<Kind>> {
+        if let Some(sim) = self.overlay.get(rel) {
+            return Ok(sim.kind());
+        }
+        let mut p = rel;
+        while let Some(idx) = p.rfind('/') {
+            p = &p[..idx];
+            if self.overlay.contains_key(p) {
+                return Ok(None);
+            }
+        }
+        let path = self.up.site_home.join(rel);
+        fsx::kind_of(&path).ctx("inspect", &path)
+    }
+
+    /// `non_empty_directory`, taking removals decided so far into account.
+    fn non_empty_dir(&self, rel: &str) -> Result<bool> {
+        let path = self.up.site_home.join(rel);
+        let names = fsx::sorted_names(&path).ctx("list", &path)?;
+        Ok(names
+            .iter()
+            .any(|n| !matches!(self.overlay.get(&format!("{rel}/{n}")), Some(Sim::Gone))))
+    }
+
+    fn ask(&mut self, conflict: &Conflict) -> Result<Answer> {
+        let answer = self.resolver.resolve(conflict);
+        if answer == Answer::Abort {
+            return Err(Error::Aborted {
+                path: conflict.path.clone(),
+            });
+        }
+        Ok(answer)
+    }
+
+    fn visit(&mut self, rel: &str) -> Result<Entry> {
+        let up = self.up;
+        let o = Side::skel(up.from.skel_dir(), rel, &up.old_repl)?;
+        let n = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
+        // A path is visited twice only when the new skeleton has a dangling
+        // link there (the old-only walk tests existence following links).
+        let installed_before = matches!(self.overlay.get(rel), Some(Sim::Installed(_)));
+        let u = match self.overlay.get(rel) {
+            Some(Sim::Installed(kind)) => {
+                let mut side = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
+                side.kind = *kind;
+                side
+            }
+            Some(Sim::Written(bytes)) => {
+                let side = Side::user(up.site_home.join(rel), Some(Kind::File), rel);
+                let _ = side.bytes.set(bytes.clone());
+                side
+            }
+            _ => Side::user(up.site_home.join(rel), self.user_kind(rel)?, rel),
+        };
+        let (row, step) = self.file_step(rel, &o, &n, &u)?;
+        let after = match step.action {
+            Action::Install => n.kind,
+            Action::Remove => None,
+            _ => u.kind,
+        };
+        match &step.action {
+            Action::Nothing => {}
+            Action::Install => {
+                self.overlay.insert(rel.to_owned(), Sim::Installed(after));
+            }
+            Action::Remove => {
+                self.overlay.insert(rel.to_owned(), Sim::Gone);
+            }
+            Action::Write(bytes) => {
+                self.overlay
+                    .insert(rel.to_owned(), Sim::Written(bytes.clone()));
+            }
+        }
+        let permission =
+            self.permission_step(rel, &o, &n, &step.action, after, installed_before)?;
+        Ok(Entry {
+            path: rel.to_owned(),
+            row,
+            old: o.kind,
+            new: n.kind,
+            user: u.kind,
+            outcome: step.outcome,
+            status: step.status,
+            conflict: step.conflict,
+            permission,
+            action: step.action,
+        })
+    }
+
+    /// The decision table, rows 1-18 (first match wins).
+    fn file_step(
+        &mut self,
+        rel: &str,
+        o: &Side<'_>,
+        n: &Side<'_>,
+        u: &Side<'_>,
+    ) -> Result<(u8, Step)> {
+        let (ok, nk, uk) = (o.kind, n.kind, u.kind);
+        let keep_line = format!(" ! Keeping your   {rel}");
+        if ok.is_none() {
+            if uk.is_none() {
+                return Ok((1, self.install_new(rel, nk, Outcome::Installed)?));
+            }
+            if !changed(u, n)? {
+                return Ok((
+                    2,
+                    Step::new(
+                        Outcome::IdenticalNew,
+                        Some(format!(" * Identical new  {rel}")),
+                        Action::Nothing,
+                    ),
+                ));
+            }
+            let (un, nn) = (name(uk), name(nk));
+            let q = Question::two_way(
+                format!("Conflict at {rel}"),
+                format!(
+                    "The new version ships the {nn} {rel}, but you have created a {un} in that place yourself. Shall we keep your {un} or replace is with my {nn}?"
+                ),
+                ("keep", format!("Keep your {un}")),
+                (
+                    "replace",
+                    format!("Replace your {un} with the new default {nn}"),
+                ),
+            );
+            let branches = Branches {
+                keep: (Outcome::KeptYours, keep_line),
+                replace: (Outcome::Installed, installed_line(nk, rel), Action::Install),
+            };
+            return Ok((3, self.two_way(rel, 3, q, branches)?));
+        }
+        if nk.is_none() {
+            if uk.is_none() {
+                return Ok((
+                    4,
+                    Step::new(
+                        Outcome::Obsolete,
+                        Some(format!(" * Obsolete       {rel}")),
+                        Action::Nothing,
+                    ),
+                ));
+            }
+            let (changed_type, changed_content) = status(o, u)?;
+            let (on, un) = (name(ok), name(uk));
+            let removed = (
+                Outcome::Removed,
+                format!(" ! Removed        {rel}"),
+                Action::Remove,
+            );
+            let (row, q) = if changed_type {
+                (
+                    5,
+                    Question::two_way(
+                        format!("Obsolete file {rel}"),
+                        format!(
+                            "The {on} {rel} has become obsolete in this version, but you have changed it into a {un}. Do you want to keep your {un} or may I remove it for you, please?"
+                        ),
+                        ("keep", format!("Keep your {un}")),
+                        ("remove", "Remove it".to_owned()),
+                    ),
+                )
+            } else if changed_content {
+                (
+                    6,
+                    Question::two_way(
+                        format!("Changes in obsolete {on} {rel}"),
+                        format!(
+                            "The {on} {rel} has become obsolete in the new version, but you have changed its contents. Do you want to keep your {un} or may I remove it for you, please?"
+                        ),
+                        ("keep", format!("keep your {un}, though it is obsolete")),
+                        ("remove", format!("remove your {un}")),
+                    ),
+                )
+            } else if uk == Some(Kind::Dir) && self.non_empty_dir(rel)? {
+                (
+                    7,
+                    Question::two_way(
+                        format!("Non empty obsolete directory {rel}"),
+                        format!(
+                            "The directory {rel} has become obsolete in the new version, but you have contents in it. Do you want to keep your directory or may I remove it for you, please?"
+                        ),
+                        (
+                            "keep",
+                            "keep your directory, though it is obsolete".to_owned(),
+                        ),
+                        ("remove", "remove your directory".to_owned()),
+                    ),
+                )
+            } else {
+                return Ok((
+                    8,
+                    Step::new(
+                        Outcome::Vanished,
+                        Some(format!(" * Vanished       {rel}")),
+                        Action::Remove,
+                    ),
+                ));
+            };
+            let branches = Branches {
+                keep: (Outcome::KeptYours, keep_line),
+                replace: removed,
+            };
+            return Ok((row, self.two_way(rel, row, q, branches)?));
+        }
+        if uk.is_none() {
+            return Ok(if !changed(o, n)? {
+                (
+                    9,
+                    Step::new(
+                        Outcome::Unwanted,
+                        Some(format!(
+                            " * Unwanted       {rel} (unchanged, removed by you)"
+                        )),
+                        Action::Nothing,
+                    ),
+                )
+            } else {
+                (
+                    10,
+                    Step::new(
+                        Outcome::Missing,
+                        Some(format!(" ! Missing        {rel}")),
+                        Action::Nothing,
+                    ),
+                )
+            });
+        }
+        if !changed(o, n)? {
+            return Ok((11, Step::new(Outcome::Unchanged, None, Action::Nothing)));
+        }
+        let (user_changed_type, user_changed_content) = status(o, u)?;
+        if !(user_changed_type || user_changed_content) {
+            return Ok((
+                12,
+                Step::new(
+                    Outcome::Updated,
+                    Some(format!(" * Updated        {rel}")),
+                    Action::Install,
+                ),
+            ));
+        }
+        if !changed(u, n)? {
+            return Ok((
+                13,
+                Step::new(
+                    Outcome::Identical,
+                    Some(format!(" * Identical      {rel}")),
+                    Action::Nothing,
+                ),
+            ));
+        }
+        let (on, nn, un) = (name(ok), name(nk), name(uk));
+        if ok == Some(Kind::File) && nk == ok && uk == ok {
+            return Ok((14, self.merge(rel, o, n, u)?));
+        }
+        if ok == Some(Kind::Link) && nk == ok && uk == ok {
+            let (ot, nt, ut) = (
+                o.target()?.display(),
+                n.target()?.display(),
+                u.target()?.display(),
+            );
+            let q = Question::two_way(
+                format!("Symbolic link conflict at {rel}"),
+                format!(
+                    "'{rel}' is a symlink that pointed to {ot} in the old version and to {nt} in the new version. But meanwhile you changed to link target to {ut}. Shall I keep your link or replace it with the new default target?"
+                ),
+                ("keep", format!("Keep your symbolic link pointing to {ut}")),
+                ("replace", format!("Change link target to {nt}")),
+            );
+            let branches = Branches {
+                keep: (Outcome::KeptYours, keep_line),
+                replace: (
+                    Outcome::LinkChanged,
+                    format!(" ! Set link       {rel} to new target {nt}"),
+                    Action::Install,
+                ),
+            };
+            return Ok((15, self.two_way(rel, 15, q, branches)?));
+        }
+        if ok != nk {
+            let what = if user_changed_type { "type" } else { "content" };
+            let q = Question::two_way(
+                format!("File type change at {rel}"),
+                format!(
+                    "The {on} {rel} has been changed into a {nn} in the new version. Meanwhile you have changed the {what} of your copy of that {on}. Do you want to keep your version or replace it with the new default? "
+                ),
+                ("keep", format!("Keep your {un}")),
+                ("replace", format!("Replace it with the new {nn}")),
+            );
+            let branches = Branches {
+                keep: (
+                    Outcome::KeptYours,
+                    format!(" ! Keeping your version of {rel}"),
+                ),
+                replace: (
+                    Outcome::Replaced,
+                    format!(" ! Replaced your {un} {rel} by new default {nn}."),
+                    Action::Install,
+                ),
+            };
+            return Ok((16, self.two_way(rel, 16, q, branches)?));
+        }
+        let (row, title, text) = if ok != uk {
+            (
+                17,
+                format!("Type change conflicts with content change at {rel}"),
+                format!(
+                    "Usually {rel} is a {on} in both the old and new version. But you have changed it into a {un}. Do you want to keep that or may I replace your {un} with the new default {nn}, please?"
+                ),
+            )
+        } else {
+            (
+                18,
+                format!("Something nasty happened at {rel}"),
+                format!(
+                    "You somehow fiddled along with {rel}, and I do not have the slightest idea what's going on here. May I please install the new default {nn} here, or do you want to keep your {un}?"
+                ),
+            )
+        };
+        let q = Question::two_way(
+            title,
+            text,
+            ("keep", format!("Keep your {un}")),
+            (
+                "replace",
+                format!("Replace your {un} with the new default {nn}"),
+            ),
+        );
+        let branches = Branches {
+            keep: (Outcome::KeptYours, format!(" ! Keeping your {un} {rel}.")),
+            replace: (
+                Outcome::Replaced,
+                format!(" ! Delete your {un} and created new default {nn} {rel}."),
+                Action::Install,
+            ),
+        };
+        Ok((row, self.two_way(rel, row, q, branches)?))
+    }
+
+    /// Creates a path from the new skeleton, unless its parent is missing in the site.
+    fn install_new(&self, rel: &str, nk: Option<Kind>, outcome: Outcome) -> Result<Step> {
+        if let Some(idx) = rel.rfind('/') {
+            let parent = &rel[..idx];
+            if self.user_kind(parent)? != Some(Kind::Dir) {
+                return Ok(Step::new(
+                    Outcome::ParentMissing,
+                    Some(format!(
+                        " ! Skipped        {rel} (parent directory missing)"
+                    )),
+                    Action::Nothing,
+                ));
+            }
+        }
+        Ok(Step::new(
+            outcome,
+            Some(installed_line(nk, rel)),
+            Action::Install,
+        ))
+    }
+
+    fn two_way(&mut self, rel: &str, row: u8, question: Question, b: Branches) -> Result<Step> {
+        let conflict = Conflict {
+            path: rel.to_owned(),
+            row: Some(row),
+            kind: ConflictKind::TwoWay,
+            question,
+            merge: None,
+        };
+        let answer = self.ask(&conflict)?;
+        let mut step = match answer {
+            Answer::Keep => Step::new(b.keep.0, Some(b.keep.1), Action::Nothing),
+            Answer::Replace => Step::new(b.replace.0, Some(b.replace.1), b.replace.2),
+            Answer::Defer => Step::new(Outcome::Pending, None, Action::Nothing),
+            other => {
+                return Err(Error::InvalidAnswer {
+                    path: rel.to_owned(),
+                    answer: format!("{other:?}"),
+                });
+            }
+        };
+        step.conflict = Some(ConflictReport::new(&conflict, &answer));
+        Ok(step)
+    }
+
+    /// Row 14: three-way merge, and the conflict menu when it fails.
+    fn merge(&mut self, rel: &str, o: &Side<'_>, n: &Side<'_>, u: &Side<'_>) -> Result<Step> {
+        let (base, theirs, original) = (o.content()?, n.content()?, u.content()?);
+        let (old_v, new_v) = (self.up.from.version(), self.up.to.version());
+        let mut yours = original.to_vec();
+        let mut attempt = 0;
+        loop {
+            let merged = match self.merger.merge(base, &yours, theirs) {
+                Ok(m) => m,
+                Err(e) => {
+                    return Ok(Step::new(
+                        Outcome::CannotMerge,
+                        Some(format!(" ! Cannot merge: {e}")),
+                        Action::Nothing,
+                    ));
+                }
+            };
+            if merged.conflicts == 0 {
+                let action = if merged.text == original {
+                    Action::Nothing
+                } else {
+                    Action::Write(merged.text)
+                };
+                return Ok(if attempt == 0 {
+                    Step::new(
+                        Outcome::Merged,
+                        Some(format!(" * Merged         {rel}")),
+                        action,
+                    )
+                } else {
+                    Step::new(
+                        Outcome::MergedOnRetry,
+                        Some(format!(
+                            "Successfully merged changes from {old_v} -> {new_v} into {rel}"
+                        )),
+                        action,
+                    )
+                });
+            }
+            let conflict = Conflict {
+                path: rel.to_owned(),
+                row: Some(14),
+                kind: ConflictKind::Merge,
+                question: merge_question(rel, old_v, new_v),
+                merge: Some(MergeTexts {
+                    old_version: old_v.to_owned(),
+                    new_version: new_v.to_owned(),
+                    old_default: base.to_vec(),
+                    new_default: theirs.to_vec(),
+                    yours: yours.clone(),
+                    merged: merged.text.clone(),
+                    conflicts: merged.conflicts,
+                    attempt,
+                }),
+            };
+            let answer = self.ask(&conflict)?;
+            let write = |bytes: Vec<u8>| {
+                if bytes == original {
+                    Action::Nothing
+                } else {
+                    Action::Write(bytes)
+                }
+            };
+            let mut step = match &answer {
+                Answer::RetryWith(edited) => {
+                    yours = edited.clone();
+                    attempt += 1;
+                    continue;
+                }
+                Answer::KeepMerged => Step::new(
+                    Outcome::KeptConflictMarkers,
+                    None,
+                    Action::Write(merged.text),
+                ),
+                Answer::UseContent(bytes) => Step::new(Outcome::Edited, None, write(bytes.clone())),
+                Answer::Restore => Step::new(
+                    Outcome::Restored,
+                    Some("Restored your version.".to_owned()),
+                    write(yours),
+                ),
+                Answer::Install => Step::new(
+                    Outcome::InstalledDefault,
+                    Some(format!("Installed default file of version {new_v}.")),
+                    write(theirs.to_vec()),
+                ),
+                Answer::Defer => Step::new(Outcome::Pending, None, Action::Nothing),
+                other => {
+                    return Err(Error::InvalidAnswer {
+                        path: rel.to_owned(),
+                        answer: format!("{other:?}"),
+                    });
+                }
+            };
+            step.conflict = Some(ConflictReport::new(&conflict, &answer));
+            return Ok(step);
+        }
+    }
+
+    /// Section 5, after the file step; `after` is the site's kind after it.
+    fn permission_step(
+        &mut self,
+        rel: &str,
+        o: &Side<'_>,
+        n: &Side<'_>,
+        action: &Action,
+        after: Option<Kind>,
+        installed_before: bool,
+    ) -> Result<Option<PermissionStep>> {
+        let up = self.up;
+        let old_perm = up.old_perms.skel_perm(up.from.skel_dir(), rel);
+        let new_perm = up.new_perms.skel_perm(up.to.skel_dir(), rel);
+        let user_perm = match action {
+            // Created from the skeleton: chmod-ed to the new permission.
+            Action::Install => new_perm,
+            _ if installed_before => new_perm,
+            Action::Remove => 0,
+            _ => {
+                if after.is_none() {
+                    0
+                } else {
+                    fsx::mode_following(&up.site_home.join(rel))
+                }
+            }
+        };
+        let decision = permission_action(PermInput {
+            relpath: rel,
+            old: o.kind,
+            new: n.kind,
+            user: after,
+            old_perm,
+            new_perm,
+            user_perm,
+        });
+        let set = |outcome| PermissionStep {
+            user_mode: user_perm,
+            new_mode: new_perm,
+            outcome,
+            status: Some(format!(
+                " * Permissions    {user_perm:04o} -> {new_perm:04o} {rel}"
+            )),
+            conflict: None,
+        };
+        let question = match decision {
+            PermDecision::Nothing => return Ok(None),
+            PermDecision::Default => return Ok(Some(set(PermissionOutcome::Set))),
+            PermDecision::ConflictChanged => (
+                format!("Permission conflict at {rel}"),
+                format!(
+                    "The proposed permissions of {rel} have changed from {old_perm:04o} to {new_perm:04o} in the new version, but you have set {user_perm:04o}. May I use the new default permissions or do you want to keep yours?"
+                ),
+            ),
+            PermDecision::ConflictWrong => (
+                format!("Wrong permission of {rel}"),
+                format!(
+                    "The proposed permissions of {rel} are {new_perm:04o}, but currently are {user_perm:04o}. May I use the new default permissions or keep yours?"
+                ),
+            ),
+        };
+        let question = Question::two_way(
+            question.0,
+            question.1,
+            ("keep", format!("Keep permissions at {user_perm:04o}")),
+            ("default", format!("Set permission to {new_perm:04o}")),
+        );
+        let conflict = Conflict {
+            path: rel.to_owned(),
+            row: None,
+            kind: ConflictKind::Permission,
+            question,
+            merge: None,
+        };
+        let answer = self.ask(&conflict)?;
+        let mut step = match answer {
+            Answer::Keep => PermissionStep {
+                user_mode: user_perm,
+                new_mode: new_perm,
+                outcome: PermissionOutcome::Kept,
+                status: Some(format!(
+                    " ! Permissions    {user_perm:04o} {rel} (unchanged)"
+                )),
+                conflict: None,
+            },
+            Answer::Replace => set(PermissionOutcome::Set),
+            Answer::Defer => PermissionStep {
+                user_mode: user_perm,
+                new_mode: new_perm,
+                outcome: PermissionOutcome::Pending,
+                status: None,
+                conflict: None,
+            },
+            other => {
+                return Err(Error::InvalidAnswer {
+                    path: rel.to_owned(),
+                    answer: format!("{other:?}"),
+                });
+            }
+        };
+        step.conflict = Some(ConflictReport::new(&conflict, &answer));
+        Ok(Some(step))
+    }
+}

@@ -1,0 +1,9 @@
+//! Tests of the text engine: git oracle, corpus, named edge cases, properties.
+// Tests may unwrap: a failure is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod corpus;
+mod edge;
+mod oracle;
+mod props;

@@ -1,0 +1,765 @@
+//! One test per decision-table row (spec section 2) and per permission rule
+//! (section 5), each on a real temporary tree, asserting the status line and
+//! the resulting site.
+
+// Test helpers outside #[test] functions may unwrap too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use site_merge::{Answer, Kind, Outcome, PermissionOutcome, Policy};
+
+fn only_line(plan: &site_merge::Plan, path: &str) -> Option<String> {
+    plan.entry(path).unwrap().status.clone()
+}
+
+#[test]
+fn row_01_installed_file_dir_and_link_with_macros() {
+    let fx = Fx::new();
+    file(
+        &fx.new_skel(),
+        "etc/new.conf",
+        "site=###SITE### root=###ROOT### ed=###EDITION###\n",
+    );
+    dir(&fx.new_skel(), "etc/newdir");
+    link(&fx.new_skel(), "etc/newlink", "../x/###SITE###");
+    dir(&fx.old_skel(), "etc");
+    dir(&fx.site(), "etc");
+    let plan = fx.run_policy(Policy::Abort);
+    assert_eq!(
+        only_line(&plan, "etc/new.conf").unwrap(),
+        " * Installed file etc/new.conf"
+    );
+    assert_eq!(
+        only_line(&plan, "etc/newdir").unwrap(),
+        " * Installed dir  etc/newdir"
+    );
+    assert_eq!(
+        only_line(&plan, "etc/newlink").unwrap(),
+        " * Installed link etc/newlink"
+    );
+    assert!(plan.entries.iter().all(|e| e.row == 1 || e.path == "etc"));
+    assert_eq!(fx.read("etc/new.conf"), "site=s root=/omd/sites/s ed=raw\n");
+    assert!(fx.site().join("etc/newdir").is_dir());
+    // Link targets are copied verbatim, not substituted.
+    assert_eq!(
+        std::fs::read_link(fx.site().join("etc/newlink"))
+            .unwrap()
+            .to_str(),
+        Some("../x/###SITE###")
+    );
+    assert_eq!(fx.mode("etc/new.conf"), 0o644);
+}
+
+#[test]
+fn row_02_identical_new() {
+    let fx = Fx::new();
+    fx.file(&[&fx.new_skel(), &fx.site()], "etc/a", "same\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!((e.row, e.outcome), (2, Outcome::IdenticalNew));
+    assert_eq!(e.status.as_deref(), Some(" * Identical new  etc/a"));
+    assert_eq!(fx.read("etc/a"), "same\n");
+}
+
+#[test]
+fn row_03_new_path_conflicts_with_operators_own() {
+    for (policy, line, content) in [
+        (Policy::KeepOld, " ! Keeping your   etc/a", "mine\n"),
+        (Policy::Install, " * Installed file etc/a", "new\n"),
+    ] {
+        let fx = Fx::new();
+        file(&fx.new_skel(), "etc/a", "new\n");
+        file(&fx.site(), "etc/a", "mine\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.row, 3);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "Conflict at etc/a");
+        assert_eq!(
+            c.text,
+            "The new version ships the file etc/a, but you have created a file in that place yourself. Shall we keep your file or replace is with my file?"
+        );
+        assert_eq!(c.choices[0].description, "Keep your file");
+        assert_eq!(
+            c.choices[1].description,
+            "Replace your file with the new default file"
+        );
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.read("etc/a"), content);
+    }
+}
+
+#[test]
+fn row_04_obsolete_and_gone() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "old\n");
+    dir(&fx.site(), "etc");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (4, Some(" * Obsolete       etc/a"))
+    );
+    assert!(!fx.exists("etc/a"));
+}
+
+#[test]
+fn row_05_obsolete_but_type_changed_by_operator() {
+    for (policy, line, kept) in [
+        (Policy::KeepOld, " ! Keeping your   etc/a", true),
+        (Policy::Install, " ! Removed        etc/a", false),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.site(), "etc/a/inner", "mine\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.row, 5);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "Obsolete file etc/a");
+        assert_eq!(
+            c.text,
+            "The file etc/a has become obsolete in this version, but you have changed it into a dir. Do you want to keep your dir or may I remove it for you, please?"
+        );
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.exists("etc/a/inner"), kept);
+    }
+}
+
+#[test]
+fn row_06_obsolete_but_content_changed() {
+    for (policy, line, kept) in [
+        (Policy::KeepOld, " ! Keeping your   etc/a", true),
+        (Policy::Install, " ! Removed        etc/a", false),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.site(), "etc/a", "mine\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.row, 6);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "Changes in obsolete file etc/a");
+        assert_eq!(
+            c.choices[0].description,
+            "keep your file, though it is obsolete"
+        );
+        assert_eq!(c.choices[1].description, "remove your file");
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.exists("etc/a"), kept);
+    }
+}
+
+#[test]
+fn row_07_obsolete_directory_with_operator_content() {
+    for (policy, line, kept) in [
+        (Policy::KeepOld, " ! Keeping your   etc/d", true),
+        (Policy::Install, " ! Removed        etc/d", false),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/d/default", "x\n");
+        fx.file(&[&fx.site()], "etc/d/default", "x\n");
+        file(&fx.site(), "etc/d/mine", "operator\n");
+        let plan = fx.run_policy(policy);
+        // The unchanged default inside vanishes first (bottom-up), then the directory is asked about.
+        assert_eq!(
+            only_line(&plan, "etc/d/default").unwrap(),
+            " * Vanished       etc/d/default"
+        );
+        let e = plan.entry("etc/d").unwrap();
+        assert_eq!(e.row, 7);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "Non empty obsolete directory etc/d");
+        assert_eq!(
+            c.text,
+            "The directory etc/d has become obsolete in the new version, but you have contents in it. Do you want to keep your directory or may I remove it for you, please?"
+        );
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.exists("etc/d/mine"), kept);
+        assert!(!fx.exists("etc/d/default"));
+    }
+}
+
+#[test]
+fn row_08_vanished_file_and_emptied_directory() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/d/a", "x\n");
+    file(&fx.site(), "etc/d/a", "x\n");
+    let plan = fx.run_policy(Policy::Abort);
+    assert_eq!(
+        lines(&plan),
+        vec![
+            " * Vanished       etc/d/a".to_owned(),
+            " * Vanished       etc/d".to_owned(),
+            " * Vanished       etc".to_owned()
+        ]
+    );
+    assert!(plan.entries.iter().all(|e| e.row == 8));
+    assert!(!fx.exists("etc"));
+}
+
+#[test]
+fn row_09_unwanted() {
+    let fx = Fx::new();
+    fx.file(&[&fx.old_skel(), &fx.new_skel()], "etc/a", "same\n");
+    dir(&fx.site(), "etc");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (
+            9,
+            Some(" * Unwanted       etc/a (unchanged, removed by you)")
+        )
+    );
+    assert!(!fx.exists("etc/a"));
+}
+
+#[test]
+fn row_10_missing() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "old\n");
+    file(&fx.new_skel(), "etc/a", "new\n");
+    dir(&fx.site(), "etc");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (10, Some(" ! Missing        etc/a"))
+    );
+    assert!(!fx.exists("etc/a"));
+}
+
+#[test]
+fn row_11_we_did_not_change_it() {
+    let fx = Fx::new();
+    fx.file(
+        &[&fx.old_skel(), &fx.new_skel()],
+        "etc/a",
+        "same ###SITE###\n",
+    );
+    file(&fx.site(), "etc/a", "operator's\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref(), e.outcome),
+        (11, None, Outcome::Unchanged)
+    );
+    assert_eq!(fx.read("etc/a"), "operator's\n");
+}
+
+#[test]
+fn row_12_updated_file() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "old ###SITE###\n");
+    file(&fx.new_skel(), "etc/a", "new ###SITE###\n");
+    file(&fx.site(), "etc/a", "old s\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (12, Some(" * Updated        etc/a"))
+    );
+    assert_eq!(fx.read("etc/a"), "new s\n");
+}
+
+#[test]
+fn row_12_updated_directory_into_file_removes_it_recursively() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/x/inner", "i\n");
+    file(&fx.new_skel(), "etc/x", "now a file\n");
+    file(&fx.site(), "etc/x/inner", "i\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/x").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (12, Some(" * Updated        etc/x"))
+    );
+    // The old child is then obsolete and already gone.
+    assert_eq!(
+        only_line(&plan, "etc/x/inner").unwrap(),
+        " * Obsolete       etc/x/inner"
+    );
+    assert_eq!(fx.read("etc/x"), "now a file\n");
+}
+
+#[test]
+fn row_13_operator_made_the_same_change() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "old\n");
+    fx.file(&[&fx.new_skel(), &fx.site()], "etc/a", "new\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (13, Some(" * Identical      etc/a"))
+    );
+}
+
+#[test]
+fn row_13_edition_macro_change_counts_as_our_change() {
+    // Old edition raw, new edition raw: not changed. Here the new skeleton uses the macro
+    // and the operator already has the expanded text.
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "edition=raw\n");
+    file(&fx.new_skel(), "etc/a", "edition=###EDITION###\n");
+    file(&fx.site(), "etc/a", "edition=raw\n");
+    let plan = fx.run_policy(Policy::Abort);
+    assert_eq!(
+        plan.entry("etc/a").unwrap().row,
+        11,
+        "old raw text equals new text after substitution"
+    );
+}
+
+#[test]
+fn row_14_merged_cleanly() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "1\n2\n3\n");
+    file(&fx.new_skel(), "etc/a", "1\n2\nTHREE\n");
+    file(&fx.site(), "etc/a", "ONE\n2\n3\n");
+    std::fs::set_permissions(
+        fx.site().join("etc/a"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!(
+        (e.row, e.status.as_deref()),
+        (14, Some(" * Merged         etc/a"))
+    );
+    assert_eq!(fx.read("etc/a"), "ONE\n2\nTHREE\n");
+    assert_eq!(fx.mode("etc/a"), 0o600, "a merge keeps the operator's mode");
+    let names: Vec<_> = std::fs::read_dir(fx.site().join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "no helper files: {names:?}");
+}
+
+#[test]
+fn row_14_conflict_keepold_restores_and_install_installs() {
+    for (policy, line, content) in [
+        (Policy::KeepOld, "Restored your version.", "mine\n"),
+        (
+            Policy::Install,
+            "Installed default file of version 2.0.0.",
+            "new\n",
+        ),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.new_skel(), "etc/a", "new\n");
+        file(&fx.site(), "etc/a", "mine\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.row, 14);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "Conflicts in etc/a!");
+        assert_eq!(
+            c.text,
+            "I've tried to merge the changes from version 1.0.0 to 2.0.0 into etc/a.\nUnfortunately there are conflicts with your changes. \nYou have the following options: "
+        );
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.read("etc/a"), content);
+    }
+}
+
+#[test]
+fn row_14_merge_engine_failure() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/a", "old\n");
+    file(&fx.new_skel(), "etc/a", "new\n");
+    file(&fx.site(), "etc/a", "FAIL-MERGE\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let e = plan.entry("etc/a").unwrap();
+    assert_eq!((e.row, e.outcome), (14, Outcome::CannotMerge));
+    assert_eq!(
+        e.status.as_deref(),
+        Some(" ! Cannot merge: merge engine refused")
+    );
+    assert_eq!(fx.read("etc/a"), "FAIL-MERGE\n");
+}
+
+#[test]
+fn row_15_symlink_conflict() {
+    for (policy, line, target) in [
+        (Policy::KeepOld, " ! Keeping your   etc/l", "mine"),
+        (
+            Policy::Install,
+            " ! Set link       etc/l to new target new",
+            "new",
+        ),
+    ] {
+        let fx = Fx::new();
+        link(&fx.old_skel(), "etc/l", "old");
+        link(&fx.new_skel(), "etc/l", "new");
+        link(&fx.site(), "etc/l", "mine");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/l").unwrap();
+        assert_eq!(e.row, 15);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "Symbolic link conflict at etc/l");
+        assert_eq!(
+            c.text,
+            "'etc/l' is a symlink that pointed to old in the old version and to new in the new version. But meanwhile you changed to link target to mine. Shall I keep your link or replace it with the new default target?"
+        );
+        assert_eq!(c.choices[1].description, "Change link target to new");
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(
+            std::fs::read_link(fx.site().join("etc/l"))
+                .unwrap()
+                .to_str(),
+            Some(target)
+        );
+    }
+}
+
+#[test]
+fn row_16_we_changed_the_type_and_operator_the_content() {
+    for (policy, line, is_dir) in [
+        (Policy::KeepOld, " ! Keeping your version of etc/x", false),
+        (
+            Policy::Install,
+            " ! Replaced your file etc/x by new default dir.",
+            true,
+        ),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/x", "old\n");
+        dir(&fx.new_skel(), "etc/x");
+        file(&fx.site(), "etc/x", "mine\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/x").unwrap();
+        assert_eq!(e.row, 16);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(c.title, "File type change at etc/x");
+        assert_eq!(
+            c.text,
+            "The file etc/x has been changed into a dir in the new version. Meanwhile you have changed the content of your copy of that file. Do you want to keep your version or replace it with the new default? "
+        );
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.site().join("etc/x").is_dir(), is_dir);
+    }
+}
+
+#[test]
+fn row_17_operator_changed_the_type_we_the_content() {
+    for (policy, line, is_dir) in [
+        (Policy::KeepOld, " ! Keeping your dir etc/x.", true),
+        (
+            Policy::Install,
+            " ! Delete your dir and created new default file etc/x.",
+            false,
+        ),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/x", "old\n");
+        file(&fx.new_skel(), "etc/x", "new\n");
+        file(&fx.site(), "etc/x/mine", "m\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/x").unwrap();
+        assert_eq!(e.row, 17);
+        let c = e.conflict.as_ref().unwrap();
+        assert_eq!(
+            c.title,
+            "Type change conflicts with content change at etc/x"
+        );
+        assert_eq!(
+            c.text,
+            "Usually etc/x is a file in both the old and new version. But you have changed it into a dir. Do you want to keep that or may I replace your dir with the new default file, please?"
+        );
+        assert_eq!(e.status.as_deref(), Some(line));
+        assert_eq!(fx.site().join("etc/x").is_dir(), is_dir);
+    }
+}
+
+/// Row 18 ("should never happen") needs O=N=U of one type with all three
+/// different, which only files (row 14) and links (row 15) can be. Every
+/// combination of types and contents on a real tree lands on rows 1-17.
+#[test]
+fn row_18_is_unreachable_for_every_type_combination() {
+    let fx = Fx::new();
+    let kinds = [None, Some(Kind::File), Some(Kind::Dir), Some(Kind::Link)];
+    let make = |root: &std::path::Path, rel: &str, kind: Option<Kind>, tag: &str| match kind {
+        None => {}
+        Some(Kind::File) => file(root, rel, tag),
+        Some(Kind::Dir) => dir(root, rel),
+        Some(Kind::Link) => link(root, rel, tag),
+    };
+    let mut count = 0;
+    for (i, o) in kinds.iter().enumerate() {
+        for (j, n) in kinds.iter().enumerate() {
+            for (k, u) in kinds.iter().enumerate() {
+                if o.is_none() && n.is_none() {
+                    continue;
+                }
+                for variant in ["same", "differ"] {
+                    let rel = format!("p{i}{j}{k}{variant}");
+                    let (to, tn, tu) = if variant == "same" {
+                        ("a", "a", "a")
+                    } else {
+                        ("a", "b", "c")
+                    };
+                    make(&fx.old_skel(), &rel, *o, to);
+                    make(&fx.new_skel(), &rel, *n, tn);
+                    make(&fx.site(), &rel, *u, tu);
+                    count += 1;
+                }
+            }
+        }
+    }
+    let plan = fx.plan(&mut Policy::Ask);
+    // Paths with a dangling link in the new skeleton are visited twice (the
+    // old-only walk tests existence following links), as in Checkmk.
+    let distinct: std::collections::BTreeSet<&str> = plan
+        .entries
+        .iter()
+        .filter(|e| e.path.starts_with('p'))
+        .map(|e| e.path.as_str())
+        .collect();
+    assert_eq!(distinct.len(), count);
+    let rows: std::collections::BTreeSet<u8> = plan.entries.iter().map(|e| e.row).collect();
+    assert!(!rows.contains(&18), "{rows:?}");
+    // Row 7 needs operator content inside the directory; it has its own test.
+    for row in (1..=17).filter(|r| *r != 7) {
+        assert!(rows.contains(&row), "row {row} not reached: {rows:?}");
+    }
+}
+
+// ---------------------------------------------------------------- permissions
+
+fn perm_fixture(old_mode: u32, new_mode: u32, user_mode: u32) -> Fx {
+    let fx = Fx::new();
+    fx.file(
+        &[&fx.old_skel(), &fx.new_skel(), &fx.site()],
+        "etc/a",
+        "same\n",
+    );
+    chmod(&fx.old_skel(), "etc/a", old_mode);
+    chmod(&fx.new_skel(), "etc/a", new_mode);
+    chmod(&fx.site(), "etc/a", user_mode);
+    fx
+}
+
+#[test]
+fn perm_rule_1_nothing_for_links_absent_type_change_or_equal_mode() {
+    // user == new
+    let fx = perm_fixture(0o644, 0o600, 0o600);
+    let plan = fx.run_policy(Policy::Abort);
+    assert!(plan.entry("etc/a").unwrap().permission.is_none());
+    // new is a link
+    let fx = Fx::new();
+    fx.file(&[&fx.old_skel(), &fx.site()], "etc/l", "x\n");
+    link(&fx.new_skel(), "etc/l", "target");
+    permissions(&fx.new_skel(), "etc/l 600\n");
+    let plan = fx.plan(&mut Policy::KeepOld);
+    assert!(plan.entry("etc/l").unwrap().permission.is_none());
+    // user type differs from new type (kept dir vs new file)
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/x", "old\n");
+    file(&fx.new_skel(), "etc/x", "new\n");
+    dir(&fx.site(), "etc/x");
+    chmod(&fx.site(), "etc/x", 0o700);
+    let plan = fx.run_policy(Policy::KeepOld);
+    assert!(plan.entry("etc/x").unwrap().permission.is_none());
+    assert_eq!(fx.mode("etc/x"), 0o700);
+}
+
+#[test]
+fn perm_rule_2_new_path_gets_the_default() {
+    let fx = Fx::new();
+    fx.file(&[&fx.new_skel(), &fx.site()], "etc/a", "same\n");
+    permissions(&fx.new_skel(), "# defaults\netc/a 600\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
+    assert_eq!(
+        p.status.as_deref(),
+        Some(" * Permissions    0644 -> 0600 etc/a")
+    );
+    assert_eq!(fx.mode("etc/a"), 0o600);
+}
+
+#[test]
+fn perm_rule_3_special_directories_always_get_the_default() {
+    let fx = Fx::new();
+    for root in [fx.old_skel(), fx.new_skel(), fx.site()] {
+        dir(&root, "etc/ssl/private");
+    }
+    chmod(&fx.old_skel(), "etc/ssl/private", 0o775);
+    chmod(&fx.new_skel(), "etc/ssl/private", 0o770);
+    chmod(&fx.site(), "etc/ssl/private", 0o750);
+    let plan = fx.run_policy(Policy::Abort);
+    let p = plan
+        .entry("etc/ssl/private")
+        .unwrap()
+        .permission
+        .clone()
+        .unwrap();
+    assert_eq!(
+        p.status.as_deref(),
+        Some(" * Permissions    0750 -> 0770 etc/ssl/private")
+    );
+    assert!(p.conflict.is_none());
+    assert_eq!(fx.mode("etc/ssl/private"), 0o770);
+}
+
+#[test]
+fn perm_rule_4_conflict_when_all_three_modes_differ() {
+    for (policy, line, mode) in [
+        (
+            Policy::KeepOld,
+            " ! Permissions    0640 etc/a (unchanged)",
+            0o640,
+        ),
+        (
+            Policy::Install,
+            " * Permissions    0640 -> 0600 etc/a",
+            0o600,
+        ),
+    ] {
+        let fx = perm_fixture(0o644, 0o600, 0o640);
+        let plan = fx.run_policy(policy);
+        let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
+        let c = p.conflict.unwrap();
+        assert_eq!(c.title, "Permission conflict at etc/a");
+        assert_eq!(
+            c.text,
+            "The proposed permissions of etc/a have changed from 0644 to 0600 in the new version, but you have set 0640. May I use the new default permissions or do you want to keep yours?"
+        );
+        let keys: String = c.choices.iter().map(|c| c.key).collect();
+        assert_eq!(keys, "kdsa");
+        assert_eq!(c.choices[0].description, "Keep permissions at 0640");
+        assert_eq!(c.choices[1].description, "Set permission to 0600");
+        assert_eq!(p.status.as_deref(), Some(line));
+        assert_eq!(fx.mode("etc/a"), mode);
+    }
+}
+
+#[test]
+fn perm_rule_5_operator_kept_the_old_default() {
+    let fx = perm_fixture(0o644, 0o600, 0o644);
+    let plan = fx.run_policy(Policy::Abort);
+    let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
+    assert_eq!(p.outcome, PermissionOutcome::Set);
+    assert_eq!(
+        p.status.as_deref(),
+        Some(" * Permissions    0644 -> 0600 etc/a")
+    );
+    assert_eq!(fx.mode("etc/a"), 0o600);
+}
+
+#[test]
+fn perm_rule_6_type_changed_by_us() {
+    // O=file, N=U=dir: the file step says "Identical", the permission step asks.
+    for (user_mode, expect_conflict) in [(0o700, true), (0o644, false)] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/x", "old\n");
+        dir(&fx.new_skel(), "etc/x");
+        dir(&fx.site(), "etc/x");
+        chmod(&fx.new_skel(), "etc/x", 0o755);
+        chmod(&fx.site(), "etc/x", user_mode);
+        let plan = fx.run_policy(Policy::Install);
+        let e = plan.entry("etc/x").unwrap();
+        assert_eq!(e.row, 13);
+        let p = e.permission.clone().unwrap();
+        assert_eq!(p.conflict.is_some(), expect_conflict);
+        if let Some(c) = p.conflict {
+            assert_eq!(c.title, "Wrong permission of etc/x");
+            assert_eq!(
+                c.text,
+                "The proposed permissions of etc/x are 0755, but currently are 0700. May I use the new default permissions or keep yours?"
+            );
+        }
+        assert_eq!(
+            p.status.unwrap(),
+            format!(" * Permissions    {user_mode:04o} -> 0755 etc/x")
+        );
+        assert_eq!(fx.mode("etc/x"), 0o755);
+    }
+}
+
+#[test]
+fn perm_rule_7_operator_mode_stays_when_defaults_are_unchanged() {
+    let fx = perm_fixture(0o644, 0o644, 0o600);
+    let plan = fx.run_policy(Policy::Install);
+    assert!(plan.entry("etc/a").unwrap().permission.is_none());
+    assert_eq!(fx.mode("etc/a"), 0o600);
+}
+
+#[test]
+fn perm_from_table_beats_the_skeleton_mode() {
+    let fx = perm_fixture(0o644, 0o644, 0o644);
+    permissions(&fx.new_skel(), "etc/a 0640\n");
+    let plan = fx.run_policy(Policy::Abort);
+    let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
+    assert_eq!(
+        p.status.as_deref(),
+        Some(" * Permissions    0644 -> 0640 etc/a")
+    );
+    assert_eq!(fx.mode("etc/a"), 0o640);
+}
+
+#[test]
+fn dry_run_with_ask_defers_and_cannot_be_applied() {
+    let fx = perm_fixture(0o644, 0o600, 0o640);
+    file(&fx.new_skel(), "etc/b", "new\n");
+    file(&fx.site(), "etc/b", "mine\n");
+    let before = snapshot(fx.root());
+    let up = fx.update();
+    let plan = up.plan(&LineMerger, &mut Policy::Ask).unwrap();
+    assert_eq!(plan.unresolved(), 2);
+    assert_eq!(plan.entry("etc/b").unwrap().outcome, Outcome::Pending);
+    let err = up.apply(&plan, &Default::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("2 unresolved conflict(s), the first at etc/a"),
+        "{err}"
+    );
+    assert_eq!(snapshot(fx.root()), before);
+    // The JSON report names every path and question.
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["entries"][1]["path"], "etc/a");
+    assert_eq!(
+        json["entries"][1]["permission"]["conflict"]["title"],
+        "Permission conflict at etc/a"
+    );
+    assert!(json["entries"][1]["permission"]["conflict"]["answer"].is_null());
+}
+
+#[test]
+fn tmp_and_ignored_paths_are_not_walked() {
+    let fx = Fx::new();
+    file(&fx.new_skel(), "tmp/inside", "x\n");
+    file(&fx.new_skel(), "etc/htpasswd", "x\n");
+    file(&fx.new_skel(), "etc/ok", "x\n");
+    let plan = fx.run(&mut Scripted::new([Answer::Abort]));
+    let paths: Vec<_> = plan.entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["etc", "tmp", "etc/ok"]);
+}
+
+#[test]
+fn new_file_below_a_directory_the_operator_removed_is_skipped() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/sub/a", "a\n");
+    file(&fx.new_skel(), "etc/sub/a", "a\n");
+    file(&fx.new_skel(), "etc/sub/b", "new\n");
+    dir(&fx.site(), "etc");
+    let plan = fx.run_policy(Policy::Abort);
+    assert_eq!(
+        lines(&plan),
+        [
+            " * Unwanted       etc/sub (unchanged, removed by you)",
+            " * Unwanted       etc/sub/a (unchanged, removed by you)",
+            " ! Skipped        etc/sub/b (parent directory missing)",
+        ]
+    );
+    assert_eq!(
+        plan.entry("etc/sub/b").unwrap().outcome,
+        Outcome::ParentMissing
+    );
+    assert!(!fx.exists("etc/sub"));
+}
