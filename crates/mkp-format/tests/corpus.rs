@@ -9,13 +9,7 @@ use std::path::{Path, PathBuf};
 use mkp_format::{Container, ErrorKind, Limits, Manifest, Mkp};
 
 fn corpus_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mkp"))
-        .collect();
-    files.sort();
-    files
+    testkit::files_with_extension(dir, "mkp")
 }
 
 fn name(p: &Path) -> String {

@@ -62,6 +62,24 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
     }
 }
 
+/// The files directly in `dir` whose name ends in `.extension`, sorted by
+/// path, so that corpus tests visit them in a stable order.
+///
+/// # Panics
+///
+/// When `dir` cannot be read: a test that asks for a corpus folder it was
+/// told exists should fail loudly.
+pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let entries =
+        std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == extension))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Returns the path of `relative` inside the shared folder, or returns from the
 /// calling test with a skip message when it is absent.
 #[macro_export]
@@ -77,6 +95,21 @@ macro_rules! require_shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn files_with_extension_lists_only_matching_files_sorted() {
+        let dir = std::env::temp_dir().join(format!("testkit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["b.mkp", "a.mkp", "c.txt", "d.mkp.bak"] {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+        let names: Vec<String> = files_with_extension(&dir, "mkp")
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(names, ["a.mkp", "b.mkp"]);
+    }
 
     #[test]
     fn workspace_root_holds_the_root_manifest() {

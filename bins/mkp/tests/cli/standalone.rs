@@ -6,13 +6,7 @@ use std::path::{Path, PathBuf};
 use crate::common::{mkp, run, run_with_closed_stdout, stderr, stdout};
 
 fn corpus(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "mkp"))
-        .collect();
-    files.sort();
-    files
+    testkit::files_with_extension(dir, "mkp")
 }
 
 /// `mkp inspect [--json]` prints exactly what the library renders (plus `\n`), or, where
