@@ -10,8 +10,25 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use agent_deploy::{
+    Advertise, AgentSignVerifier, DEFAULT_PBKDF2_ITERATIONS, DeployStore, InstallCommand, Limits,
+    Mode, Paths, Platform, RegisterOptions, RunOptions, ServerOptions, TargetMetadata, Updater,
+    package_hash, spawn,
+};
+use agent_sign::{
+    Clock as _, ExpiryThresholds, KdfParams, KeyStore, KeyType, MetaKey, NewKey, PackageSignature,
+    Passphrase, PrivateKey, RoleKeys, Roles, RollbackState, Root, SignedDocument, SystemClock,
+    Targets, TrustedCertificates, TrustedRoot, VerifyPolicy, sign_package, signatures_to_json,
+    verify_package,
+};
 use anyhow::{Context as _, Result};
+use mkp_format::{
+    ChangeOptions, Manifest, Mkp, PackOptions, PackageId, PackageName, PackagePart, PackageVersion,
+    Site, package_from_dirs,
+};
 use omd_versions::{
     Edition, OmdRoot, OmdVersion, SiteVersionInfo, SitesListing, Version, VersionOrder,
     VersionsListing, check_distributed, check_mkp_min_required, check_mkp_usable_until,
@@ -26,6 +43,9 @@ fn main() -> Result<()> {
     let root = omd_registry_section(&tour)?;
     compatibility_section(&root)?;
     site_merge_section(&tour)?;
+    mkp_section(&tour)?;
+    let signed = signing_section(&tour)?;
+    deploy_section(&tour, &signed)?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -384,5 +404,483 @@ fn site_merge_section(tour: &Path) -> Result<()> {
             &version_line(&version, true),
         );
     }
+    Ok(())
+}
+
+// --- mkp-format: extension packages -------------------------------------------
+
+/// Packs a small extension from files in the sandbox, inspects it, and manages
+/// it on the site `alpha` of the site-update section.
+fn mkp_section(tour: &Path) -> Result<()> {
+    heading("MKP extension packages (mkp-format, bins/mkp)");
+    let dir = tour.join("mkp");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    // The sources, laid out like a site's local/ hierarchy.
+    let src = dir.join("src");
+    let check = "hello/agent_based/hello.py";
+    let web = "htdocs/images/icon_hello.svg";
+    put(
+        &src.join(PackagePart::CmkAddonsPlugins.site_path()),
+        check,
+        "from cmk.agent_based.v2 import CheckPlugin, Result, Service, State\n\n\
+         def discover(section):\n    yield Service()\n\n\
+         def check(section):\n    yield Result(state=State.OK, summary=\"Hello!\")\n\n\
+         check_plugin_hello = CheckPlugin(name=\"hello\", service_name=\"Hello\",\n\
+         \x20   discovery_function=discover, check_function=check)\n",
+    )?;
+    put(
+        &src.join(PackagePart::Web.site_path()),
+        web,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"16\" height=\"16\"/>\n",
+    )?;
+    let manifest = Manifest::new(
+        PackageName::new("hello").context("package name")?,
+        PackageVersion::new("1.0.0").context("package version")?,
+        "Hello world check",
+        "Says hello for every host.",
+        "Tour Guide <tour@example.com>",
+        "https://example.com/hello/",
+        "2.3.0",
+        None,
+        vec![
+            (PackagePart::CmkAddonsPlugins, vec![check.to_owned()]),
+            (PackagePart::Web, vec![web.to_owned()]),
+        ],
+    );
+    let bytes = package_from_dirs(
+        &manifest,
+        |part| src.join(part.site_path()),
+        &PackOptions::default().mtime(1_735_689_600),
+    )?;
+    let file = dir.join(PackageId::of(&manifest).file_name());
+    fs::write(&file, &bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    println!(
+        "$ mkp package ...   # {} files from {} -> {} ({} bytes)",
+        manifest.file_count(),
+        src.display(),
+        file.display(),
+        bytes.len()
+    );
+    let mkp = Mkp::open(&file)?;
+    show(
+        &format!("mkp inspect {}", file.display()),
+        &mkp.manifest().to_inspect_text(),
+    );
+
+    // Untrusted input fails cleanly, in one line.
+    let truncated = dir.join("truncated.mkp");
+    fs::write(&truncated, bytes.get(..bytes.len() / 2).unwrap_or_default())?;
+    let html = dir.join("download.mkp");
+    fs::write(
+        &html,
+        "<!DOCTYPE html>\n<html><body>Please log in to download.</body></html>\n",
+    )?;
+    for bad in [&truncated, &html] {
+        match Mkp::open(bad) {
+            Ok(_) => println!("{} was accepted?!", bad.display()),
+            Err(e) => show(
+                &format!("mkp inspect {}", bad.display()),
+                &format!("{e}  (exit code 1)"),
+            ),
+        }
+    }
+
+    // The package store of the site `alpha` (its `version` link says 2.3.0p2).
+    let home = OmdRoot::new(tour.join("update")).site_dir("alpha");
+    let mut site = Site::open(&home)?;
+    if site.version().is_err() {
+        site = site.with_version("2.3.0p2");
+    }
+    let site_version = site.version()?;
+    let added = site.add(&bytes)?;
+    show(
+        &format!("mkp add {}", file.display()),
+        &format!("{} {}", added.name, added.version),
+    );
+    let id = PackageId::of(&added);
+    // Paths on the site, shown as `~alpha/...`.
+    let prefix = format!("{}/", site.root().display());
+    let tilde = |text: String| text.replace(&prefix, "~alpha/");
+    let plan = site.enable(&id, &ChangeOptions::default())?;
+    show(
+        &format!("mkp enable hello   # on ~alpha, Checkmk {site_version}"),
+        &format!(
+            "(silent on success; what it did:)\n{}",
+            tilde(plan.to_string())
+        ),
+    );
+    show("mkp list", &site.listing()?.to_table());
+
+    // The guard: an installed file edited by the operator is not deleted silently.
+    let installed = site
+        .paths()
+        .part_dir(PackagePart::CmkAddonsPlugins)
+        .join(check);
+    let mut text = fs::read_to_string(&installed)
+        .with_context(|| format!("cannot read {}", installed.display()))?;
+    text.push_str("# tuned by the operator\n");
+    fs::write(&installed, text)?;
+    println!("  (operator: appended a comment to the installed hello.py)");
+    match site.disable(&id, &ChangeOptions::default()) {
+        Ok(_) => println!("$ mkp disable hello\n  disabled?! the edit is lost"),
+        Err(e) => show(
+            "mkp disable hello",
+            &format!(
+                "{}\n(exit code 1; nothing was changed)",
+                tilde(e.to_string())
+            ),
+        ),
+    }
+    let plan = site.disable(&id, &ChangeOptions::default().force(true))?;
+    show(
+        "mkp disable --force hello",
+        &format!("(what it did:)\n{}", tilde(plan.to_string())),
+    );
+    show("mkp list", &site.listing()?.to_table());
+    Ok(())
+}
+
+// --- agent-sign: signature keys, signed agents, hardened metadata --------------
+
+/// What the deployment section needs from the signing section.
+struct Signed {
+    /// The agent package.
+    package: Vec<u8>,
+    /// Its signature list.
+    signatures: Vec<PackageSignature>,
+    /// The trusted certificate, PEM.
+    certificate: String,
+    /// The metadata root the updater trusts.
+    root: TrustedRoot,
+    /// Signed targets metadata (version 2) of the package for `web01`.
+    targets: SignedDocument,
+}
+
+fn signing_section(tour: &Path) -> Result<Signed> {
+    heading("Signed agents (agent-sign, bins/agent-sign)");
+    let dir = tour.join("sign");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let store = KeyStore::open(dir.join("keys"))?;
+    let passphrase = Passphrase::new("correct horse battery staple");
+    let kdf = KdfParams::default();
+    println!(
+        "$ agent-sign key create --alias 'Agent signature key'\n  \
+         (generating an RSA-4096 key and encrypting it with {} PBKDF2 rounds; takes a few seconds)",
+        kdf.iterations()
+    );
+    let started = Instant::now();
+    let entry = store.create(
+        &NewKey {
+            alias: "Agent signature key".into(),
+            owner: "cmkadmin".into(),
+            site: "tour".into(),
+            key_type: KeyType::Rsa,
+        },
+        &passphrase,
+        kdf,
+        &SystemClock,
+    )?;
+    let cert = &entry.certificate;
+    let state = cert.expiry_state(&SystemClock, ExpiryThresholds::default());
+    show(
+        "agent-sign key list",
+        &format!(
+            "Key {}: {} (owner {}, {}, {} bits), created in {:.1} s\n\
+             MD5 digest:          {}\n\
+             SHA-256 fingerprint: {}\n\
+             Expiry:              {}, {} days left",
+            entry.id,
+            entry.alias,
+            entry.owner,
+            entry.key_type,
+            cert.public_key().bits(),
+            started.elapsed().as_secs_f64(),
+            cert.md5_digest(),
+            cert.fingerprint_sha256(),
+            format!("{state:?}").to_uppercase(),
+            cert.days_left(&SystemClock),
+        ),
+    );
+    match store.unlock(entry.id, &Passphrase::new("not the passphrase")) {
+        Ok(_) => println!("unlocked with a wrong passphrase?!"),
+        Err(e) => show(
+            &format!(
+                "agent-sign sign --key {} agent.deb   # wrong passphrase",
+                entry.id
+            ),
+            &e.to_string(),
+        ),
+    }
+    let (key, _) = store.unlock(entry.id, &passphrase)?;
+
+    // A fake agent package, signed like the Agent Bakery does.
+    let package = b"!<arch>\ndebian-binary   check-mk-agent_2.3.0p2-1_all.deb (tour)\n".to_vec();
+    let mut signatures = Vec::new();
+    sign_package(&package, &key, cert, &mut signatures)?;
+    let agent = dir.join("agent.deb");
+    fs::write(&agent, &package)?;
+    fs::write(
+        dir.join("agent.deb.signatures.json"),
+        signatures_to_json(&signatures),
+    )?;
+    println!(
+        "$ agent-sign sign --key {} agent.deb\n  ({} signature(s) written to agent.deb.signatures.json)",
+        entry.id,
+        signatures.len()
+    );
+    let trusted: TrustedCertificates = [cert.clone()].into_iter().collect();
+    let verify = |bytes: &[u8]| {
+        let report = verify_package(
+            bytes,
+            &signatures,
+            &trusted,
+            VerifyPolicy::default(),
+            &SystemClock,
+        );
+        let mut out = report.log.join("\n");
+        if !report.accepted {
+            out.push_str("\n(refused, exit code 1)");
+        }
+        out
+    };
+    show(
+        "agent-sign verify --trust cert.pem agent.deb",
+        &verify(&package),
+    );
+    let mut tampered = package.clone();
+    if let Some(byte) = tampered.last_mut() {
+        *byte ^= 0x01;
+    }
+    show(
+        "agent-sign verify --trust cert.pem agent.deb   # one byte changed",
+        &verify(&tampered),
+    );
+
+    // Hardened metadata: a root (offline Ed25519 key) delegating targets to the RSA key.
+    let root_key = PrivateKey::generate_ed25519()?;
+    let (root_id, root_meta) = MetaKey::from_public(root_key.public_key());
+    let (targets_id, targets_meta) = MetaKey::from_public(key.public_key());
+    let now = SystemClock.now();
+    let day = 86_400;
+    let role = |id: &str| RoleKeys {
+        keyids: vec![id.to_owned()],
+        threshold: 1,
+    };
+    let root = Root::new(
+        1,
+        now + 365 * day,
+        [
+            (root_id.clone(), root_meta),
+            (targets_id.clone(), targets_meta),
+        ]
+        .into_iter()
+        .collect(),
+        Roles {
+            root: role(&root_id),
+            targets: role(&targets_id),
+            timestamp: role(&root_id),
+        },
+    );
+    let mut root_doc = SignedDocument::new(&root)?;
+    root_doc.sign(&root_key)?;
+    let trusted_root = TrustedRoot::bootstrap(&root_doc)?;
+    println!(
+        "\nMetadata root v1: root key {}…, targets key {}… (the RSA key above)",
+        root_id.get(..16).unwrap_or(&root_id),
+        targets_id.get(..16).unwrap_or(&targets_id)
+    );
+    let targets_doc = |package: &[u8], host: &str, version: u64| -> Result<SignedDocument> {
+        let targets = Targets::for_package(
+            package,
+            host,
+            "linux_deb",
+            &package_hash(package),
+            version,
+            now,
+            now + 7 * day,
+        );
+        let mut doc = SignedDocument::new(&targets)?;
+        doc.sign(&key)?;
+        Ok(doc)
+    };
+    let old_package = b"!<arch>\ndebian-binary   check-mk-agent_2.3.0p1-1_all.deb (tour)\n";
+    let v1 = targets_doc(old_package, "web01", 1)?;
+    let v2 = targets_doc(&package, "web01", 2)?;
+    let other = targets_doc(&package, "db01", 3)?;
+    fs::write(dir.join("targets-web01-v2.json"), v2.to_json()?)?;
+
+    let mut rollback = RollbackState::default();
+    let mut check = |doc: &SignedDocument, label: &str, bytes: &[u8]| -> Result<()> {
+        let out =
+            match trusted_root.verify_targets(doc, "web01", "linux_deb", &rollback, &SystemClock) {
+                Ok(targets) => match targets.check_package(bytes) {
+                    Ok(()) => {
+                        rollback.accept(&targets);
+                        format!(
+                            "OK: targets v{} for {}/{}, {} bytes, SHA-256 {}…; accepted",
+                            targets.version,
+                            targets.host_name,
+                            targets.platform,
+                            targets.length,
+                            targets.sha256.get(..16).unwrap_or_default()
+                        )
+                    }
+                    Err(e) => format!("refused: {e}"),
+                },
+                Err(e) => format!("refused: {e}"),
+            };
+        show(
+            &format!("agent-sign metadata verify --state web01.state --targets {label}"),
+            &out,
+        );
+        Ok(())
+    };
+    println!(
+        "$ agent-sign metadata targets agent.deb --host web01 --platform linux_deb \\\n      \
+         --aghash {} --version 2 --key {} --out targets-web01-v2.json",
+        package_hash(&package),
+        entry.id
+    );
+    println!("  (also v1 of an older package for web01, and v3 for db01)");
+    let state = "web01.state";
+    println!("(the updater of web01 keeps the root and the highest accepted versions in {state})");
+    check(&v2, "targets-web01-v2.json --package agent.deb", &package)?;
+    check(&v1, "targets-web01-v1.json   # a replay", old_package)?;
+    check(&other, "targets-db01-v3.json", &package)?;
+    check(
+        &v2,
+        "targets-web01-v2.json --package agent.deb   # one byte changed",
+        &tampered,
+    )?;
+
+    Ok(Signed {
+        package,
+        signatures,
+        certificate: cert.to_pem(),
+        root: trusted_root,
+        targets: v2,
+    })
+}
+
+// --- agent-deploy: the deployment server and the updater ----------------------
+
+/// Serves the signed package of the signing section on 127.0.0.1 (plain HTTP,
+/// an ephemeral port, in this process), registers `web01` and runs its
+/// updater once in plug-in mode; the "install" copies the package.
+fn deploy_section(tour: &Path, signed: &Signed) -> Result<()> {
+    heading("Agent deployment (agent-deploy, bins/agent-deploy, bins/cmk-update-agent)");
+    let dir = tour.join("deploy");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let state = dir.join("server");
+    fs::create_dir_all(&state)?;
+    let (user, secret) = ("automation", "tour-automation-secret");
+    DeployStore::set_user(&state, user, secret, DEFAULT_PBKDF2_ITERATIONS)?;
+    println!(
+        "$ agent-deploy user-add {user}\n  (secret hashed with {DEFAULT_PBKDF2_ITERATIONS} PBKDF2 rounds)"
+    );
+    let store = Arc::new(DeployStore::open(&state, Advertise::default())?);
+    let hash = store.publish(
+        "web01",
+        Platform::LinuxDeb,
+        &signed.package,
+        &signed.signatures,
+        Some(&TargetMetadata {
+            targets: signed.targets.clone(),
+            timestamp: None,
+        }),
+    )?;
+    println!(
+        "$ agent-deploy publish --host web01 --os linux_deb --package agent.deb \\\n      \
+         --signatures agent.deb.signatures.json --metadata targets-web01-v2.json\n  {hash}"
+    );
+    let options = ServerOptions {
+        site: "tour".into(),
+        limits: Limits::default(),
+        tls: None,
+    };
+    let addr = "127.0.0.1:0".parse().context("listen address")?;
+    let server = spawn(Arc::clone(&store), options, addr, 1)
+        .context("cannot start the deployment server")?;
+    let addr = server.local_addr();
+    println!(
+        "$ agent-deploy serve --site tour --listen 127.0.0.1:0\n  \
+         (listening on http://{addr}/tour/check_mk/; plain HTTP for the tour only)"
+    );
+
+    // The host: the trusted certificate in its config, as the bakery writes it.
+    let host = dir.join("web01");
+    let (conf, var) = (host.join("etc"), host.join("var"));
+    // A Python literal; Rust's `{:?}` of the (ASCII) PEM is one.
+    put(
+        &conf,
+        "cmk-update-agent.cfg",
+        &format!("signature_keys = [{:?}]\n", signed.certificate),
+    )?;
+    let installed = host.join("installed-agent.deb");
+    let install = InstallCommand {
+        program: "sh".into(),
+        args: vec!["-c".into(), format!("cp \"$0\" '{}'", installed.display())],
+    };
+    let updater = Updater::new(
+        Paths::in_dirs(&conf, &var),
+        Arc::new(AgentSignVerifier::hardened(signed.root.clone())),
+    )
+    .with_install_command(install)
+    .with_timeout(Duration::from_secs(10));
+    let registered = updater.register(&RegisterOptions {
+        server: addr.to_string(),
+        site: "tour".into(),
+        protocol: "http".into(),
+        host_name: "web01".into(),
+        user: user.into(),
+        secret: secret.to_owned().into(),
+        gui_login: false,
+        insecure: false,
+    })?;
+    show(
+        &format!("cmk-update-agent register -s {addr} -i tour -p http -H web01 -U {user} -S ..."),
+        &format!(
+            "Registered; the server monitors web01: {}",
+            registered.monitored
+        ),
+    );
+    let result = updater.run(&RunOptions::new(Mode::Plugin));
+    let outcome = match &result {
+        Ok(o) => format!("{o:?}"),
+        Err(e) => format!("failed: {e}"),
+    };
+    let section = updater.record_result(&result);
+    show(
+        "cmk-update-agent --plugin   # as the agent runs it",
+        &format!("({outcome})\n{section}"),
+    );
+    let copied = fs::read(&installed).unwrap_or_default();
+    println!(
+        "  (the install command copied {} bytes to {}; identical: {})",
+        copied.len(),
+        installed.display(),
+        copied == signed.package
+    );
+    let mut out = String::new();
+    for s in store.statuses() {
+        out.push_str(&format!(
+            "{}: platform {}, target {}, installed {}, last error {}\n",
+            s.host_name,
+            s.platform.as_deref().unwrap_or("-"),
+            s.target_hash.as_deref().unwrap_or("-"),
+            s.installed_aghash.as_deref().unwrap_or("-"),
+            s.last_error.as_deref().unwrap_or("-"),
+        ));
+    }
+    show("agent-deploy status", &out);
+    server
+        .shutdown()
+        .context("cannot stop the deployment server")?;
     Ok(())
 }

@@ -22,7 +22,11 @@ use clap::{Parser, Subcommand};
 /// Serves `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py` (the legacy
 /// Checkmk agent-update protocol) over HTTPS (or HTTP without --cert), and manages the state
 /// directory: `users` (hashed registration secrets), `hosts/` (hashes of host secrets),
-/// `agents/<host>/<os>/` (packages with signature lists and metadata), `status/`.
+/// `agents/<host>/<os>/` (packages with signature lists and metadata), `status/`, `roots/`
+/// (published metadata roots) and `signing.log` (hash-chained record of every publication).
+/// With `--client-ca` it also serves the 2.5 API (`/<site>/agent-receiver/…`, host identified
+/// by its TLS client certificate). `check-section` rates an updater section like the
+/// "Check_MK Agent" service and needs no state directory.
 ///
 /// Exit codes: 0 success; 1 a negative result (e.g. `unregister` of an unknown host);
 /// 2 usage or operational errors.
@@ -62,6 +66,12 @@ enum Command {
         /// Private key (PEM, PKCS#8, PKCS#1 or SEC1).
         #[arg(long, requires = "cert", value_name = "FILE")]
         key: Option<PathBuf>,
+        /// CA (PEM) that issues the hosts' client certificates: enables mTLS and the 2.5 API
+        /// (`/<site>/agent-receiver/update_status`, `…/download_agent`), which identifies the
+        /// host by its certificate's CN instead of a host secret. Legacy clients without a
+        /// certificate still connect.
+        #[arg(long, requires = "cert", value_name = "FILE")]
+        client_ca: Option<PathBuf>,
         /// `update_url` handed to updaters.
         #[arg(long, value_name = "URL")]
         update_url: Option<String>,
@@ -119,6 +129,27 @@ enum Command {
         /// Signed timestamp naming the targets metadata (`agent-sign metadata timestamp`).
         #[arg(long, value_name = "FILE", requires = "metadata")]
         timestamp: Option<PathBuf>,
+    },
+    /// Check the signing log's hash chain and audit the hosts against it.
+    ///
+    /// `publish` records every published package in `<dir>/signing.log` (key fingerprint,
+    /// package SHA-256, metadata version, host, time; hash-chained JSON lines). This checks the
+    /// whole chain and lists hosts whose reported installed package the log never recorded.
+    /// Exit code 1 when the chain is broken or such a host exists.
+    LogVerify {
+        /// Also print every entry.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Publish a metadata root (`agent-sign metadata root`) for updaters to rotate to.
+    ///
+    /// Stored as `roots/root.<version>.json` and handed out with every status answer; updaters
+    /// with `--metadata-root` apply the versions above theirs one at a time, each signed by the
+    /// old and the new root keys. Republishing the same document is a no-op; a different one
+    /// for a published version is refused.
+    PublishRoot {
+        /// The signed root document.
+        file: PathBuf,
     },
     /// Point a host's current target at an already published package.
     SetTarget {
@@ -268,6 +299,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             cert,
             key,
+            client_ca,
             update_url,
             advertise_cert,
             max_connections,
@@ -289,7 +321,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
             )?);
             let tls = match (cert, key) {
-                (Some(c), Some(k)) => Some(agent_deploy::load_tls(&c, &k)?),
+                (Some(c), Some(k)) => Some(match &client_ca {
+                    Some(ca) => agent_deploy::load_mtls(&c, &k, ca)?,
+                    None => agent_deploy::load_tls(&c, &k)?,
+                }),
                 _ => {
                     tracing::warn!("serving plain HTTP: host secrets travel in clear text");
                     None
@@ -379,6 +414,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let hash = store.publish(&host, os, &bytes, &sigs, meta.as_ref())?;
             println!("{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LogVerify { list } => {
+            let store = DeployStore::open(&dir, Advertise::default())?;
+            let audit = match store.audit_signing_log() {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("agent-deploy: {e}");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let mut out = io::stdout().lock();
+            writeln!(
+                out,
+                "{}: {} entries, chain intact, head {}",
+                store.signing_log().path().display(),
+                audit.entries.len(),
+                audit.head.as_deref().unwrap_or("-")
+            )?;
+            if list {
+                for e in &audit.entries {
+                    writeln!(
+                        out,
+                        "#{} time={} key={} package={} version={} hosts={}",
+                        e.seq,
+                        e.time,
+                        e.key_fingerprint,
+                        e.package_sha256,
+                        e.version,
+                        e.hosts.join(",")
+                    )?;
+                }
+            }
+            for (host, hash) in &audit.unrecorded {
+                writeln!(
+                    out,
+                    "host {host} runs agent {hash}, which the signing log never recorded"
+                )?;
+            }
+            Ok(ExitCode::from(u8::from(!audit.unrecorded.is_empty())))
+        }
+        Command::PublishRoot { file } => {
+            let store = DeployStore::open(&dir, Advertise::default())?;
+            let version = store.publish_root(&read_document(&file)?)?;
+            println!("{version}");
             Ok(ExitCode::SUCCESS)
         }
         Command::SetTarget { host, os, hash } => {

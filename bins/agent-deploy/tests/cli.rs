@@ -82,6 +82,7 @@ fn register_options(server: String, protocol: &str) -> RegisterOptions {
         user: "automation".into(),
         secret: zeroize::Zeroizing::new("s3cret-s3cret".into()),
         insecure: false,
+        gui_login: false,
     }
 }
 
@@ -97,6 +98,9 @@ fn help_lists_commands_and_exit_codes() {
         "publish",
         "set-target",
         "unregister",
+        "check-section",
+        "log-verify",
+        "publish-root",
         "Exit codes",
     ] {
         assert!(help.contains(needle), "{needle}:\n{help}");
@@ -437,10 +441,16 @@ fn check_section_rates_and_exits_with_the_state() {
     let (code, out) = run(&[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("WARN - "), "{out}");
-    assert!(out.contains("Key #0 (signature) expires in 50 days(!)"), "{out}");
+    assert!(
+        out.contains("Key #0 (signature) expires in 50 days(!)"),
+        "{out}"
+    );
     let (code, out) = run(&["--checkmk", "2.5", "--host", "web01"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("Key #0 (signature) expires in 50 days\n"), "{out}");
+    assert!(
+        out.contains("Key #0 (signature) expires in 50 days\n"),
+        "{out}"
+    );
     let (code, out) = run(&["--checkmk", "2.5", "--host", "web02"]);
     assert_eq!(code, 2, "{out}");
     let (code, out) = run(&["--key-crit-days", "60"]);
@@ -463,4 +473,106 @@ fn check_section_rates_and_exits_with_the_state() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNKNOWN - garbled"));
+}
+
+/// `publish-root`: stores the root for updaters to rotate to; idempotent; refuses a root that
+/// isn't signed by its own keys.
+#[test]
+fn publish_root_stores_signed_roots_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    add_user(&state);
+    let keys = SiteKeys::new(dir.path());
+    let root_file = dir.path().join("root.json");
+    let json = keys.root_json();
+    std::fs::write(&root_file, &json).unwrap();
+    for _ in 0..2 {
+        let out = cmd(&state, &["publish-root", root_file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
+    }
+    assert_eq!(
+        SignedDocument::from_json(
+            &std::fs::read_to_string(state.join("roots/root.1.json")).unwrap()
+        )
+        .unwrap(),
+        SignedDocument::from_json(&json).unwrap()
+    );
+    // Tampered content: the signature no longer matches.
+    let mut doc = SignedDocument::from_json(&json).unwrap();
+    doc.signed["version"] = serde_json::json!(2);
+    std::fs::write(&root_file, doc.to_json().unwrap()).unwrap();
+    let out = cmd(&state, &["publish-root", root_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("root metadata"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!state.join("roots/root.2.json").exists());
+}
+
+/// `log-verify`: `publish` records into the signing log; a changed old entry is exit 1.
+#[test]
+fn log_verify_checks_the_chain_written_by_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    add_user(&state);
+    let keys = SiteKeys::new(dir.path());
+    for (i, content) in [b"first".as_slice(), b"second".as_slice()]
+        .iter()
+        .enumerate()
+    {
+        let pkg = dir.path().join(format!("agent{i}.deb"));
+        std::fs::write(&pkg, content).unwrap();
+        let sigs = dir.path().join(format!("agent{i}.sig.json"));
+        std::fs::write(&sigs, keys.signatures_json(content)).unwrap();
+        let out = cmd(&state, &["publish", "--host", "web01", "--os", "linux_deb"])
+            .arg("--package")
+            .arg(&pkg)
+            .arg("--signatures")
+            .arg(&sigs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = cmd(&state, &["log-verify", "--list"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("2 entries, chain intact, head "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("#2 time="), "{stdout}");
+    assert!(stdout.contains("hosts=web01"), "{stdout}");
+
+    let log = state.join("signing.log");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[0] = lines[0].replace("\"version\":0", "\"version\":1");
+    assert_ne!(
+        lines.join("\n") + "\n",
+        text,
+        "the edit must change the log"
+    );
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = cmd(&state, &["log-verify"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signing.log"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_deploy::{
-    AgentSignVerifier, InstallCommand, Mode, Origin, Paths, Platform, RegisterOptions, RunOptions,
-    UpdateError, UpdateOutcome, Updater,
+    AgentSignVerifier, ControllerPaths, InstallCommand, Mode, Origin, Paths, Platform,
+    ReceiverConnection, RegisterOptions, RunOptions, UpdateError, UpdateOutcome, Updater,
 };
-use agent_sign::{SignedDocument, TrustedRoot, VerifyPolicy};
+use agent_sign::VerifyPolicy;
 use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
@@ -81,6 +81,17 @@ struct Cli {
         value_name = "FILE"
     )]
     metadata_root: Option<PathBuf>,
+    /// Directory with newer root documents (`*.json`) to rotate to, besides those the server
+    /// hands out. Each version must be signed by the old and the new root keys; the accepted
+    /// root replaces the --metadata-root file (old one kept as `.bak`).
+    #[arg(
+        long = "metadata-root-dir",
+        env = "CMK_UPDATE_AGENT_METADATA_ROOT_DIR",
+        global = true,
+        value_name = "DIR",
+        requires = "metadata_root"
+    )]
+    metadata_root_dir: Option<PathBuf>,
     /// Valid package signatures from distinct trusted keys required (k of n; Checkmk: 1).
     #[arg(long = "signature-threshold", default_value_t = 1, global = true)]
     signature_threshold: usize,
@@ -124,6 +135,27 @@ enum Command {
     },
     /// Show the effective configuration, grouped by the file each value comes from.
     ShowConfig,
+    /// 2.5 mode: update over the agent controller's mTLS connection (no registration, no host
+    /// secret; the site identifies this host by the client certificate's CN).
+    ///
+    /// Reads `$MK_CONFDIR/cmk-update-agent.toml` (`activated`, `interval`, `signature_keys`)
+    /// and keeps `$MK_VARDIR/cmk-update-agent/cmk-update-agent.state` (JSON) and
+    /// `$MK_VARDIR/agent_info.json`. With `-u` (plug-in mode) it checks at most once per
+    /// `interval`, always prints the monitoring section and exits 0.
+    Controller {
+        /// Agent receiver base URL, e.g. `https://monitor:8000/mysite/agent-receiver`.
+        #[arg(long, env = "CMK_UPDATE_AGENT_RECEIVER", value_name = "URL")]
+        receiver: String,
+        /// The controller's client certificate (PEM).
+        #[arg(long, value_name = "FILE")]
+        client_cert: PathBuf,
+        /// The client certificate's private key (PEM).
+        #[arg(long, value_name = "FILE")]
+        client_key: PathBuf,
+        /// Site CA the receiver's certificate must chain to (PEM).
+        #[arg(long, value_name = "FILE")]
+        server_ca: PathBuf,
+    },
     /// Install a deferred update (saved when `MK_RUN_SYNC_PARTS=false`) after checking its
     /// signatures again. Does nothing when no update is pending.
     Install,
@@ -143,29 +175,13 @@ fn main() -> ExitCode {
                 | UpdateError::Io { .. }
                 | UpdateError::Locked(_)
                 | UpdateError::Missing(_)
-                | UpdateError::RollbackState { .. },
+                | UpdateError::RollbackState { .. }
+                | UpdateError::BadFile { .. },
             ) => 2,
             Some(_) => 1,
             None => 2,
         }
     })
-}
-
-/// The verifier: Checkmk-compatible, or hardened with the given metadata root.
-fn verifier(root: Option<&Path>, threshold: usize) -> anyhow::Result<AgentSignVerifier> {
-    let policy = VerifyPolicy {
-        threshold,
-        ..VerifyPolicy::default()
-    };
-    let Some(path) = root else {
-        return Ok(AgentSignVerifier::checkmk().with_policy(policy));
-    };
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let root = SignedDocument::from_json(&text)
-        .and_then(|doc| TrustedRoot::bootstrap(&doc))
-        .with_context(|| format!("{}: not a trusted metadata root", path.display()))?;
-    Ok(AgentSignVerifier::hardened(root).with_policy(policy))
 }
 
 fn detect_platform() -> Platform {
@@ -180,15 +196,60 @@ fn detect_platform() -> Platform {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let platform = cli.os.unwrap_or_else(detect_platform);
-    let verifier = verifier(cli.metadata_root.as_deref(), cli.signature_threshold)?;
-    let mut updater = Updater::new(Paths::from_env(), Arc::new(verifier)).with_platform(platform);
+    let policy = VerifyPolicy {
+        threshold: cli.signature_threshold,
+        ..VerifyPolicy::default()
+    };
+    let mut updater = Updater::new(
+        Paths::from_env(),
+        Arc::new(AgentSignVerifier::checkmk().with_policy(policy)),
+    )
+    .with_platform(platform);
+    if let Some(root) = &cli.metadata_root {
+        updater =
+            updater.with_metadata_root_file(root, cli.metadata_root_dir.as_deref(), policy)?;
+    }
     if let Some(cmd) = &cli.install_command {
         let cmd =
             InstallCommand::parse(cmd).ok_or_else(|| anyhow!("--install-command is empty"))?;
         updater = updater.with_install_command(cmd);
     }
+    let manual_env = std::env::var_os("MK_AGENT_UPDATER_MANUAL").is_some();
+    let plugin = cli.plugin || (std::env::var_os("MK_CONFDIR").is_some() && !manual_env);
+    let opts = RunOptions {
+        mode: if plugin { Mode::Plugin } else { Mode::Manual },
+        force: cli.force,
+        reinstall: cli.reinstall,
+        skip_signatures: cli.skip_signatures,
+        insecure: cli.insecure,
+    };
     match cli.command {
         Some(Command::ShowConfig) => show_config(&updater),
+        Some(Command::Controller {
+            receiver,
+            client_cert,
+            client_key,
+            server_ca,
+        }) => {
+            let conf = std::env::var_os("MK_CONFDIR")
+                .map_or_else(|| PathBuf::from("/etc/check_mk"), PathBuf::from);
+            let var = std::env::var_os("MK_VARDIR")
+                .map_or_else(|| PathBuf::from("/var/lib/check_mk_agent"), PathBuf::from);
+            let files = ControllerPaths::in_dirs(&conf, &var);
+            let conn = ReceiverConnection {
+                base_url: receiver,
+                client_cert,
+                client_key,
+                server_ca,
+            };
+            if plugin {
+                print_stdout(&updater.controller_plugin_output(&files, &conn, &opts))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (result, _) = updater.run_controller_and_record(&files, &conn, &opts);
+            print_outcome(result?);
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Install) => {
             match updater.install_pending()? {
                 Some(UpdateOutcome::Installed { hash, .. }) => println!("Installed agent {hash}."),
@@ -238,6 +299,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "User with registration permissions",
                 None,
             )?;
+            // -S is an automation secret (`_secret`); -P or a prompted password logs into the
+            // GUI (`login.py`) and registers with the session, as Checkmk 2.2-2.4 does.
+            let gui_login = secret.is_none();
             let secret = match secret.or(password) {
                 Some(s) => Zeroizing::new(s),
                 None if io::stdin().is_terminal() => Zeroizing::new(
@@ -260,6 +324,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 user,
                 secret,
                 insecure: cli.insecure,
+                gui_login,
             };
             let reg = updater.register(&opts)?;
             println!(
@@ -272,16 +337,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            let manual_env = std::env::var_os("MK_AGENT_UPDATER_MANUAL").is_some();
-            let plugin = cli.plugin || (std::env::var_os("MK_CONFDIR").is_some() && !manual_env);
-            let mode = if plugin { Mode::Plugin } else { Mode::Manual };
-            let opts = RunOptions {
-                mode,
-                force: cli.force,
-                reinstall: cli.reinstall,
-                skip_signatures: cli.skip_signatures,
-                insecure: cli.insecure,
-            };
             if cli.trust_cert {
                 let settings = updater.settings()?;
                 if let Some(server) = settings.get_str("server") {
@@ -289,38 +344,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             if plugin {
-                let out = updater.plugin_output(&opts);
-                let mut stdout = io::stdout().lock();
-                match stdout
-                    .write_all(out.as_bytes())
-                    .and_then(|()| stdout.flush())
-                {
-                    Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
-                    _ => {}
-                }
+                print_stdout(&updater.plugin_output(&opts))?;
                 return Ok(ExitCode::SUCCESS);
             }
             let result = updater.run(&opts);
             updater.record_result(&result);
-            match result? {
-                UpdateOutcome::NoAgent => {
-                    println!("The deployment server has no agent for this host.")
-                }
-                UpdateOutcome::AlreadyInstalled { hash } => {
-                    println!("Agent {hash} is already installed.")
-                }
-                UpdateOutcome::Pending { hash } => {
-                    println!(
-                        "Agent {hash} downloaded and verified; run 'cmk-update-agent install'."
-                    )
-                }
-                UpdateOutcome::Installed { hash, signature } => match signature {
-                    Some(n) => println!("Installed agent {hash} (signature #{n} verified)."),
-                    None => println!("Installed agent {hash} WITHOUT signature check."),
-                },
-            }
+            print_outcome(result?);
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+fn print_outcome(outcome: UpdateOutcome) {
+    match outcome {
+        UpdateOutcome::NoAgent => println!("The deployment server has no agent for this host."),
+        UpdateOutcome::AlreadyInstalled { hash } => println!("Agent {hash} is already installed."),
+        UpdateOutcome::Pending { hash } => {
+            println!("Agent {hash} downloaded and verified; run 'cmk-update-agent install'.")
+        }
+        UpdateOutcome::Deactivated => {
+            println!("Automatic agent updates are deactivated (activated = false).")
+        }
+        UpdateOutcome::Installed { hash, signature } => match signature {
+            Some(n) => println!("Installed agent {hash} (signature #{n} verified)."),
+            None => println!("Installed agent {hash} WITHOUT signature check."),
+        },
     }
 }
 

@@ -161,6 +161,8 @@ fn help_documents_exit_codes_and_flags() {
         "--logfile",
         "show-config",
         "register",
+        "controller",
+        "--metadata-root-dir",
     ] {
         assert!(help.contains(needle), "{needle} missing in\n{help}");
     }
@@ -318,4 +320,146 @@ fn failures_have_documented_exit_codes() {
             .contains("WITHOUT checking its signature")
     );
     assert!(Path::new(&s.var.path().join("installed")).exists());
+}
+
+/// 2.5 mode: `cmk-update-agent controller` against `serve --client-ca`-style mTLS, with the
+/// client certificate files; no registration, no secret.
+#[test]
+fn controller_mode_over_mtls() {
+    let srv_dir = tempfile::tempdir().unwrap();
+    let (files, ca_file, clients) = tls::write_tls_files_with_clients(srv_dir.path(), &["web01"]);
+    let tls = agent_deploy::load_mtls(&files.cert, &files.key, &ca_file).unwrap();
+    let store =
+        Arc::new(DeployStore::open(srv_dir.path().join("state"), Advertise::default()).unwrap());
+    let handle = agent_deploy::spawn(
+        Arc::clone(&store),
+        ServerOptions {
+            site: "mysite".into(),
+            limits: Default::default(),
+            tls: Some(tls),
+        },
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+    )
+    .unwrap();
+    let key = PrivateKey::from_encrypted_pem(
+        include_str!("../../../crates/agent-sign/tests/data/pyca.key.pem"),
+        &Passphrase::new("checkmk-fixture-pass"),
+    )
+    .unwrap();
+    let subject = Subject {
+        alias: "signature".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
+    let pkg = b"agent 2.5".to_vec();
+    let mut sigs = Vec::new();
+    agent_sign::sign_package(&pkg, &key, &cert, &mut sigs).unwrap();
+    let hash = store
+        .publish("web01", Platform::LinuxDeb, &pkg, &sigs, None)
+        .unwrap();
+
+    let conf = tempfile::tempdir().unwrap();
+    let var = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("cmk-update-agent.toml"),
+        format!(
+            "activated = true\ninterval = 600\nsignature_keys = {}\n",
+            serde_json::to_string(&[cert.to_pem()]).unwrap()
+        ),
+    )
+    .unwrap();
+    let script = var.path().join("install.sh");
+    let installed = var.path().join("installed");
+    std::fs::write(&script, format!("cp \"$1\" '{}'\n", installed.display())).unwrap();
+    let receiver = format!(
+        "https://127.0.0.1:{}/mysite/agent-receiver",
+        handle.local_addr().port()
+    );
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(extra)
+            .args(["--install-command", &format!("sh {}", script.display())])
+            .arg("controller")
+            .args(["--receiver", &receiver])
+            .arg("--client-cert")
+            .arg(&clients[0].0)
+            .arg("--client-key")
+            .arg(&clients[0].1)
+            .arg("--server-ca")
+            .arg(&ca_file)
+            .env("MK_CONFDIR", conf.path())
+            .env("MK_VARDIR", var.path())
+            .env("MK_AGENT_UPDATER_MANUAL", "1")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        format!("Installed agent {hash} (signature #1 verified).\n")
+    );
+    assert_eq!(std::fs::read(&installed).unwrap(), pkg);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(var.path().join("cmk-update-agent/cmk-update-agent.state"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(state["last_check"].is_u64(), "{state}");
+    assert!(state["last_update"].is_u64(), "{state}");
+    assert_eq!(state["last_error"], serde_json::Value::Null);
+
+    // Plug-in mode prints the section with the certificate's host name.
+    let out = run(&["-u"]);
+    assert!(out.status.success());
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("<<<cmk_update_agent_status:sep(0)>>>"));
+    let sec: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    assert_eq!(sec["host_name"], "web01");
+    assert_eq!(sec["aghash"], hash.as_str());
+    assert_eq!(sec["error"], serde_json::Value::Null);
+    drop(handle);
+}
+
+/// `register -P`: a GUI login (`login.py`) and registration with the session cookie.
+#[test]
+fn register_with_password_uses_a_gui_session() {
+    let s = setup();
+    let server = s.server();
+    let register = |password: &str| {
+        s.cmd(&[
+            "register",
+            "-s",
+            &server,
+            "-i",
+            "mysite",
+            "-p",
+            "https",
+            "-H",
+            "web01",
+            "-U",
+            "automation",
+            "-P",
+            password,
+        ])
+        .output()
+        .unwrap()
+    };
+    let out = register("wrong-password");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("Cannot authenticate, invalid user/passwort/secret."),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = register("s3cret-s3cret");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(state.contains("'host_secret': '"), "{state}");
+    assert!(!state.contains("s3cret-s3cret"));
 }

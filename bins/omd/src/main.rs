@@ -1,13 +1,15 @@
 //! `omd`: manage OMD versions and sites (versions, version, setversion,
 //! sites, create, rm, update, start, stop, status).
 //!
-//! A thin layer over the `omd-versions` and `site-merge` crates: parse the
+//! A thin layer over the `omd-versions`, `site-merge` and `mkp-format`
+//! crates (the latter for the package step of `update`): parse the
 //! command line, call the libraries, print. Each site command lives in its
 //! own module; shared printing helpers are in `output`.
 
 mod create;
 mod menu;
 mod output;
+mod packages;
 mod skel;
 mod state;
 mod update;
@@ -37,7 +39,12 @@ Exit codes:
      --conflict=abort` when the update would meet a question
   2  usage error, invalid site name, or an operational error (I/O); for
      `update` also an update that failed while being applied (it was rolled
-     back: the site is as before)";
+     back: the site is as before)
+  3  `update`: the site was updated (it is on the new version, nothing was
+     rolled back), but the extension-package step reported a problem: a
+     package that no longer fits was not disabled because its installed
+     files were changed (it stays as it was), or the package store failed;
+     see the ` ! ` lines. With --dry-run: that step would report one";
 
 /// Manage OMD versions and sites.
 ///
@@ -170,8 +177,28 @@ enum Command {
     /// and the plan is applied as one transaction: on any error the site is
     /// restored exactly, and an update interrupted by a crash is rolled back
     /// (or finished) by the next `omd update`. Everything printed is
-    /// appended to `var/log/update.log` in the site. Ends with `Finished
-    /// update.`.
+    /// appended to `var/log/update.log` in the site.
+    ///
+    /// Extension packages: after the switch, if the site has an MKP store
+    /// (any of `var/check_mk/packages`, `var/check_mk/packages_local`,
+    /// `local/share/check_mk/enabled_packages` exists), the packages are
+    /// judged against the new version as `mkp disable-outdated` and then
+    /// `mkp update-active` do: packages whose `version.usable_until`
+    /// excludes it are disabled (files removed, enabled mark removed),
+    /// other installed packages that do not fit are uninstalled (mark
+    /// kept), and per name the highest enabled version that fits is
+    /// installed. Lines: `[NAME VERSION]: disabled (REASON)`, `[NAME
+    /// VERSION]: enabled|disabled`. A package whose installed files were
+    /// edited is not removed (the store refuses without --force): the
+    /// update stays done, the package stays as it was, a ` ! ` line names
+    /// the files and the exit code is 3 (-f does not force the store: save
+    /// your changes, then run `mkp disable-outdated --force` and `mkp
+    /// update-active --force`); any failure of this step is a ` ! ` line
+    /// and exit code 3 too, and never rolls the update back. With
+    /// --dry-run the same is computed and the changes are listed, nothing
+    /// is changed.
+    ///
+    /// Ends with `Finished update.`.
     Update {
         /// How to resolve conflicts: `ask` (interactive menu, needs a
         /// terminal), `install` (take the new default), `keepold` (keep
@@ -185,7 +212,10 @@ enum Command {
         /// Print the plan as one JSON document (schema 1) instead of the
         /// status lines: the plan (`schema`, `site`, `from_version`,
         /// `to_version`, `entries`) plus `policy`, `dry_run`, `recovery`,
-        /// `changes`, `questions`, `unresolved`, `result`.
+        /// `changes`, `questions`, `unresolved`, `result` and `packages`
+        /// (the extension-package step, `null` without an MKP store:
+        /// `site_version`, `disabled`, `installed`, `uninstalled`,
+        /// `refused`, `changes`, `error`, `result`).
         #[arg(long)]
         json: bool,
         /// Do not ask whether to update (as -f does, without its overrides).

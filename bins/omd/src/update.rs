@@ -9,14 +9,20 @@
 //! that `-f`/`--confirm-edition` answers); then the update log
 //! `var/log/update.log` is opened, the whole update is planned (every
 //! question answered by the policy or the menu before anything is written),
-//! the status lines are printed, the plan is applied as one transaction and
-//! `Finished update.` is printed.
+//! the status lines are printed, the plan is applied as one transaction,
+//! the extension packages are fitted to the new version (module
+//! `packages`: like `mkp disable-outdated` and `mkp update-active`, when
+//! the site has an MKP store; problems there are ` ! ` warnings and exit
+//! code 3, never a rollback) and `Finished update.` is printed.
 //!
 //! Deliberate differences: the target is the default version (this program
 //! is not an installed version); no tmpfs, hooks, pre-flight
-//! `cmk-update-config` or scripts; an interrupted update is recovered first
-//! (rolled back, or finished when it had already switched the `version`
-//! link); log times are UTC.
+//! `cmk-update-config` or scripts, except its package part (disable
+//! outdated MKPs, update the active ones), which runs after the switch and
+//! only warns (exit code 3) instead of failing the update; an interrupted
+//! update is recovered first (rolled back, or finished when it had already
+//! switched the `version` link; the package step is not repeated then:
+//! run `mkp update-active`); log times are UTC.
 
 use std::io::{self, IsTerminal};
 
@@ -29,6 +35,7 @@ use site_merge::{
 
 use crate::menu::{MenuResolver, TtyConsole, confirm};
 use crate::output::{Negative, UpdateLog, print, refuse, stdout_color};
+use crate::packages::{PackagesReport, update_packages};
 use crate::skel::{
     edition_macro, edition_of, edition_title, installed_skeleton, root_macro, with_edition,
 };
@@ -70,7 +77,16 @@ struct Report<'a> {
     /// `planned` (dry run), `aborted` (dry run with `--conflict=abort` and
     /// questions) or `finished`.
     result: &'static str,
+    /// The extension-package step (`null` when the site has no MKP store):
+    /// `site_version`, `dry_run`, `disabled`, `installed`, `uninstalled`,
+    /// `refused` (each a list of `{name, version[, reason]}`), `changes`,
+    /// `error`, `result` (`done`, `planned`, `problems`, `failed`).
+    packages: Option<&'a PackagesReport>,
 }
+
+/// The exit code of an update that finished (or, dry run, would finish)
+/// but whose extension-package step reported problems.
+pub(crate) const EXIT_PACKAGES: u8 = 3;
 
 /// Runs `omd update`; returns the exit code.
 pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8> {
@@ -218,6 +234,7 @@ pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8
     let unresolved = plan.unresolved();
     let aborts = o.dry_run && policy == Policy::Abort && !questions.is_empty();
 
+    let packages;
     if o.dry_run {
         if !questions.is_empty() {
             log.line("")?;
@@ -238,6 +255,7 @@ pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8
                 log.line(&format!("   {path}: {}", choices.join(" | ")))?;
             }
         }
+        packages = update_packages(&home, &to, true, &mut log)?;
         log.line("")?;
         log.line(&format!(
             "Dry run: {} of {} paths would change, {} questions ({unresolved} open). Nothing was changed.",
@@ -262,6 +280,8 @@ pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8
                 return Err(e.into());
             }
         }
+        // The update is committed: the package step can only warn.
+        packages = update_packages(&home, &to, false, &mut log)?;
         log.line("Finished update.")?;
         log.line("")?;
     }
@@ -280,22 +300,31 @@ pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8
                 (true, false) => "planned",
                 (true, true) => "aborted",
             },
+            packages: packages.as_ref(),
         };
         print(&crate::output::json_document(&report)?)?;
     }
-    Ok(if aborts { 1 } else { 0 })
+    Ok(if aborts {
+        1
+    } else if packages.as_ref().is_some_and(PackagesReport::has_problems) {
+        EXIT_PACKAGES
+    } else {
+        0
+    })
 }
 
 /// The status lines in walk order. A decided question whose status line
 /// does not name the path (`Restored your version.`, `Installed default file
-/// of version V.`, as Checkmk prints them below its menu) is preceded by a
-/// line naming the question and the answer, e.g.
-/// `Conflicts in etc/x! -> restore`.
+/// of version V.`, as Checkmk prints them below its menu) or that has no
+/// status line at all (the menu's `k` keeps the conflict markers, `e` the
+/// edited file) is preceded by a line naming the question and the answer,
+/// e.g. `Conflicts in etc/x! -> restore`. The same for policies and the
+/// menu, so every decision in the output and the log names its path.
 fn print_plan(plan: &Plan, log: &mut UpdateLog) -> anyhow::Result<()> {
     for e in &plan.entries {
-        if let (Some(status), Some(q)) = (&e.status, &e.conflict)
+        if let Some(q) = &e.conflict
             && let Some(answer) = q.answer.as_deref()
-            && !status.contains(&e.path)
+            && e.status.as_ref().is_none_or(|s| !s.contains(&e.path))
         {
             log.line(&format!("{} -> {answer}", q.title))?;
         }

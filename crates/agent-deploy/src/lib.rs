@@ -12,6 +12,20 @@
 //!   signature and metadata checks before installing, and the
 //!   `<<<cmk_update_agent_status:sep(0)>>>` section.
 //!
+//! Beyond the legacy protocol:
+//!
+//! - **Service rating** ([`rate_section`]): the "Check_MK Agent" service's rating of the
+//!   section, in the 2.2–2.4 or the 2.5 behaviour ([`RatingMode`]).
+//! - **2.5 mode** ([`Updater::run_controller`], [`load_mtls`]): the updater authenticates with
+//!   the agent controller's TLS client certificate (CN = host name) instead of a host secret,
+//!   with a TOML config and a JSON state ([`ControllerConfig`], [`ControllerState`]).
+//! - **Root rotation** ([`Updater::with_metadata_root_file`], [`Updater::rotate_root`],
+//!   [`DeployStore::publish_root`]): newer metadata roots, one version at a time.
+//! - **Signing log** ([`DeployStore::audit_signing_log`]): every publication is recorded in
+//!   `agent-sign`'s hash-chained [`SigningLog`](agent_sign::SigningLog).
+//! - **GUI login** ([`RegisterOptions::gui_login`]): registration with a user's password
+//!   through a `login.py` session.
+//!
 //! Signatures and hardened metadata are checked through the [`PackageVerifier`] trait, which
 //! [`AgentSignVerifier`] implements with `agent-sign` (Checkmk's signature rules and log lines;
 //! with a metadata root also signed targets/timestamp metadata, rollback and freeze
@@ -50,9 +64,11 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+mod controller;
 mod fsutil;
 mod pylit;
 mod rating;
+mod rotation;
 mod server;
 mod settings;
 mod store;
@@ -62,17 +78,25 @@ mod wire;
 
 /// The time source of every time-dependent rule, shared with `agent-sign` (Unix seconds).
 pub use agent_sign::{Clock, FixedClock, SystemClock};
+pub use controller::{
+    AgentInfo, ControllerConfig, ControllerPaths, ControllerState, ReceiverConnection,
+    read_agent_info,
+};
 pub use rating::{
     Rating, RatingLine, RatingMode, RatingParams, Section, SectionCert, SectionError, State,
     parse_not_after, rate_section,
 };
-pub use server::{Limits, ServerHandle, ServerOptions, load_tls, router, serve, spawn, tls_config};
+pub use server::{
+    ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,
+    serve, spawn, tls_config,
+};
 pub use settings::{
     CONFIG_KEYS, DEFAULT_INTERVAL, MAX_INTERVAL, Origin, ProxySetting, Settings, SettingsError,
 };
 pub use store::{
-    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, ServerError,
-    generate_host_secret, hash_user_secret, package_hash,
+    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer, DeployStore, HostStatus,
+    SESSION_LIFETIME_SECS, SIGNING_LOG, ServerError, SigningAudit, generate_host_secret,
+    hash_user_secret, package_hash,
 };
 pub use updater::{
     InstallCommand, Mode, Paths, ROLLBACK_STATE_KEY, RegisterOptions, Registered, RunOptions,
@@ -83,7 +107,9 @@ pub use verify::{
     VerifyError,
 };
 pub use wire::{
-    AU_API, AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN,
-    MAX_LAST_ERROR_CHARS, Platform, REGISTER_PAGE, RegisterForm, RegisterResult, StatusResult,
-    TargetMetadata, UnknownPlatform, truncate_last_error, valid_aghash, valid_host_name,
+    AU_API, AgentResult, DEPLOY_PAGE, DOWNLOAD_AGENT_PAGE, DeployForm, DeployMode,
+    DownloadAgentRequest, Envelope, HOST_SECRET_LEN, LOGIN_PAGE, LoginForm, MAX_LAST_ERROR_CHARS,
+    Platform, RECEIVER_PREFIX, REGISTER_PAGE, RegisterForm, RegisterResult, StatusResult,
+    TargetAgent, TargetMetadata, UPDATE_STATUS_PAGE, UnknownPlatform, UpdateStatusRequest,
+    UpdateStatusResponse, truncate_last_error, valid_aghash, valid_host_name,
 };

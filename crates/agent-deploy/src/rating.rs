@@ -273,7 +273,10 @@ pub fn parse_not_after(text: &str) -> Option<i64> {
             12 => {
                 // UTCTime: 50..99 -> 19xx, 00..49 -> 20xx (RFC 5280).
                 let yy = num(digits.get(..2)?)?;
-                (if yy >= 50 { 1900 + yy } else { 2000 + yy }, digits.get(2..)?)
+                (
+                    if yy >= 50 { 1900 + yy } else { 2000 + yy },
+                    digits.get(2..)?,
+                )
             }
             _ => return None,
         };
@@ -287,12 +290,8 @@ pub fn parse_not_after(text: &str) -> Option<i64> {
         )
     };
     let month = time::Month::try_from(u8::try_from(mo).ok()?).ok()?;
-    let date = time::Date::from_calendar_date(
-        i32::try_from(y).ok()?,
-        month,
-        u8::try_from(d).ok()?,
-    )
-    .ok()?;
+    let date = time::Date::from_calendar_date(i32::try_from(y).ok()?, month, u8::try_from(d).ok()?)
+        .ok()?;
     let clock = time::Time::from_hms(
         u8::try_from(h).ok()?,
         u8::try_from(mi).ok()?,
@@ -337,7 +336,7 @@ fn days(secs: f64) -> String {
 ///
 /// | condition | [`RatingMode::Legacy`] | [`RatingMode::V25`] |
 /// |---|---|---|
-/// | `error` set | WARN "Update error: <first line>" (the disabled texts: their own states) | same |
+/// | `error` set | WARN "Update error: &lt;first line&gt;" (the disabled texts: their own states) | same |
 /// | `last_check` null | WARN "No successful connect to server yet" | same |
 /// | last check older than `max_check_age_secs` | WARN | same |
 /// | `host_name` ≠ [`RatingParams::host_name`] | – | CRIT |
@@ -346,7 +345,12 @@ fn days(secs: f64) -> String {
 /// | key expires within `key_warn_days` | WARN each | notice |
 /// | no trusted key left | CRIT "Updater has no trusted certificates" | notice |
 /// | time until all keys expired | WARN < `key_warn_days`, CRIT < `key_crit_days` | notice |
-pub fn rate_section(section: &Section, params: &RatingParams, mode: RatingMode, now: i64) -> Rating {
+pub fn rate_section(
+    section: &Section,
+    params: &RatingParams,
+    mode: RatingMode,
+    now: i64,
+) -> Rating {
     let mut lines = Vec::new();
     let mut push = |state: State, text: String, notice: bool| {
         lines.push(RatingLine {

@@ -20,8 +20,12 @@ use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
-use crate::store::{DeployStore, ServerError};
-use crate::wire::{DEPLOY_PAGE, DeployForm, Envelope, REGISTER_PAGE, RegisterForm};
+use crate::store::{DeployAnswer, DeployStore, ServerError};
+use crate::wire::{
+    DEPLOY_PAGE, DOWNLOAD_AGENT_PAGE, DeployForm, DeployMode, DownloadAgentRequest, Envelope,
+    LOGIN_PAGE, LoginForm, RECEIVER_PREFIX, REGISTER_PAGE, RegisterForm, TargetAgent,
+    UPDATE_STATUS_PAGE, UpdateStatusRequest, UpdateStatusResponse,
+};
 
 /// Limits and timeouts of the server.
 #[derive(Debug, Clone)]
@@ -116,6 +120,77 @@ pub fn tls_config(
     Ok(Arc::new(cfg))
 }
 
+/// Loads a server certificate chain and key plus the CA (PEM) that issues the hosts' client
+/// certificates: the server asks for a client certificate (mTLS) and, when one is presented,
+/// identifies the host by its subject CN ([`ClientHost`]) for the 2.5 API. Connections without
+/// a client certificate are still accepted for the legacy, host-secret protocol.
+pub fn load_mtls(
+    cert_path: &Path,
+    key_path: &Path,
+    client_ca_path: &Path,
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    let tls_err = |path: &Path, reason: String| ServerError::Tls {
+        path: path.to_owned(),
+        reason,
+    };
+    let read_certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, ServerError> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+            .map_err(|e| tls_err(path, e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls_err(path, e.to_string()))?;
+        if certs.is_empty() {
+            return Err(tls_err(path, "no certificate found".into()));
+        }
+        Ok(certs)
+    };
+    let certs = read_certs(cert_path)?;
+    let client_roots = read_certs(client_ca_path)?;
+    let key =
+        PrivateKeyDer::from_pem_file(key_path).map_err(|e| tls_err(key_path, e.to_string()))?;
+    mtls_config(certs, key, client_roots).map_err(|reason| tls_err(client_ca_path, reason))
+}
+
+/// Like [`tls_config`], but asks for a client certificate issued by one of `client_roots`
+/// (optional, so that legacy updaters can still connect).
+pub fn mtls_config(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_roots: Vec<CertificateDer<'static>>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in client_roots {
+        roots.add(c).map_err(|e| format!("client CA: {e}"))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::clone(&provider),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| format!("client CA: {e}"))?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The host a verified TLS client certificate authenticates: its subject CN. Set as a request
+/// extension by [`serve`]; the 2.5 API answers only requests that carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientHost(pub String);
+
+/// The subject CN of a DER certificate.
+pub(crate) fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_owned())
+}
+
 struct App {
     store: Arc<DeployStore>,
     site: String,
@@ -142,6 +217,15 @@ pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
             post(register),
         )
         .route(&format!("/{{site}}/check_mk/{DEPLOY_PAGE}"), post(deploy))
+        .route(&format!("/{{site}}/check_mk/{LOGIN_PAGE}"), post(login))
+        .route(
+            &format!("/{{site}}/{RECEIVER_PREFIX}/{UPDATE_STATUS_PAGE}"),
+            post(update_status),
+        )
+        .route(
+            &format!("/{{site}}/{RECEIVER_PREFIX}/{DOWNLOAD_AGENT_PAGE}"),
+            post(download_agent),
+        )
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .with_state(app)
         .layer(axum::middleware::from_fn_with_state(
@@ -219,9 +303,86 @@ fn rejected(rejection: &FormRejection, what: &str) -> Response {
     )
 }
 
+/// The login page a failed login answers with (Checkmk's updater detects `login.py`/`_login`
+/// in a non-JSON answer and reports "Cannot authenticate").
+const LOGIN_FAILED_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Checkmk</title></head><body>\n\
+<div id=\"login_error\">Invalid credentials.</div>\n\
+<form method=\"POST\" action=\"login.py\"><input type=\"hidden\" name=\"_login\" value=\"1\">\
+<input name=\"_username\"><input type=\"password\" name=\"_password\"></form>\n</body></html>\n";
+
+fn login_page() -> Response {
+    (StatusCode::OK, axum::response::Html(LOGIN_FAILED_PAGE)).into_response()
+}
+
+/// The session cookie's name: `auth_<site>`.
+fn session_cookie(site: &str) -> String {
+    format!("auth_{site}")
+}
+
+/// The value of cookie `name` in the request.
+fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// `login.py`: a GUI login with `_login=1`, `_username`, `_password`. Success: 302 to
+/// `index.py` with the session cookie; failure: the login page again (200, HTML).
+async fn login(
+    State(app): State<Arc<App>>,
+    UrlPath(site): UrlPath<String>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    if site != app.site {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let Ok(Form(form)) = form else {
+        return login_page();
+    };
+    let Ok(_slot) = app.register_slots.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let store = Arc::clone(&app.store);
+    let result = run_blocking(&app, move || {
+        if form.login != "1" {
+            return Err(ServerError::UserAuth {
+                user: form.username.clone(),
+            });
+        }
+        store.login(&form.username, &form.password, SystemTime::now())
+    })
+    .await;
+    match result {
+        Ok(Ok(token)) => {
+            let cookie = format!(
+                "{}={}; Path=/{}/; HttpOnly; SameSite=Lax",
+                session_cookie(&app.site),
+                token.as_str(),
+                app.site
+            );
+            (
+                StatusCode::FOUND,
+                [
+                    (axum::http::header::LOCATION, "index.py".to_owned()),
+                    (axum::http::header::SET_COOKIE, cookie),
+                ],
+            )
+                .into_response()
+        }
+        Ok(Err(_)) => login_page(),
+        Err(resp) => resp,
+    }
+}
+
 async fn register(
     State(app): State<Arc<App>>,
     UrlPath(site): UrlPath<String>,
+    headers: axum::http::HeaderMap,
     form: Result<Form<RegisterForm>, FormRejection>,
 ) -> Response {
     if site != app.site {
@@ -231,6 +392,23 @@ async fn register(
         Ok(Form(form)) => form,
         Err(rejection) => return rejected(&rejection, "registration"),
     };
+    // A GUI session (`login.py` first) instead of automation credentials.
+    if form.secret.is_empty()
+        && let Some(token) = cookie_value(&headers, &session_cookie(&app.site))
+    {
+        let store = Arc::clone(&app.store);
+        return match run_blocking(&app, move || {
+            store.register_with_session(&form, &token, SystemTime::now())
+        })
+        .await
+        {
+            Ok(Ok(result)) => envelope(StatusCode::OK, Envelope::ok(&result)),
+            // Like the GUI: an invalid or expired session gets the login page.
+            Ok(Err(ServerError::UserAuth { .. })) => login_page(),
+            Ok(Err(e)) => error_envelope(&e),
+            Err(resp) => resp,
+        };
+    }
     let Ok(_slot) = app.register_slots.acquire().await else {
         return envelope(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -261,6 +439,134 @@ async fn deploy(
     match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
         Ok(Ok(env)) => envelope(StatusCode::OK, env),
         Ok(Err(e)) => error_envelope(&e),
+        Err(resp) => resp,
+    }
+}
+
+fn detail(status: StatusCode, text: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "detail": text.into() }))).into_response()
+}
+
+/// Runs a 2.5 API call for the host of the client certificate.
+async fn receiver_call(
+    app: &App,
+    site: &str,
+    host: Result<axum::Extension<ClientHost>, axum::extract::rejection::ExtensionRejection>,
+    form: DeployForm,
+) -> Result<DeployAnswer, Response> {
+    if site != app.site {
+        return Err(StatusCode::NOT_FOUND.into_response());
+    }
+    let Ok(axum::Extension(ClientHost(host))) = host else {
+        return Err(detail(
+            StatusCode::UNAUTHORIZED,
+            "a TLS client certificate is required",
+        ));
+    };
+    let store = Arc::clone(&app.store);
+    let h = host.clone();
+    match run_blocking(app, move || {
+        store.deploy_authenticated(&h, &form, SystemTime::now())
+    })
+    .await
+    {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e @ ServerError::NoSuchAgent { .. })) => {
+            Err(detail(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Ok(Err(e @ (ServerError::Io { .. } | ServerError::Corrupt { .. }))) => {
+            tracing::error!(%host, "{e}");
+            Err(detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error on the deployment server",
+            ))
+        }
+        Ok(Err(e)) => Err(detail(StatusCode::BAD_REQUEST, e.to_string())),
+        Err(resp) => Err(resp),
+    }
+}
+
+fn receiver_form(
+    mode: DeployMode,
+    platform: String,
+    installed: String,
+    aghash: String,
+    last_error: String,
+) -> DeployForm {
+    DeployForm {
+        mode,
+        host: String::new(),
+        host_secret: String::new(),
+        installed_aghash: installed,
+        aghash,
+        os: platform,
+        last_error,
+        au_api: String::new(),
+    }
+}
+
+/// 2.5 API: `update_status` for the host of the client certificate.
+async fn update_status(
+    State(app): State<Arc<App>>,
+    UrlPath(site): UrlPath<String>,
+    host: Result<axum::Extension<ClientHost>, axum::extract::rejection::ExtensionRejection>,
+    body: Result<Json<UpdateStatusRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return detail(e.status(), e.body_text()),
+    };
+    let form = receiver_form(
+        DeployMode::Status,
+        req.platform,
+        req.installed_aghash.unwrap_or_default(),
+        String::new(),
+        req.last_error.unwrap_or_default(),
+    );
+    match receiver_call(&app, &site, host, form).await {
+        Ok(DeployAnswer::Status(st)) => {
+            let target_agent = match (st.agent_available, st.target_hash) {
+                (true, Some(aghash)) => Some(TargetAgent {
+                    aghash,
+                    signatures: st.signatures,
+                    target_metadata: st.target_metadata,
+                    root_metadata: st.root_metadata,
+                }),
+                _ => None,
+            };
+            Json(UpdateStatusResponse { target_agent }).into_response()
+        }
+        Ok(DeployAnswer::Agent(_)) => detail(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+        Err(resp) => resp,
+    }
+}
+
+/// 2.5 API: `download_agent` for the host of the client certificate; the body is the package.
+async fn download_agent(
+    State(app): State<Arc<App>>,
+    UrlPath(site): UrlPath<String>,
+    host: Result<axum::Extension<ClientHost>, axum::extract::rejection::ExtensionRejection>,
+    body: Result<Json<DownloadAgentRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(req) = match body {
+        Ok(b) => b,
+        Err(e) => return detail(e.status(), e.body_text()),
+    };
+    let form = receiver_form(
+        DeployMode::Agent,
+        req.platform,
+        String::new(),
+        req.aghash,
+        String::new(),
+    );
+    match receiver_call(&app, &site, host, form).await {
+        Ok(DeployAnswer::Agent(bytes)) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            bytes,
+        )
+            .into_response(),
+        Ok(DeployAnswer::Status(_)) => detail(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
         Err(resp) => resp,
     }
 }
@@ -312,6 +618,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let svc = TowerToHyperService::new(app.clone());
+        let app = app.clone();
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -326,6 +633,21 @@ pub async fn serve(
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
+                            let host = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|c| c.first())
+                                .and_then(|c| common_name(c));
+                            let svc = match host {
+                                Some(h) => {
+                                    tracing::debug!(%peer, host = %h, "client certificate");
+                                    TowerToHyperService::new(
+                                        app.layer(axum::Extension(ClientHost(h))),
+                                    )
+                                }
+                                None => svc,
+                            };
                             watcher
                                 .watch(builder.serve_connection(TokioIo::new(tls), svc))
                                 .await

@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use agent_sign::{PackageSignature, SignedDocument, Targets, Timestamp};
+use agent_sign::{
+    LogEntry, LogRecord, PackageSignature, SignedDocument, SigningLog, Targets, Timestamp,
+};
 
 use crate::fsutil::write_atomic;
 use crate::wire::{
@@ -104,6 +106,22 @@ pub enum ServerError {
     #[error("{path}: {reason}")]
     Tls {
         /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The signing log could not be read, checked or appended to.
+    #[error("signing log {path}: {reason}")]
+    SigningLog {
+        /// The log file.
+        path: PathBuf,
+        /// What is wrong (e.g. the first line where the chain breaks).
+        reason: String,
+    },
+    /// A root document offered for publishing is unacceptable.
+    #[error("root metadata {path}: {reason}")]
+    RootMetadata {
+        /// Where it is or would be stored.
         path: PathBuf,
         /// What is wrong.
         reason: String,
@@ -266,6 +284,12 @@ pub struct DeployStore {
     hosts: RwLock<HashMap<String, HostRecord>>,
     status: Mutex<StatusBook>,
     targets: Mutex<HashMap<(String, Platform, String), Arc<Target>>>,
+    /// Published root documents (sorted by version) and the `roots/` mtime they were read at.
+    roots: Mutex<(Option<SystemTime>, Arc<Vec<SignedDocument>>)>,
+    /// GUI sessions: SHA-256 of the token → (user, expiry in Unix seconds).
+    sessions: Mutex<HashMap<String, (String, u64)>>,
+    /// Serializes signing-log appends within this process (the lock file does across).
+    log_lock: Mutex<()>,
     advertise: Advertise,
 }
 
@@ -325,6 +349,9 @@ impl DeployStore {
             hosts: RwLock::new(hosts),
             status: Mutex::new(book),
             targets: Mutex::new(HashMap::new()),
+            roots: Mutex::new((None, Arc::new(Vec::new()))),
+            log_lock: Mutex::new(()),
+            sessions: Mutex::new(HashMap::new()),
             advertise,
         })
     }
@@ -405,6 +432,62 @@ impl DeployStore {
         }
     }
 
+    /// `login.py`: checks a user's password (the same hashed secrets as for `_secret`) and
+    /// opens a GUI session. Returns the session token (64 characters from a CSPRNG; only its
+    /// SHA-256 is kept, for [`SESSION_LIFETIME_SECS`]).
+    pub fn login(
+        &self,
+        user: &str,
+        password: &str,
+        now: SystemTime,
+    ) -> Result<Zeroizing<String>, ServerError> {
+        if !self.check_user(user, password) {
+            tracing::warn!(%user, "login refused");
+            return Err(ServerError::UserAuth {
+                user: user.to_owned(),
+            });
+        }
+        let token = generate_host_secret()?;
+        let mut sessions = lock(&self.sessions);
+        let t = epoch(now);
+        sessions.retain(|_, (_, expires)| *expires > t);
+        sessions.insert(
+            hex::encode(Sha256::digest(token.as_bytes())),
+            (user.to_owned(), t + SESSION_LIFETIME_SECS),
+        );
+        tracing::info!(%user, "GUI session opened");
+        Ok(token)
+    }
+
+    /// The user of a live session token.
+    pub fn session_user(&self, token: &str, now: SystemTime) -> Option<String> {
+        let key = hex::encode(Sha256::digest(token.as_bytes()));
+        let sessions = lock(&self.sessions);
+        sessions
+            .get(&key)
+            .filter(|(_, expires)| *expires > epoch(now))
+            .map(|(user, _)| user.clone())
+    }
+
+    /// `register_agent.py` with a GUI session (`login.py` first) instead of `_secret`:
+    /// `form.username`/`form.secret` are ignored; the session's user registers the host.
+    pub fn register_with_session(
+        &self,
+        form: &RegisterForm,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<RegisterResult, ServerError> {
+        if !valid_host_name(&form.host) {
+            return Err(ServerError::InvalidHost(form.host.clone()));
+        }
+        let Some(user) = self.session_user(token, now) else {
+            return Err(ServerError::UserAuth {
+                user: "<session>".into(),
+            });
+        };
+        self.create_host_secret(&form.host, &user, now)
+    }
+
     /// `register_agent.py`: checks the user, creates a new host secret (replacing any old one).
     pub fn register(
         &self,
@@ -420,13 +503,22 @@ impl DeployStore {
                 user: form.username.clone(),
             });
         }
+        self.create_host_secret(&form.host, &form.username, now)
+    }
+
+    fn create_host_secret(
+        &self,
+        host: &str,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<RegisterResult, ServerError> {
         let secret = generate_host_secret()?;
         let record = HostRecord {
             secret_sha256: hex::encode(Sha256::digest(secret.as_bytes())),
             registered_at: epoch(now),
-            registered_by: form.username.clone(),
+            registered_by: user.to_owned(),
         };
-        let path = self.dir.join("hosts").join(format!("{}.json", form.host));
+        let path = self.dir.join("hosts").join(format!("{}.json", host));
         let data = serde_json::to_vec_pretty(&record).map_err(|e| ServerError::Corrupt {
             path: path.clone(),
             reason: e.to_string(),
@@ -435,13 +527,13 @@ impl DeployStore {
         self.hosts
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(form.host.clone(), record);
-        self.update_status(&form.host, true, |s| {
+            .insert(host.to_owned(), record);
+        self.update_status(host, true, |s| {
             s.registered_at = Some(epoch(now));
-            s.registered_by = Some(form.username.clone());
+            s.registered_by = Some(user.to_owned());
         })?;
-        tracing::info!(user = %form.username, host = %form.host, "host registered");
-        let monitored = self.dir.join("agents").join(&form.host).is_dir();
+        tracing::info!(user = %user, host = %host, "host registered");
+        let monitored = self.dir.join("agents").join(host).is_dir();
         Ok(RegisterResult {
             host_secret: secret.to_string(),
             monitored,
@@ -482,9 +574,37 @@ impl DeployStore {
             });
         }
         self.check_host(&form.host, &form.host_secret)?;
+        Ok(match self.answer(&form.host, form, now)? {
+            DeployAnswer::Status(result) => Envelope::ok(&*result),
+            DeployAnswer::Agent(bytes) => Envelope::ok(&AgentResult {
+                agent: B64.encode(&bytes),
+            }),
+        })
+    }
+
+    /// The 2.5 direction: answers for `host`, which the caller has already authenticated
+    /// (by its TLS client certificate); `form.host` and `form.host_secret` are ignored.
+    pub fn deploy_authenticated(
+        &self,
+        host: &str,
+        form: &DeployForm,
+        now: SystemTime,
+    ) -> Result<DeployAnswer, ServerError> {
+        if !valid_host_name(host) {
+            return Err(ServerError::InvalidHost(host.to_owned()));
+        }
+        self.answer(host, form, now)
+    }
+
+    fn answer(
+        &self,
+        host: &str,
+        form: &DeployForm,
+        now: SystemTime,
+    ) -> Result<DeployAnswer, ServerError> {
         let platform = Platform::parse(&form.os)
             .ok_or_else(|| ServerError::UnknownPlatform(form.os.clone()))?;
-        let target = self.current_target(&form.host, platform)?;
+        let target = self.current_target(host, platform)?;
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let last_error = nonempty(truncate_last_error(&form.last_error));
         // Only plausible hashes are recorded; anything else would be attacker-chosen text.
@@ -494,14 +614,16 @@ impl DeployStore {
         let target_hash = target.as_ref().map(|t| t.hash.clone());
         match form.mode {
             DeployMode::Status => {
-                self.update_status(&form.host, false, |s| {
+                self.update_status(host, false, |s| {
                     s.platform = Some(platform.to_string());
                     s.target_hash = target_hash.clone();
                     s.installed_aghash = installed;
                     s.last_error = last_error;
                     s.last_contact = Some(epoch(now));
                 })?;
+                let root_metadata = self.roots().to_vec();
                 let result = StatusResult {
+                    root_metadata,
                     agent_available: target.is_some(),
                     target_hash,
                     signatures: target
@@ -513,11 +635,11 @@ impl DeployStore {
                     certificates: (!self.advertise.certificates.is_empty())
                         .then(|| self.advertise.certificates.clone()),
                 };
-                Ok(Envelope::ok(&result))
+                Ok(DeployAnswer::Status(Box::new(result)))
             }
             DeployMode::Agent => {
                 let no_agent = || ServerError::NoSuchAgent {
-                    host: form.host.clone(),
+                    host: host.to_owned(),
                     platform,
                     hash: form.aghash.clone(),
                 };
@@ -526,19 +648,17 @@ impl DeployStore {
                     return Err(no_agent());
                 }
                 let path = self
-                    .target_dir(&form.host, platform)
+                    .target_dir(host, platform)
                     .join(&target.hash)
                     .join("agent");
                 let bytes = fs::read(&path).map_err(io_err(&path))?;
-                self.update_status(&form.host, true, |s| {
+                self.update_status(host, true, |s| {
                     s.platform = Some(platform.to_string());
                     s.downloaded_aghash = Some(target.hash.clone());
                     s.last_download = Some(epoch(now));
                     s.last_contact = Some(epoch(now));
                 })?;
-                Ok(Envelope::ok(&AgentResult {
-                    agent: B64.encode(&bytes),
-                }))
+                Ok(DeployAnswer::Agent(bytes))
             }
         }
     }
@@ -604,6 +724,73 @@ impl DeployStore {
         Ok(Some(target))
     }
 
+    /// Publishes a root document (`agent-sign metadata root`, a rotation signed by the old and
+    /// the new root keys) as `roots/root.<version>.json`; every status answer hands out all
+    /// published roots as `RootMetadata`, and updaters apply the versions above theirs one at
+    /// a time. The server checks only that the document is a root signed by a threshold of its
+    /// own keys (the chain is for the updater to check) and refuses a different document for
+    /// an already published version. Returns the version.
+    pub fn publish_root(&self, document: &SignedDocument) -> Result<u64, ServerError> {
+        let dir = self.dir.join("roots");
+        let bad = |path: &Path, reason: String| ServerError::RootMetadata {
+            path: path.to_owned(),
+            reason,
+        };
+        let trusted =
+            agent_sign::TrustedRoot::bootstrap(document).map_err(|e| bad(&dir, e.to_string()))?;
+        let version = trusted.root().version;
+        let path = dir.join(format!("root.{version}.json"));
+        let json = document.to_json().map_err(|e| bad(&path, e.to_string()))?;
+        if let Some(existing) = read_document(&path)? {
+            if existing == *document {
+                return Ok(version);
+            }
+            return Err(bad(
+                &path,
+                format!("a different root version {version} is already published"),
+            ));
+        }
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        write_atomic(&path, json.as_bytes(), false).map_err(io_err(&path))?;
+        tracing::info!(version, "root metadata published");
+        Ok(version)
+    }
+
+    /// The published root documents, sorted by version; re-read when `roots/` changes (so
+    /// that `publish-root` from another process is seen). Unreadable files are skipped with
+    /// an error in the log.
+    pub fn roots(&self) -> Arc<Vec<SignedDocument>> {
+        let dir = self.dir.join("roots");
+        let mtime = fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        let mut cache = lock(&self.roots);
+        if cache.0 == mtime && mtime.is_some() {
+            return Arc::clone(&cache.1);
+        }
+        let mut roots: Vec<(u64, SignedDocument)> = Vec::new();
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if !(name.starts_with("root.") && name.ends_with(".json")) {
+                    continue;
+                }
+                match read_document(&path) {
+                    Ok(Some(doc)) => match agent_sign::TrustedRoot::bootstrap(&doc) {
+                        Ok(root) => roots.push((root.root().version, doc)),
+                        Err(e) => tracing::error!("{}: {e}", path.display()),
+                    },
+                    Ok(None) => {}
+                    Err(e) => tracing::error!("{e}"),
+                }
+            }
+        }
+        roots.sort_by_key(|(v, _)| *v);
+        let roots = Arc::new(roots.into_iter().map(|(_, d)| d).collect::<Vec<_>>());
+        *cache = (mtime, Arc::clone(&roots));
+        roots
+    }
+
     /// Publishes a package for one host and platform and makes it the current target.
     /// Returns its hash (the first 16 hex characters of the package's SHA-256).
     ///
@@ -634,6 +821,8 @@ impl DeployStore {
                 }
             })?;
         }
+        // Logged before the package goes live: a package the log doesn't know is never served.
+        self.log_publish(host, package, signatures, metadata)?;
         let pdir = self.target_dir(host, platform).join(&hash);
         let agent = pdir.join("agent");
         write_atomic(&agent, package, false).map_err(io_err(&agent))?;
@@ -648,6 +837,111 @@ impl DeployStore {
         lock(&self.targets).remove(&(host.to_owned(), platform, hash.clone()));
         self.set_current(host, platform, &hash)?;
         Ok(hash)
+    }
+
+    /// The server's append-only, hash-chained signing log (`<dir>/signing.log`,
+    /// requirement 37).
+    pub fn signing_log(&self) -> SigningLog {
+        SigningLog::new(self.dir.join(SIGNING_LOG))
+    }
+
+    /// Records a publication in the signing log: one entry per package signature (SHA-256
+    /// fingerprint of the certificate) and one per signature of the targets metadata (its
+    /// key id), each with the package's SHA-256, the targets version (0 without metadata) and
+    /// the host; an unsigned package gets one entry with the fingerprint `unsigned`. Appends
+    /// under an exclusive lock (`signing.log.lock`, also across processes) after checking the
+    /// whole chain, so a damaged log refuses publishing.
+    fn log_publish(
+        &self,
+        host: &str,
+        package: &[u8],
+        signatures: &[PackageSignature],
+        metadata: Option<&TargetMetadata>,
+    ) -> Result<usize, ServerError> {
+        let log = self.signing_log();
+        let log_err = |reason: String| ServerError::SigningLog {
+            path: log.path().to_owned(),
+            reason,
+        };
+        let package_sha256 = hex::encode(Sha256::digest(package));
+        let version = metadata
+            .and_then(|m| m.targets.signed.get("version"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let mut fingerprints: Vec<String> = signatures
+            .iter()
+            .map(
+                |sig| match agent_sign::Certificate::from_pem(&sig.certificate) {
+                    Ok(cert) => cert.fingerprint_sha256(),
+                    Err(_) => format!(
+                        "unparsable-certificate:{}",
+                        hex::encode(Sha256::digest(sig.certificate.as_bytes()))
+                    ),
+                },
+            )
+            .collect();
+        if let Some(md) = metadata {
+            fingerprints.extend(md.targets.signatures.iter().map(|s| s.keyid.clone()));
+        }
+        if fingerprints.is_empty() {
+            fingerprints.push("unsigned".into());
+        }
+        let lock_path = self.dir.join(format!("{SIGNING_LOG}.lock"));
+        let lock_file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        rustix::fs::flock(&lock_file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| io_err(&lock_path)(e.into()))?;
+        let _guard = lock(&self.log_lock);
+        for key_fingerprint in &fingerprints {
+            let record = LogRecord {
+                key_fingerprint: key_fingerprint.clone(),
+                package_sha256: package_sha256.clone(),
+                version,
+                hosts: vec![host.to_owned()],
+            };
+            log.append(record, &agent_sign::SystemClock)
+                .map_err(|e| log_err(e.to_string()))?;
+        }
+        Ok(fingerprints.len())
+    }
+
+    /// Checks the signing log's chain and compares it with what hosts report as installed:
+    /// returns the entries and the hosts whose `installed_aghash` no log entry's package has
+    /// (requirement 37's audit).
+    pub fn audit_signing_log(&self) -> Result<SigningAudit, ServerError> {
+        let log = self.signing_log();
+        let entries = log.verify().map_err(|e| ServerError::SigningLog {
+            path: log.path().to_owned(),
+            reason: e.to_string(),
+        })?;
+        let known: std::collections::HashSet<&str> = entries
+            .iter()
+            .filter_map(|e| e.package_sha256.get(..16))
+            .collect();
+        let unrecorded = self
+            .statuses()
+            .into_iter()
+            .filter_map(|s| {
+                let installed = s.installed_aghash?;
+                (!known.contains(installed.as_str())).then_some((s.host_name, installed))
+            })
+            .collect();
+        let head = match fs::read_to_string(log.path()) {
+            Ok(text) => text
+                .lines()
+                .last()
+                .map(|l| hex::encode(Sha256::digest(l.as_bytes()))),
+            Err(_) => None,
+        };
+        Ok(SigningAudit {
+            entries,
+            head,
+            unrecorded,
+        })
     }
 
     /// Points a host's current target at an already published package (e.g. to roll back).
@@ -764,6 +1058,33 @@ impl DeployStore {
             Err(e) => Err(io_err(&path)(e)),
         }
     }
+}
+
+/// How long a GUI session (`login.py`) stays valid: 10 minutes, enough for a registration.
+pub const SESSION_LIFETIME_SECS: u64 = 600;
+
+/// File name of the signing log in the state directory.
+pub const SIGNING_LOG: &str = "signing.log";
+
+/// Result of [`DeployStore::audit_signing_log`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningAudit {
+    /// The log entries (the chain is intact).
+    pub entries: Vec<LogEntry>,
+    /// SHA-256 (hex) of the last line: the chain protects every entry but the newest, so an
+    /// auditor records this value elsewhere and compares it later. `None` for an empty log.
+    pub head: Option<String>,
+    /// `(host, installed_aghash)` of hosts running a package the log never recorded.
+    pub unrecorded: Vec<(String, String)>,
+}
+
+/// What [`DeployStore::deploy_authenticated`] answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeployAnswer {
+    /// `mode=status`: the status result.
+    Status(Box<StatusResult>),
+    /// `mode=agent`: the package bytes.
+    Agent(Vec<u8>),
 }
 
 /// The server's name for a package: the first 16 hex characters of its SHA-256. This is the

@@ -18,8 +18,9 @@ use agent_sign::{Clock, PackageSignature, RollbackState, SystemClock};
 use crate::settings::{ProxySetting, Settings, SettingsError};
 use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, TrustedCertInfo, VerifyError};
 use crate::wire::{
-    AU_API, AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, Platform,
-    REGISTER_PAGE, RegisterResult, StatusResult, TargetMetadata, truncate_last_error, valid_aghash,
+    AU_API, AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN,
+    LOGIN_PAGE, Platform, REGISTER_PAGE, RegisterResult, StatusResult, TargetMetadata,
+    truncate_last_error, valid_aghash,
 };
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -114,6 +115,24 @@ pub enum UpdateError {
     #[error("{path}: {ROLLBACK_STATE_KEY} is damaged ({reason}); refusing to update")]
     RollbackState {
         /// The state file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A newer metadata root was offered (by the server or in the root directory) but does
+    /// not verify against the trusted one; nothing was changed.
+    #[error("{path}: refusing root metadata: {reason}")]
+    RootRotation {
+        /// The trusted root file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An updater file is unreadable or malformed: the 2.5 mode's TOML config, JSON state,
+    /// `agent_info.json` or client certificate, or the metadata root file.
+    #[error("{path}: {reason}")]
+    BadFile {
+        /// The file.
         path: PathBuf,
         /// What is wrong.
         reason: String,
@@ -263,6 +282,10 @@ pub struct RegisterOptions {
     pub user: String,
     /// Password or automation secret; never stored.
     pub secret: Zeroizing<String>,
+    /// `secret` is the user's GUI password (`-P`): log in with `login.py` and register with
+    /// the session cookie, as Checkmk 2.2–2.4 does. Otherwise it is an automation secret sent
+    /// as `_secret` (`-S`).
+    pub gui_login: bool,
     /// `--insecure` for this call.
     pub insecure: bool,
 }
@@ -282,6 +305,8 @@ pub enum UpdateOutcome {
         /// Its hash.
         hash: String,
     },
+    /// The 2.5 mode's config has `activated = false`: nothing was done.
+    Deactivated,
     /// A new agent was verified and installed.
     Installed {
         /// Its hash.
@@ -302,18 +327,19 @@ pub struct Registered {
 
 /// The updater.
 pub struct Updater {
-    paths: Paths,
-    verifier: Arc<dyn PackageVerifier>,
-    clock: Arc<dyn Clock>,
-    platform: Platform,
-    install: InstallCommand,
-    cli: Map<String, Value>,
-    timeout: Duration,
-    status_limit: u64,
-    download_cap: u64,
-    lock_attempts: u32,
-    lock_delay: Duration,
-    deferred: bool,
+    pub(crate) paths: Paths,
+    pub(crate) verifier: std::sync::RwLock<Arc<dyn PackageVerifier>>,
+    pub(crate) root: Option<crate::rotation::RootConfig>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) platform: Platform,
+    pub(crate) install: InstallCommand,
+    pub(crate) cli: Map<String, Value>,
+    pub(crate) timeout: Duration,
+    pub(crate) status_limit: u64,
+    pub(crate) download_cap: u64,
+    pub(crate) lock_attempts: u32,
+    pub(crate) lock_delay: Duration,
+    pub(crate) deferred: bool,
 }
 
 impl std::fmt::Debug for Updater {
@@ -326,7 +352,7 @@ impl std::fmt::Debug for Updater {
     }
 }
 
-struct LockGuard(PathBuf);
+pub(crate) struct LockGuard(PathBuf);
 
 impl Drop for LockGuard {
     fn drop(&mut self) {
@@ -340,7 +366,8 @@ impl Updater {
     pub fn new(paths: Paths, verifier: Arc<dyn PackageVerifier>) -> Updater {
         Updater {
             paths,
-            verifier,
+            verifier: std::sync::RwLock::new(verifier),
+            root: None,
             clock: Arc::new(SystemClock),
             platform: Platform::LinuxDeb,
             install: InstallCommand::for_platform(Platform::LinuxDeb),
@@ -405,6 +432,16 @@ impl Updater {
         self
     }
 
+    /// The current verifier (replaced when a new metadata root is accepted).
+    pub fn verifier(&self) -> Arc<dyn PackageVerifier> {
+        Arc::clone(
+            &self
+                .verifier
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+
     /// The file paths.
     pub fn paths(&self) -> &Paths {
         &self.paths
@@ -419,7 +456,7 @@ impl Updater {
         )?)
     }
 
-    fn lock(&self) -> Result<LockGuard, UpdateError> {
+    pub(crate) fn lock(&self) -> Result<LockGuard, UpdateError> {
         let path = &self.paths.lock_file;
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -464,7 +501,7 @@ impl Updater {
     }
 
     /// The clock's time as the float epoch seconds the state file holds.
-    fn now_f64(&self) -> f64 {
+    pub(crate) fn now_f64(&self) -> f64 {
         self.clock.now() as f64
     }
 
@@ -494,14 +531,20 @@ impl Updater {
             protocol = "https".into();
             base = https_base;
         }
-        let pairs = [
-            ("host", opts.host_name.as_str()),
-            ("_username", opts.user.as_str()),
-            ("_secret", opts.secret.as_str()),
-            ("au_api", AU_API),
-        ];
         let url = format!("{base}/{REGISTER_PAGE}");
-        let result = client.post_json(&url, &pairs, self.status_limit)?;
+        let result = if opts.gui_login {
+            let cookie = client.login(&base, &opts.user, &opts.secret)?;
+            let pairs = [("host", opts.host_name.as_str()), ("au_api", AU_API)];
+            client.post_json_cookie(&url, &pairs, Some(&cookie), self.status_limit)?
+        } else {
+            let pairs = [
+                ("host", opts.host_name.as_str()),
+                ("_username", opts.user.as_str()),
+                ("_secret", opts.secret.as_str()),
+                ("au_api", AU_API),
+            ];
+            client.post_json(&url, &pairs, self.status_limit)?
+        };
         let reg: RegisterResult = serde_json::from_value(result)
             .map_err(|e| UpdateError::Garbled(format!("registration answer: {e}")))?;
         if reg.host_secret.chars().count() != HOST_SECRET_LEN {
@@ -634,6 +677,7 @@ impl Updater {
                 return Err(e);
             }
         };
+        self.rotate_root(&status.root_metadata)?;
         if let Some(u) = &status.update_url {
             s.set_state("update_url", Value::String(u.clone()));
         }
@@ -669,7 +713,7 @@ impl Updater {
         // Hardened metadata is checked on every run (freeze detection), signatures only
         // when a download is due.
         let mut plan: Option<TargetPlan> = None;
-        if self.verifier.requires_metadata() && !skip {
+        if self.verifier().requires_metadata() && !skip {
             plan = Some(self.gate(&info)?);
         }
         if target_hash == installed && !reinstall {
@@ -700,7 +744,7 @@ impl Updater {
             None
         } else {
             Some(
-                self.verifier
+                self.verifier()
                     .verify_package(&package, &info)?
                     .signature_index,
             )
@@ -839,7 +883,7 @@ impl Updater {
         // Everything is checked again: the candidate file may have been changed on disk.
         let checked = self.gate(&info).and_then(|plan| {
             plan.check_package(&package)?;
-            let verified = self.verifier.verify_package(&package, &info)?;
+            let verified = self.verifier().verify_package(&package, &info)?;
             Ok((plan, verified))
         });
         let (plan, verified) = match checked {
@@ -859,17 +903,17 @@ impl Updater {
 
     /// Pre-download gate (section 2 step 1: unsigned, no keys, no trusted certificate) plus
     /// the verifier's metadata checks (expiry, host binding, rollback against the state).
-    fn gate(&self, info: &TargetInfo<'_>) -> Result<TargetPlan, UpdateError> {
+    pub(crate) fn gate(&self, info: &TargetInfo<'_>) -> Result<TargetPlan, UpdateError> {
         if info.signatures.is_empty() {
             return Err(VerifyError::NotSigned.into());
         }
         if info.trusted_keys.is_empty() {
             return Err(VerifyError::NoKeysConfigured.into());
         }
-        Ok(self.verifier.check_target(info)?)
+        Ok(self.verifier().check_target(info)?)
     }
 
-    fn install(&self, package: &[u8], hash: &str) -> Result<(), UpdateError> {
+    pub(crate) fn install(&self, package: &[u8], hash: &str) -> Result<(), UpdateError> {
         let dir = &self.paths.var_dir;
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         let mut tmp = tempfile::Builder::new()
@@ -988,7 +1032,7 @@ impl Updater {
             trusted_certs: TrustedCerts(
                 s.get_str_list("signature_keys")
                     .iter()
-                    .map(|pem| self.verifier.describe_key(pem))
+                    .map(|pem| self.verifier().describe_key(pem))
                     .collect(),
             ),
             error: text("last_error"),
@@ -1026,19 +1070,19 @@ impl Updater {
 }
 
 #[derive(Serialize)]
-struct SectionLine {
-    last_check: Option<f64>,
-    last_update: Option<f64>,
-    aghash: Option<String>,
-    pending_hash: Option<String>,
-    update_url: Option<String>,
-    trusted_certs: TrustedCerts,
-    error: Option<String>,
-    host_name: Option<String>,
+pub(crate) struct SectionLine {
+    pub(crate) last_check: Option<f64>,
+    pub(crate) last_update: Option<f64>,
+    pub(crate) aghash: Option<String>,
+    pub(crate) pending_hash: Option<String>,
+    pub(crate) update_url: Option<String>,
+    pub(crate) trusted_certs: TrustedCerts,
+    pub(crate) error: Option<String>,
+    pub(crate) host_name: Option<String>,
 }
 
 /// `{"0": {...}, "1": {...}}` in index order.
-struct TrustedCerts(Vec<TrustedCertInfo>);
+pub(crate) struct TrustedCerts(pub(crate) Vec<TrustedCertInfo>);
 
 impl Serialize for TrustedCerts {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
@@ -1146,15 +1190,64 @@ impl Client {
         url: &str,
         pairs: &[(&str, &str)],
     ) -> Result<ureq::http::Response<ureq::Body>, UpdateError> {
-        let resp = self
-            .agent
-            .post(url)
+        self.send_cookie(url, pairs, None)
+    }
+
+    fn send_cookie(
+        &self,
+        url: &str,
+        pairs: &[(&str, &str)],
+        cookie: Option<&str>,
+    ) -> Result<ureq::http::Response<ureq::Body>, UpdateError> {
+        let mut req = self.agent.post(url);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        let resp = req
             .send_form(pairs.iter().copied())
             .map_err(|e| UpdateError::Connection {
                 url: url.to_owned(),
                 reason: e.to_string(),
             })?;
         Ok(resp)
+    }
+
+    /// GUI login (`login.py` with `_login=1`, `_username`, `_password`; spec section 3.1).
+    /// Returns the `Cookie` header value made of every cookie the answer sets (the session
+    /// cookie's name is the server's business). No cookie means the login page came back:
+    /// "Cannot authenticate".
+    fn login(&self, base: &str, user: &str, password: &str) -> Result<String, UpdateError> {
+        let url = format!("{base}/{LOGIN_PAGE}");
+        let pairs = [
+            ("_login", "1"),
+            ("_username", user),
+            ("_password", password),
+        ];
+        let resp = self.send(&url, &pairs)?;
+        let status = resp.status().as_u16();
+        let cookies: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(str::trim)
+            .filter(|pair| {
+                pair.split_once('=')
+                    .is_some_and(|(k, v)| !k.is_empty() && !v.is_empty())
+            })
+            .map(str::to_owned)
+            .collect();
+        if cookies.is_empty() {
+            if (200..400).contains(&status) {
+                return Err(UpdateError::CannotAuthenticate);
+            }
+            return Err(UpdateError::Connection {
+                url,
+                reason: format!("HTTP status {status}"),
+            });
+        }
+        Ok(cookies.join("; "))
     }
 
     /// POSTs a form and returns the envelope's `result`, reading at most `limit` bytes.
@@ -1164,7 +1257,18 @@ impl Client {
         pairs: &[(&str, &str)],
         limit: u64,
     ) -> Result<Value, UpdateError> {
-        let resp = self.send(url, pairs)?;
+        self.post_json_cookie(url, pairs, None, limit)
+    }
+
+    /// [`post_json`](Self::post_json) with a `Cookie` header.
+    fn post_json_cookie(
+        &self,
+        url: &str,
+        pairs: &[(&str, &str)],
+        cookie: Option<&str>,
+        limit: u64,
+    ) -> Result<Value, UpdateError> {
+        let resp = self.send_cookie(url, pairs, cookie)?;
         let status = resp.status();
         let mut body = Vec::new();
         let read = resp

@@ -12,6 +12,8 @@ pub const HOST_SECRET_LEN: usize = 64;
 pub const MAX_LAST_ERROR_CHARS: usize = 512;
 /// Page of the registration endpoint, below `<base>`.
 pub const REGISTER_PAGE: &str = "register_agent.py";
+/// Page of the GUI login, below `<base>` (registration with a user's password).
+pub const LOGIN_PAGE: &str = "login.py";
 /// Page of the deployment endpoint, below `<base>`.
 pub const DEPLOY_PAGE: &str = "deploy_agent.py";
 
@@ -273,6 +275,14 @@ pub struct StatusResult {
         skip_serializing_if = "Option::is_none"
     )]
     pub target_metadata: Option<TargetMetadata>,
+    /// Published root documents, sorted by version (our extension): the updater applies the
+    /// versions above its trusted root one at a time (`TrustedRoot::update`).
+    #[serde(
+        rename = "RootMetadata",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub root_metadata: Vec<SignedDocument>,
     /// Base URL the updater should use from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update_url: Option<String>,
@@ -312,4 +322,87 @@ pub fn valid_aghash(hash: &str) -> bool {
     !hash.is_empty()
         && hash.len() <= 64
         && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Path segment of the 2.5 (agent receiver) API below `/<site>/`.
+pub const RECEIVER_PREFIX: &str = "agent-receiver";
+/// 2.5 API: the status call, `POST /<site>/agent-receiver/update_status`.
+pub const UPDATE_STATUS_PAGE: &str = "update_status";
+/// 2.5 API: the download, `POST /<site>/agent-receiver/download_agent`.
+pub const DOWNLOAD_AGENT_PAGE: &str = "download_agent";
+
+/// 2.5 API `update_status` request (JSON). The host is the subject CN of the TLS client
+/// certificate, so there is neither a host name nor a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatusRequest {
+    /// Package flavour (`linux_deb`, …).
+    pub platform: String,
+    /// Hash of the installed agent, if known.
+    #[serde(default)]
+    pub installed_aghash: Option<String>,
+    /// Last error, at most [`MAX_LAST_ERROR_CHARS`] characters.
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// 2.5 API `update_status` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateStatusResponse {
+    /// The agent this host should run; `None` when none is published for it.
+    pub target_agent: Option<TargetAgent>,
+}
+
+/// The target agent of an [`UpdateStatusResponse`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetAgent {
+    /// The server's 16-hex-character name of the package.
+    pub aghash: String,
+    /// Signature list of the package (our server sends it here; the updater checks it before
+    /// installing).
+    #[serde(default)]
+    pub signatures: Vec<PackageSignature>,
+    /// Hardened metadata, as in [`StatusResult::target_metadata`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_metadata: Option<TargetMetadata>,
+    /// Published root documents, as in [`StatusResult::root_metadata`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub root_metadata: Vec<SignedDocument>,
+}
+
+/// 2.5 API `download_agent` request (JSON); the answer is the package bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadAgentRequest {
+    /// Package flavour.
+    pub platform: String,
+    /// The `aghash` from [`TargetAgent`].
+    pub aghash: String,
+}
+
+/// Form of `login.py` (`_login=1`, `_username`, `_password`).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct LoginForm {
+    /// `1`.
+    #[serde(rename = "_login", default)]
+    pub login: String,
+    /// User name.
+    #[serde(rename = "_username", default)]
+    pub username: String,
+    /// The user's password.
+    #[serde(rename = "_password", default)]
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginForm")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+impl Drop for LoginForm {
+    fn drop(&mut self) {
+        self.password.zeroize();
+    }
 }

@@ -5,9 +5,13 @@
 
 mod support;
 
+mod controller;
 mod e2e;
 mod load;
+mod login;
 mod rating;
 mod replay;
+mod rotation;
 mod server;
+mod signing_log;
 mod verify;

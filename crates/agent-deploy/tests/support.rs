@@ -144,6 +144,7 @@ pub(crate) fn sigs(keys: &[&SigningKey], package: &[u8]) -> Vec<PackageSignature
 /// The hardened-metadata keys of a site (Ed25519 root, targets and timestamp keys) and the
 /// signed root document the updater trusts.
 pub(crate) struct MetadataKeys {
+    pub(crate) root_key: PrivateKey,
     targets: PrivateKey,
     timestamp: PrivateKey,
     pub(crate) root: SignedDocument,
@@ -172,10 +173,41 @@ impl MetadataKeys {
         let mut root = SignedDocument::new(&content).unwrap();
         root.sign(&root_key).unwrap();
         MetadataKeys {
+            root_key,
             targets,
             timestamp,
             root,
         }
+    }
+
+    /// Root `version` with `new_root` as the root key (targets and timestamp keys unchanged),
+    /// signed by each of `signers`.
+    pub(crate) fn rotated(
+        &self,
+        version: u64,
+        new_root: &PrivateKey,
+        signers: &[&PrivateKey],
+    ) -> SignedDocument {
+        let mut keys = BTreeMap::new();
+        let mut role = |k: &PrivateKey| {
+            let (id, meta) = MetaKey::from_public(k.public_key());
+            keys.insert(id.clone(), meta);
+            RoleKeys {
+                keyids: vec![id],
+                threshold: 1,
+            }
+        };
+        let roles = Roles {
+            root: role(new_root),
+            targets: role(&self.targets),
+            timestamp: role(&self.timestamp),
+        };
+        let content = Root::new(version, SystemClock.now() + 365 * DAY, keys, roles);
+        let mut doc = SignedDocument::new(&content).unwrap();
+        for k in signers {
+            doc.sign(k).unwrap();
+        }
+        doc
     }
 
     /// The hardened verifier of an updater that trusts this root.
@@ -385,6 +417,7 @@ pub(crate) fn register_options(server: String, host: &str) -> RegisterOptions {
         user: USER.into(),
         secret: Zeroizing::new(USER_SECRET.into()),
         insecure: false,
+        gui_login: false,
     }
 }
 

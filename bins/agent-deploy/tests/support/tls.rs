@@ -17,6 +17,16 @@ pub(crate) struct TlsFiles {
 }
 
 pub(crate) fn write_tls_files(dir: &Path) -> TlsFiles {
+    write_tls_files_with_clients(dir, &[]).0
+}
+
+/// Like [`write_tls_files`], and also the CA file (`ca.pem`, for `serve --client-ca`) and one
+/// client certificate and key per CN (`client-<cn>.pem`, `client-<cn>.key`), issued by the CA.
+#[allow(dead_code)]
+pub(crate) fn write_tls_files_with_clients(
+    dir: &Path,
+    client_cns: &[&str],
+) -> (TlsFiles, PathBuf, Vec<(PathBuf, PathBuf)>) {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -34,9 +44,27 @@ pub(crate) fn write_tls_files(dir: &Path) -> TlsFiles {
     let key = dir.join("server.key");
     std::fs::write(&cert, format!("{}{}", leaf.pem(), ca_cert.pem())).unwrap();
     std::fs::write(&key, leaf_key.serialize_pem()).unwrap();
-    TlsFiles {
-        ca_pem: ca_cert.pem(),
-        cert,
-        key,
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+    let mut clients = Vec::new();
+    for cn in client_cns {
+        let client_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, *cn);
+        let client = params.signed_by(&client_key, &issuer).unwrap();
+        let c = dir.join(format!("client-{cn}.pem"));
+        let k = dir.join(format!("client-{cn}.key"));
+        std::fs::write(&c, client.pem()).unwrap();
+        std::fs::write(&k, client_key.serialize_pem()).unwrap();
+        clients.push((c, k));
     }
+    (
+        TlsFiles {
+            ca_pem: ca_cert.pem(),
+            cert,
+            key,
+        },
+        ca_file,
+        clients,
+    )
 }

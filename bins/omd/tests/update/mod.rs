@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use super::{Output, omd};
 
+/// The extension-package step (`mkp disable-outdated`, `update-active`).
+mod packages;
+
 const OLD: &str = "2.3.0p1.cre";
 const NEW: &str = "2.3.0p2.cre";
 const SITE: &str = "mysite";
@@ -355,11 +358,11 @@ fn update_with_keepold_keeps_the_operators_conflicting_file() {
     let out = fx.omd(&["update", "--conflict=keepold", SITE]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stdout);
     assert_updated_common(&fx, &out);
-    assert!(
-        out.stdout.lines().any(|l| l == "Restored your version."),
-        "{}",
-        out.stdout
-    );
+    // The status line does not name the path: the line before it does, in
+    // the output and in the log (as after the interactive menu).
+    let named = "Conflicts in etc/conflict.conf! -> restore\nRestored your version.\n";
+    assert!(out.stdout.contains(named), "{}", out.stdout);
+    assert!(read(&fx.site().join("var/log/update.log")).contains(named));
     assert_eq!(
         read(&fx.site().join("etc/conflict.conf")),
         "one\nmine\nthree\n"
@@ -373,13 +376,11 @@ fn update_with_install_takes_the_new_default() {
     let out = fx.omd(&["update", "--conflict", "install", SITE]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stdout);
     assert_updated_common(&fx, &out);
-    assert!(
-        out.stdout
-            .lines()
-            .any(|l| l == format!("Installed default file of version {NEW}.")),
-        "{}",
-        out.stdout
+    let named = format!(
+        "Conflicts in etc/conflict.conf! -> install\nInstalled default file of version {NEW}.\n"
     );
+    assert!(out.stdout.contains(&named), "{}", out.stdout);
+    assert!(read(&fx.site().join("var/log/update.log")).contains(&named));
     assert_eq!(
         read(&fx.site().join("etc/conflict.conf")),
         "one\nTWO\nthree\n"
@@ -745,10 +746,17 @@ fn update_between_the_two_real_skeleton_versions_with_operator_edits() {
             assert!(bashrc_now.ends_with("alias ll='ls -l'\n"));
             assert!(bashrc_now.len() > bashrc.len());
         } else if policy == "keepold" {
-            assert!(lines.contains(&"Restored your version."), "{}", out.stdout);
+            assert!(
+                out.stdout
+                    .contains("Conflicts in .bashrc! -> restore\nRestored your version.\n"),
+                "{}",
+                out.stdout
+            );
             assert_eq!(bashrc_now, bashrc);
         } else {
-            assert!(lines.contains(&format!("Installed default file of version {NEW}.").as_str()));
+            assert!(out.stdout.contains(&format!(
+                "Conflicts in .bashrc! -> install\nInstalled default file of version {NEW}.\n"
+            )));
         }
         assert!(!site.join("etc/logrotate.d/audit").exists());
         assert_eq!(read(&site.join("etc/mine.conf")), "operator only\n");
@@ -870,6 +878,24 @@ fn interactive_menu_on_a_terminal() {
     );
     assert!(log.contains("d/y/n/e/t/k/r/i/s/a ==> r\n"), "{log}");
     assert!(!log.contains('\x1b'), "{log}");
+
+    // `k` keeps the conflict markers: Checkmk prints no status line for it,
+    // so the line naming the question and the answer is the only one.
+    let fx = Fixture::new();
+    fx.site_with_edits();
+    let Some((code, out)) = omd_typing(fx.root(), &format!("update {SITE}"), "yk") else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("\nConflicts in etc/conflict.conf! -> keep\n"),
+        "{out}"
+    );
+    assert!(read(&fx.site().join("etc/conflict.conf")).contains("<<<<<<<"));
+    assert!(
+        read(&fx.site().join("var/log/update.log"))
+            .contains("\nConflicts in etc/conflict.conf! -> keep\n")
+    );
 }
 
 /// The merge engine for driving the library directly in a test.
@@ -952,6 +978,7 @@ fn help_documents_the_update_exit_codes() {
     let text = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(text.contains("`Update aborted.`"), "{text}");
     assert!(text.contains("rolled back"), "{text}");
+    assert!(text.contains("3 `update`: the site was updated"), "{text}");
     let out = fx.omd(&["update", "--help"]);
     let text = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
     for word in [
@@ -960,6 +987,12 @@ fn help_documents_the_update_exit_codes() {
         "--json",
         "--confirm-edition",
         "var/log/update.log",
+        "mkp disable-outdated",
+        "mkp update-active",
+        "var/check_mk/packages_local",
+        "local/share/check_mk/enabled_packages",
+        "the exit code is 3",
+        "`packages`",
     ] {
         assert!(text.contains(word), "{word} in {text}");
     }
