@@ -48,7 +48,14 @@ fn files() -> impl Strategy<Value = Vec<(PackagePart, Vec<String>)>> {
         for (i, paths) in parts {
             let part = PackagePart::ALL[i];
             if out.iter().all(|(p, _)| *p != part) {
-                out.push((part, paths.into_iter().collect()));
+                // A path cannot be a file and a parent directory at once: such a
+                // package is unextractable by design, so keep only the leaves.
+                let leaves: Vec<String> = paths
+                    .iter()
+                    .filter(|p| !paths.iter().any(|q| q.starts_with(&format!("{p}/"))))
+                    .cloned()
+                    .collect();
+                out.push((part, leaves));
             }
         }
         out

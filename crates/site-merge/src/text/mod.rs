@@ -5,6 +5,11 @@ mod histogram;
 mod intern;
 mod merge;
 mod xdiff;
+#[cfg(test)]
+#[allow(dead_code)]
+mod xdiff_ref;
+#[cfg(test)]
+mod xdiff_tests;
 
 pub use xdiff::Algorithm;
 
@@ -262,7 +267,6 @@ impl MergeOptions {
                 || xdiff::diff(&fb.ids, &ft.ids, Some((&cb, &count(ft))), algo),
             )
         };
-        xdiff::dump();
         if h1.is_empty() {
             return Ok(clean(theirs));
         }

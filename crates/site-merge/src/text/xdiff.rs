@@ -43,6 +43,10 @@ impl Rchg {
     pub(crate) fn set(&mut self, i: usize, v: bool) {
         self.0[i + 1] = v;
     }
+    #[cfg(test)]
+    pub(crate) fn flags(&self) -> &[bool] {
+        &self.0
+    }
 }
 
 /// One hunk of a two-way diff: `chg1` lines at `i1` in the first file were
@@ -165,8 +169,6 @@ const MAX_COST_MIN: isize = 256;
 const SNAKE_CNT: isize = 20;
 const HEUR_MIN_COST: isize = 256;
 const K_HEUR: isize = 4;
-pub(crate) static CNT: [std::sync::atomic::AtomicU64; 12] = [const { std::sync::atomic::AtomicU64::new(0) }; 12];
-pub(crate) fn dump() { if std::env::var_os("XCNT").is_some() { eprintln!("{:?}", CNT.iter().map(|c| c.load(std::sync::atomic::Ordering::Relaxed)).collect::<Vec<_>>()); } }
 
 /// Decides whether a line that has many matches, sitting at `i` in `dis`,
 /// lies inside a run of unmatched lines and should be discarded.
@@ -231,13 +233,31 @@ fn reduce(ids: &[u32], s: usize, dis: &[u8], rchg: &mut Rchg) -> (Vec<u32>, Vec<
     let mut ha = Vec::with_capacity(ids.len());
     let mut rindex = Vec::with_capacity(ids.len());
     let last = dis.len().saturating_sub(1);
+    // The latest positions (plus one, 0 = none) of a line without match and
+    // of a line with a few: `clean_mmatch` can only discard a line when an
+    // unmatched one lies within the window before it with no line of the
+    // second kind in between, which most lines of a low-entropy file fail.
+    let (mut last0, mut last1) = (0usize, 0usize);
     for (k, &id) in ids.iter().enumerate() {
         let d = dis[k];
-        if d == 1 || (d == 2 && !clean_mmatch(dis, k, 0, last)) {
+        let keep = match d {
+            1 => true,
+            2 => {
+                let maybe = last0 > last1 && k + 1 - last0 <= SIMSCAN_WINDOW;
+                !(maybe && clean_mmatch(dis, k, 0, last))
+            }
+            _ => false,
+        };
+        if keep {
             ha.push(id);
             rindex.push(s + k);
         } else {
             rchg.set(s + k, true);
+        }
+        match d {
+            0 => last0 = k + 1,
+            1 => last1 = k + 1,
+            _ => {}
         }
     }
     (ha, rindex)
@@ -338,7 +358,7 @@ enum Step {
 const PARALLEL_MYERS: usize = 40_000;
 
 /// Boxes smaller than this are not handed to the other thread.
-const SHARE_MIN: isize = 2_000;
+const SHARE_MIN: isize = 300;
 
 /// Divide and conquer on two threads. The boxes are independent, so the
 /// result does not depend on which thread solves which box.
@@ -543,11 +563,10 @@ impl<'a> Myers<'a> {
         kf[(fmid + koff) as usize] = off1;
         kb[(bmid + koff) as usize] = lim1;
         let mut ec: isize = 1;
-        let cat = if need_min {0} else if (lim1-off1)+(lim2-off2) > 4000 {1} else {2};
-        CNT[cat*4].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if cat == 1 && std::env::var_os("XBOX").is_some() { eprintln!("box {off1} {lim1} {off2} {lim2}"); }
+        // Furthest forward and backward reach of the latest rows: the two
+        // searches can only meet when `bbot <= ftop`.
+        let (mut ftop, mut bbot) = (off1, lim1);
         loop {
-            CNT[cat*4+1].fetch_add(((fmax-fmin)/2+1 + (bmax-bmin)/2+1) as u64, std::sync::atomic::Ordering::Relaxed);
             let mut got_snake = false;
             if fmin > dmin {
                 fmin -= 1;
@@ -564,35 +583,52 @@ impl<'a> Myers<'a> {
             if fmin <= fmax {
                 // Diagonals fmax, fmax - 2, ..., fmin; each reads its two
                 // neighbours and writes itself (cells avoid index checks).
+                // The rows of one step are independent, so the meeting test
+                // runs after the row, only when the reaches can touch.
                 let lo = (fmin - 1 + koff) as usize;
                 let hi = (fmax + 1 + koff) as usize;
                 let cells = Cell::from_mut(&mut kf[lo..=hi]).as_slice_of_cells();
                 let mut d = fmax;
+                let mut top = isize::MIN;
                 for w in cells.windows(3).rev().step_by(2) {
                     let (a, b) = (w[0].get(), w[2].get());
                     let mut i1 = if a >= b { a + 1 } else { b };
-                    let prev1 = i1;
-                    let mut i2 = i1 - d;
-                    while let (Some(x), Some(y)) = (h1.get(i1 as usize), h2.get(i2 as usize)) {
-                        if x != y {
-                            break;
-                        }
+                    if let (Some(x), Some(y)) = (h1.get(i1 as usize), h2.get((i1 - d) as usize))
+                        && x == y
+                    {
+                        let prev1 = i1;
                         i1 += 1;
-                        i2 += 1;
-                    }
-                    if i1 - prev1 > SNAKE_CNT {
-                        got_snake = true;
+                        while let (Some(x), Some(y)) =
+                            (h1.get(i1 as usize), h2.get((i1 - d) as usize))
+                        {
+                            if x != y {
+                                break;
+                            }
+                            i1 += 1;
+                        }
+                        if i1 - prev1 > SNAKE_CNT {
+                            got_snake = true;
+                        }
                     }
                     w[1].set(i1);
-                    if odd && bmin <= d && d <= bmax && kb[(d + koff) as usize] <= i1 {
-                        return Split {
-                            i1,
-                            i2,
-                            min_lo: true,
-                            min_hi: true,
-                        };
-                    }
+                    top = top.max(i1);
                     d -= 2;
+                }
+                ftop = top;
+                if odd && top >= bbot {
+                    let mut d = fmax;
+                    while d >= fmin {
+                        let i1 = kf[(d + koff) as usize];
+                        if bmin <= d && d <= bmax && kb[(d + koff) as usize] <= i1 {
+                            return Split {
+                                i1,
+                                i2: i1 - d,
+                                min_lo: true,
+                                min_hi: true,
+                            };
+                        }
+                        d -= 2;
+                    }
                 }
             }
 
@@ -613,35 +649,50 @@ impl<'a> Myers<'a> {
                 let hi = (bmax + 1 + koff) as usize;
                 let cells = Cell::from_mut(&mut kb[lo..=hi]).as_slice_of_cells();
                 let mut d = bmax;
+                let mut bot = isize::MAX;
                 for w in cells.windows(3).rev().step_by(2) {
                     let (a, b) = (w[0].get(), w[2].get());
                     let mut i1 = if a < b { a } else { b - 1 };
-                    let prev1 = i1;
-                    let mut i2 = i1 - d;
                     // Walk back over equal lines; `get` of a wrapped index fails.
-                    while let (Some(x), Some(y)) = (
+                    if let (Some(x), Some(y)) = (
                         l1.get((i1 - 1 - off1) as usize),
-                        l2.get((i2 - 1 - off2) as usize),
-                    ) {
-                        if x != y {
-                            break;
-                        }
+                        l2.get((i1 - d - 1 - off2) as usize),
+                    ) && x == y
+                    {
+                        let prev1 = i1;
                         i1 -= 1;
-                        i2 -= 1;
-                    }
-                    if prev1 - i1 > SNAKE_CNT {
-                        got_snake = true;
+                        while let (Some(x), Some(y)) = (
+                            l1.get((i1 - 1 - off1) as usize),
+                            l2.get((i1 - d - 1 - off2) as usize),
+                        ) {
+                            if x != y {
+                                break;
+                            }
+                            i1 -= 1;
+                        }
+                        if prev1 - i1 > SNAKE_CNT {
+                            got_snake = true;
+                        }
                     }
                     w[1].set(i1);
-                    if !odd && fmin <= d && d <= fmax && i1 <= kf[(d + koff) as usize] {
-                        return Split {
-                            i1,
-                            i2,
-                            min_lo: true,
-                            min_hi: true,
-                        };
-                    }
+                    bot = bot.min(i1);
                     d -= 2;
+                }
+                bbot = bot;
+                if !odd && bot <= ftop {
+                    let mut d = bmax;
+                    while d >= bmin {
+                        let i1 = kb[(d + koff) as usize];
+                        if fmin <= d && d <= fmax && i1 <= kf[(d + koff) as usize] {
+                            return Split {
+                                i1,
+                                i2: i1 - d,
+                                min_lo: true,
+                                min_hi: true,
+                            };
+                        }
+                        d -= 2;
+                    }
                 }
             }
 
@@ -723,7 +774,6 @@ impl<'a> Myers<'a> {
             }
 
             if ec >= mxcost {
-                CNT[cat*4+2].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (mut fbest, mut fbest1) = (-1isize, -1isize);
                 let mut d = fmax;
                 while d >= fmin {
