@@ -66,7 +66,6 @@
 pub mod cli;
 mod controller;
 mod fsutil;
-mod pylit;
 mod rating;
 mod rotation;
 mod server;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::fsutil::{with_suffix, write_atomic};
-use crate::pylit;
+use py_literal::PyValue;
+use py_literal::json::{dict_to_json, object_to_py, to_json};
 
 /// Default update interval in seconds.
 pub const DEFAULT_INTERVAL: u64 = 3600;
@@ -128,9 +129,39 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Reads a state or cfg file (section 3.2): either one dict literal (the state file, a Python
+/// `repr` read with `ast.literal_eval`) or `name = literal` lines (the cfg file).
+fn parse_document(text: &str) -> Result<Map<String, Value>, String> {
+    let first_line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    if first_line.is_some_and(|l| l.starts_with('{')) {
+        match py_literal::parse(text).map_err(|e| e.to_string())? {
+            PyValue::Dict(items) => dict_to_json(&items).map_err(|e| e.to_string()),
+            other => Err(format!("expected a dict, found {}", other.type_name())),
+        }
+    } else {
+        let mut map = Map::new();
+        for (name, value) in py_literal::parse_assignments(text).map_err(|e| e.to_string())? {
+            let value = to_json(&value).map_err(|e| format!("{name}: {e}"))?;
+            map.insert(name, value);
+        }
+        Ok(map)
+    }
+}
+
+/// Writes the state layer as Python's `repr` of a dict on one line (keys sorted), plus a
+/// newline: what the real updater writes and `ast.literal_eval` reads.
+fn format_state(state: &Map<String, Value>) -> String {
+    let mut text = object_to_py(state).repr();
+    text.push('\n');
+    text
+}
+
 fn read_layer(path: &Path) -> Result<Option<Map<String, Value>>, SettingsError> {
     match fs::read_to_string(path) {
-        Ok(text) => pylit::parse_document(&text)
+        Ok(text) => parse_document(&text)
             .map(Some)
             .map_err(|reason| SettingsError::Parse {
                 path: path.to_owned(),
@@ -304,7 +335,7 @@ impl Settings {
 
     /// Writes the state file atomically (mode 0600), keeping the previous one as `.bak`.
     pub fn save_state(&self) -> Result<(), SettingsError> {
-        let text = pylit::format_dict(&self.state);
+        let text = format_state(&self.state);
         write_atomic(&self.state_path, text.as_bytes(), true).map_err(|source| SettingsError::Io {
             path: self.state_path.clone(),
             source,
@@ -355,5 +386,59 @@ impl Settings {
                 .push(("interval".into(), DEFAULT_INTERVAL.to_string()));
         }
         groups.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_repr_dict() {
+        let text = "{'host_name': 'web01', 'last_check': 1660750511.8, 'pending_hash': None, \
+                    'ignore_update_url': True, 'certificates': ['-----BEGIN\\nX'], 'n': 3}";
+        let m = parse_document(text).unwrap();
+        assert_eq!(m["host_name"], "web01");
+        assert_eq!(m["pending_hash"], Value::Null);
+        assert_eq!(m["ignore_update_url"], true);
+        assert_eq!(m["certificates"][0], "-----BEGIN\nX");
+        assert_eq!(m["n"], 3);
+        let written = format_state(&m);
+        assert_eq!(
+            written,
+            "{'certificates': ['-----BEGIN\\nX'], 'host_name': 'web01', 'ignore_update_url': True, \
+             'last_check': 1660750511.8, 'n': 3, 'pending_hash': None}\n"
+        );
+        assert_eq!(parse_document(&written).unwrap(), m);
+    }
+
+    #[test]
+    fn state_strings_are_written_like_python_repr() {
+        let mut m = Map::new();
+        m.insert("last_error".into(), Value::from("can't connect"));
+        m.insert("x".into(), Value::from(1e20));
+        assert_eq!(
+            format_state(&m),
+            "{'last_error': \"can't connect\", 'x': 1e+20}\n"
+        );
+        assert_eq!(parse_document(&format_state(&m)).unwrap(), m);
+    }
+
+    #[test]
+    fn assignments_and_comments() {
+        let text = "# Created by the bakery\nserver = \"cmk.example\"\nsite = 'mysite' # comment\ninterval = 600\nproxy = {'server': 'p', 'port': 3128, 'proxy_protocol': 'http'}\n";
+        let m = parse_document(text).unwrap();
+        assert_eq!(m["server"], "cmk.example");
+        assert_eq!(m["interval"], 600);
+        assert_eq!(m["proxy"]["port"], 3128);
+        let dict_after_comment = "# state\n{'a': 1}\n";
+        assert_eq!(parse_document(dict_after_comment).unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn rejects_code() {
+        assert!(parse_document("server = __import__('os')").is_err());
+        assert!(parse_document("{'a': 1").is_err());
+        assert!(parse_document("{'a': b'x'}").is_err());
     }
 }

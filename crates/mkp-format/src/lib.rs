@@ -102,12 +102,10 @@ mod error;
 mod extract;
 mod find;
 mod json;
-mod literal;
 mod manifest;
 mod part;
 mod paths;
 mod store;
-mod unicode_tables;
 mod write;
 
 pub use archive::{Container, Limits, Mkp, read_manifest};
@@ -116,10 +114,10 @@ pub use find::{
     LocalFile, files_inventory, files_inventory_json, files_inventory_table, render_table,
     unpackaged_files,
 };
-pub use literal::PyValue;
 pub use manifest::{Manifest, PACKAGED_BY, PackageName, PackageVersion, SortIdent, VersionSortKey};
 pub use part::PackagePart;
 pub use paths::{PATH_CONFIG_FILE, PathConfig};
+pub use py_literal::PyValue;
 pub use store::{
     Action, ChangeOptions, FaultHook, HASHES_KEY, Listing, PackageId, Plan, Site, StoreError,
     UpdateReport, site_version_from_link,

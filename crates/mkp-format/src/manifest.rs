@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::json;
-use crate::literal::{self, PyValue, repr_float};
 use crate::part::{LEGACY_RRACONF, PackagePart};
+use py_literal::{self as literal, PyValue, repr_float};
 
 /// What `mkp template` and `mkp package` write into `version.packaged`.
 pub const PACKAGED_BY: &str = "cmk-mkp-tool 2.0.1";

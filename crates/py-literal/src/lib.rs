@@ -1,5 +1,39 @@
-//! The `info` file format: a Python literal, read without evaluating anything and written
-//! byte-identically to Python's `pprint.pformat` (width 80, indent 1, sorted dict keys).
+//! Python literals without Python: a reader that accepts what `ast.literal_eval` accepts and a
+//! writer byte-identical to Python's `repr()` and `pprint.pformat()`.
+//!
+//! Checkmk keeps several files as Python literals: the MKP `info` manifest (written with
+//! `pprint.pformat`), and the agent updater's `cmk-update-agent.state` (a `repr` of a dict) and
+//! `cmk-update-agent.cfg` (`name = literal` lines). This crate reads and writes all of them.
+//!
+//! * [`parse`] reads one literal: dict, list, tuple, str (with `u`/`r`/`b` prefixes, escapes,
+//!   triple quotes and implicit concatenation), bytes, int, float, `True`/`False`/`None`.
+//! * [`parse_assignments`] reads a sequence of `name = literal` statements.
+//! * [`PyValue::repr`] and [`PyValue::pformat`] write Python's `repr()` and
+//!   `pprint.pformat()` (width 80, indent 1, sorted dict keys) byte for byte.
+//! * With the `serde_json` feature, the `json` module converts between [`PyValue`] and
+//!   `serde_json::Value`.
+//!
+//! ```
+//! use py_literal::{PyValue, parse};
+//!
+//! let v = parse("{u'name': 'demo' \"_pkg\", 'version': (1, 2.5), 'ok': None}")?;
+//! assert_eq!(v.repr(), "{'name': 'demo_pkg', 'ok': None, 'version': (1, 2.5)}");
+//! assert!(parse("__import__('os').system('id')").is_err_and(|e| e.not_literal));
+//! # Ok::<(), py_literal::LiteralError>(())
+//! ```
+//!
+//! # Security
+//!
+//! Nothing is ever evaluated: the reader is a plain parser over the literal grammar, names and
+//! calls are rejected (see [`LiteralError::not_literal`]). Nesting of dicts, lists and tuples is
+//! bounded (100 levels), so hostile input cannot exhaust the stack; integers beyond 64 bits are
+//! rejected instead of growing without bound.
+
+#![warn(missing_docs)]
+
+#[cfg(feature = "serde_json")]
+pub mod json;
+mod unicode_tables;
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
@@ -34,13 +68,28 @@ pub enum PyValue {
 
 /// Why a literal could not be read; line and column are 1-based (column in characters).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LiteralError {
-    pub(crate) line: usize,
-    pub(crate) column: usize,
-    pub(crate) message: String,
+pub struct LiteralError {
+    /// 1-based line of the problem.
+    pub line: usize,
+    /// 1-based column of the problem, in characters.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
     /// `true` when the text is valid Python but not a plain literal (a name, a call, ...).
-    pub(crate) not_literal: bool,
+    pub not_literal: bool,
 }
+
+impl std::fmt::Display for LiteralError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+impl std::error::Error for LiteralError {}
 
 impl PyValue {
     /// Python's `repr()` of this value (dict keys sorted, as `pprint` does).
@@ -152,8 +201,8 @@ fn is_printable(c: char) -> bool {
         .is_err()
 }
 
-/// Python's `repr()` of a `str`.
-pub(crate) fn repr_str(s: &str, out: &mut String) {
+/// Appends Python's `repr()` of a `str` to `out`.
+pub fn repr_str(s: &str, out: &mut String) {
     let quote = if s.contains('\'') && !s.contains('"') {
         '"'
     } else {
@@ -215,7 +264,7 @@ fn repr_bytes(b: &[u8], out: &mut String) {
 }
 
 /// Python's `repr()` of a float (shortest round-trip digits, Python's notation rules).
-pub(crate) fn repr_float(f: f64) -> String {
+pub fn repr_float(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -420,7 +469,7 @@ fn format_items(
 }
 
 /// Python's `str.isspace()`.
-pub(crate) fn py_is_space(c: char) -> bool {
+pub fn py_is_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n'
@@ -572,7 +621,7 @@ fn format_str(s: &str, out: &mut String, mut indent: usize, mut allowance: usize
 // parser
 
 /// Parses a Python literal the way `ast.literal_eval` accepts it (without evaluating).
-pub(crate) fn parse(text: &str) -> Result<PyValue, LiteralError> {
+pub fn parse(text: &str) -> Result<PyValue, LiteralError> {
     // Python's tokenizer reads `\r\n` and `\r` as `\n` everywhere, also inside
     // triple-quoted strings.
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
@@ -580,6 +629,7 @@ pub(crate) fn parse(text: &str) -> Result<PyValue, LiteralError> {
         chars: text.chars().collect(),
         pos: 0,
         depth: 0,
+        newline_ends: false,
     };
     p.skip_ws();
     if p.pos >= p.chars.len() {
@@ -593,12 +643,67 @@ pub(crate) fn parse(text: &str) -> Result<PyValue, LiteralError> {
     Ok(value)
 }
 
+/// Parses a sequence of `name = literal` statements, as in `cmk-update-agent.cfg`.
+///
+/// Statements are separated by newlines or `;`; comments and blank lines are skipped. Names
+/// follow Python's identifier rules; a name assigned twice keeps its first position and its
+/// last value (like module globals). Nothing is evaluated: the right-hand sides must be
+/// literals as accepted by [`parse`].
+pub fn parse_assignments(text: &str) -> Result<Vec<(String, PyValue)>, LiteralError> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut p = Parser {
+        chars: text.chars().collect(),
+        pos: 0,
+        depth: 0,
+        newline_ends: false,
+    };
+    let mut out: Vec<(String, PyValue)> = Vec::new();
+    loop {
+        // Between statements: blank lines, comments and `;`.
+        p.newline_ends = false;
+        p.skip_ws();
+        while p.peek() == Some(';') {
+            p.pos += 1;
+            p.skip_ws();
+        }
+        p.newline_ends = true;
+        let Some(c) = p.peek() else {
+            return Ok(out);
+        };
+        if !(c.is_alphabetic() || c == '_') {
+            return Err(p.err("expected `name = value`"));
+        }
+        let start = p.pos;
+        while p.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            p.pos += 1;
+        }
+        let name: String = p.chars[start..p.pos].iter().collect();
+        p.skip_ws();
+        if p.peek() != Some('=') || p.peek_at(1) == Some('=') {
+            return Err(p.err("expected `=`"));
+        }
+        p.pos += 1;
+        let value = p.value()?;
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some(slot) => slot.1 = value,
+            None => out.push((name, value)),
+        }
+        // The statement must end here: a newline, `;`, a comment or the end of the text.
+        p.skip_ws();
+        if !matches!(p.peek(), None | Some('\n' | ';')) {
+            return Err(p.err("unexpected text after the value (perhaps a missing comma?)"));
+        }
+    }
+}
+
 const MAX_DEPTH: usize = 100;
 
 struct Parser {
     chars: Vec<char>,
     pos: usize,
     depth: usize,
+    /// Statement mode ([`parse_assignments`]): outside brackets a newline ends the statement.
+    newline_ends: bool,
 }
 
 impl Parser {
@@ -645,6 +750,7 @@ impl Parser {
     fn skip_ws(&mut self) {
         while let Some(c) = self.peek() {
             match c {
+                '\n' if self.newline_ends && self.depth == 0 => break,
                 ' ' | '\t' | '\n' | '\r' | '\x0c' => self.pos += 1,
                 '#' => {
                     while let Some(c) = self.peek() {
@@ -1209,5 +1315,31 @@ mod tests {
         );
         assert_eq!(word_space_parts("ab  cd e"), vec!["ab  ", "cd ", "e"]);
         assert_eq!(word_space_parts("  x"), vec!["  ", "x"]);
+    }
+
+    #[test]
+    fn assignments_comments_and_separators() {
+        let text = "# Created by the bakery\nserver = \"cmk.example\"\nsite = 'mysite' # comment\n\
+                    interval = 600; x = 1\nproxy = {'server': 'p',\n  'port': 3128}\nx = 2\n";
+        let v = parse_assignments(text).unwrap();
+        assert_eq!(
+            parse_assignments("a = 'x' # c\n'y'\n").unwrap_err().message,
+            "expected `name = value`"
+        );
+        let names: Vec<&str> = v.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["server", "site", "interval", "x", "proxy"]);
+        assert_eq!(v[0].1, s("cmk.example"));
+        assert_eq!(v[3].1, PyValue::Int(2));
+        assert_eq!(parse_assignments("").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn assignments_reject_code() {
+        let e = parse_assignments("server = __import__('os')").unwrap_err();
+        assert!(e.not_literal, "{e:?}");
+        assert!(parse_assignments("a = 1 b = 2").is_err());
+        assert!(parse_assignments("a == 1").is_err());
+        assert!(parse_assignments("1 = 2").is_err());
+        assert!(parse_assignments("a = {'x': 1").is_err());
     }
 }
