@@ -3,8 +3,8 @@
 //! handled like `mkp disable-outdated` and then `mkp update-active`, as
 //! Checkmk's post-update steps do.
 //!
-//! * **When.** Only if the site has an MKP store: any of
-//!   [`STORE_DIRS`] exists below the site. Without one the step is skipped
+//! * **When.** Only if the site has an MKP store ([`Site::has_store`]:
+//!   installed manifests, stored local packages or enabled marks). Without one the step is skipped
 //!   silently (and `packages` is `null` in the JSON document).
 //! * **Which version.** The store is opened with the Checkmk version of the
 //!   *target* OMD version (`2.3.0p2.cre` gives `2.3.0p2`), set explicitly,
@@ -35,24 +35,6 @@ use omd_versions::{
 use serde::Serialize;
 
 use crate::output::UpdateLog;
-
-/// The directories (relative to the site) whose existence means the site
-/// has an MKP store: installed manifests, stored local packages, enabled
-/// marks.
-pub(crate) const STORE_DIRS: [&str; 3] = [
-    "var/check_mk/packages",
-    "var/check_mk/packages_local",
-    "local/share/check_mk/enabled_packages",
-];
-
-/// The transaction directory of an interrupted package change; opening the
-/// store would repair it, which a dry run must not do.
-const STORE_TXN_DIR: &str = "var/check_mk/mkp-transaction";
-
-/// Whether the site at `home` has an MKP store (see [`STORE_DIRS`]).
-pub(crate) fn has_store(home: &Path) -> bool {
-    STORE_DIRS.iter().any(|d| home.join(d).is_dir())
-}
 
 /// The Checkmk version of an OMD version name (`2.3.0p2.cre` -> `2.3.0p2`),
 /// as the package store judges it.
@@ -126,7 +108,7 @@ pub(crate) fn update_packages(
     dry_run: bool,
     log: &mut UpdateLog,
 ) -> anyhow::Result<Option<PackagesReport>> {
-    if !has_store(home) {
+    if !Site::has_store(home) {
         return Ok(None);
     }
     let mut report = PackagesReport {
@@ -152,10 +134,10 @@ pub(crate) fn update_packages(
 
 fn run(home: &Path, report: &mut PackagesReport) -> Result<(), String> {
     let dry_run = report.dry_run;
-    if dry_run && home.join(STORE_TXN_DIR).exists() {
+    if let Some(txn) = Site::interrupted_change(home).filter(|_| dry_run) {
         return Err(format!(
             "{} holds an interrupted package change; a dry run does not repair it (the real update, or any mkp command, does)",
-            home.join(STORE_TXN_DIR).display()
+            txn.display()
         ));
     }
     let site = Site::open(home)
@@ -326,21 +308,6 @@ fn print_report(r: &PackagesReport, log: &mut UpdateLog) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_store_is_found_by_any_of_its_directories() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert!(!has_store(tmp.path()));
-        for dir in STORE_DIRS {
-            let site = tempfile::tempdir().unwrap();
-            std::fs::create_dir_all(site.path().join(dir)).unwrap();
-            assert!(has_store(site.path()), "{dir}");
-        }
-        // A file of that name is no store.
-        std::fs::create_dir_all(tmp.path().join("var/check_mk")).unwrap();
-        std::fs::write(tmp.path().join("var/check_mk/packages"), "").unwrap();
-        assert!(!has_store(tmp.path()));
-    }
 
     #[test]
     fn packages_are_judged_by_the_checkmk_version_of_the_target() {

@@ -26,22 +26,7 @@ pub(crate) fn edition_of(version: &str) -> Option<Edition> {
 /// known edition (the macro then stays as it is).
 pub(crate) fn edition_macro(version: &str) -> Option<String> {
     let parsed: OmdVersion = version.parse().ok()?;
-    let edition = parsed.edition()?;
-    let suffix = version
-        .strip_suffix(".demo")
-        .unwrap_or(version)
-        .rsplit('.')
-        .next()
-        .unwrap_or_default();
-    let new_era = edition.long_name() == Some(suffix)
-        || parsed
-            .version()
-            .base()
-            .is_some_and(|b| (b.major(), b.minor()) >= (2, 5));
-    Some(match (new_era, edition.long_name()) {
-        (true, Some(long)) => long.to_owned(),
-        _ => edition.legacy_name().to_owned(),
-    })
+    parsed.skeleton_edition_name().map(str::to_owned)
 }
 
 /// `Raw Edition`, `Enterprise Edition`, … as `omd update` words the edition

@@ -180,6 +180,29 @@ impl OmdVersion {
     pub fn is_demo(&self) -> bool {
         self.demo
     }
+
+    /// The edition name a skeleton of this version substitutes for
+    /// `###EDITION###`: up to 2.4 the legacy names (`raw`, `enterprise`, …),
+    /// from 2.5 on, or with a 2.5 suffix such as `.community`, the long
+    /// names (`community`, `pro`, …). `None` without a known edition.
+    pub fn skeleton_edition_name(&self) -> Option<&'static str> {
+        let edition = self.edition?;
+        let suffix = self
+            .name
+            .strip_suffix(".demo")
+            .unwrap_or(&self.name)
+            .rsplit('.')
+            .next();
+        let new_era = edition.long_name().is_some() && edition.long_name() == suffix
+            || self
+                .version
+                .base()
+                .is_some_and(|b| (b.major(), b.minor()) >= (2, 5));
+        match (new_era, edition.long_name()) {
+            (true, Some(long)) => Some(long),
+            _ => Some(edition.legacy_name()),
+        }
+    }
 }
 
 impl FromStr for OmdVersion {
@@ -237,6 +260,19 @@ impl<'de> Deserialize<'de> for OmdVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skeleton_edition_names_follow_the_era() {
+        let name = |v: &str| v.parse::<OmdVersion>().unwrap().skeleton_edition_name();
+        assert_eq!(name("2.3.0p1.cre"), Some("raw"));
+        assert_eq!(name("2.4.0p2.cme"), Some("managed"));
+        assert_eq!(name("2.5.0p1.cre"), Some("community"));
+        assert_eq!(name("2.5.0p1.pro"), Some("pro"));
+        assert_eq!(name("2024.01.01.community"), Some("community"));
+        assert_eq!(name("1.6.0p3.cee.demo"), Some("enterprise"));
+        assert_eq!(name("2.3.0p1.cfe"), Some("free"));
+        assert_eq!(name("1.6.0p4"), None);
+    }
 
     #[test]
     fn edition_suffixes() {

@@ -72,18 +72,15 @@
 //! 4. Before the next update, [`recover`] handles a journal left by a crash.
 //!
 //! ```no_run
-//! use site_merge::{ApplyOptions, MergedText, Policy, Skeleton, TextMerger, Update};
-//! # struct Engine;
-//! # impl TextMerger for Engine {
-//! #     fn merge(&self, _: &[u8], _: &[u8], _: &[u8]) -> Result<MergedText, site_merge::MergeFailure> { todo!() }
-//! # }
+//! use site_merge::{ApplyOptions, GitMerge, Policy, Skeleton, Update};
+//!
 //! let versions = std::path::Path::new("/omd/versions");
 //! let site = std::path::Path::new("/omd/sites/mysite");
 //! site_merge::recover(site)?;
 //! let from = Skeleton::for_site(site, versions, "2.3.0p1.cre").edition("raw");
 //! let to = Skeleton::of_version(versions, "2.4.0p1.cre").edition("raw");
 //! let update = Update::builder(site, "mysite", from, to).root("/omd/sites/mysite").build()?;
-//! let plan = update.plan(&Engine, &mut Policy::KeepOld)?;
+//! let plan = update.plan(&GitMerge::new(), &mut Policy::KeepOld)?;
 //! for line in plan.lines() {
 //!     println!("{line}");
 //! }

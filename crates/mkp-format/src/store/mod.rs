@@ -306,6 +306,25 @@ impl fmt::Debug for Site {
 }
 
 impl Site {
+    /// Whether the site at `root` has a package store: any of its installed
+    /// manifests (`var/check_mk/packages`), stored local packages
+    /// (`var/check_mk/packages_local`) or enabled marks
+    /// (`local/share/check_mk/enabled_packages`) is a directory. Reads only.
+    pub fn has_store(root: impl AsRef<Path>) -> bool {
+        let root = root.as_ref();
+        [INSTALLED_DIR, LOCAL_DIR, ENABLED_DIR]
+            .iter()
+            .any(|dir| root.join(dir).is_dir())
+    }
+
+    /// The transaction directory of a change interrupted by a crash, if the
+    /// site at `root` has one. [`Site::open`] would repair it; this only looks,
+    /// so that a dry run can refuse instead of changing the site.
+    pub fn interrupted_change(root: impl AsRef<Path>) -> Option<PathBuf> {
+        let dir = root.as_ref().join(txn::TXN_DIR);
+        dir.exists().then_some(dir)
+    }
+
     /// Opens the site rooted at `root`, repairing it first if a change was interrupted
     /// (see [`Site`]). The site version is read from its `version` link
     /// when needed.
@@ -390,5 +409,37 @@ impl Site {
 
     fn dir(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_is_found_by_any_of_its_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(!Site::has_store(tmp.path()));
+        for dir in [INSTALLED_DIR, LOCAL_DIR, ENABLED_DIR] {
+            let site = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(site.path().join(dir)).unwrap();
+            assert!(Site::has_store(site.path()), "{dir}");
+        }
+        // A file of that name is no store.
+        std::fs::create_dir_all(tmp.path().join("var/check_mk")).unwrap();
+        std::fs::write(tmp.path().join(INSTALLED_DIR), "").unwrap();
+        assert!(!Site::has_store(tmp.path()));
+    }
+
+    #[test]
+    fn an_interrupted_change_is_seen_without_repairing_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(Site::interrupted_change(tmp.path()), None);
+        std::fs::create_dir_all(tmp.path().join(txn::TXN_DIR)).unwrap();
+        assert_eq!(
+            Site::interrupted_change(tmp.path()),
+            Some(tmp.path().join(txn::TXN_DIR))
+        );
+        assert!(tmp.path().join(txn::TXN_DIR).exists());
     }
 }
