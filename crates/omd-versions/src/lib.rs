@@ -57,8 +57,8 @@ pub use mkp::{
     mkp_version_number,
 };
 pub use registry::{
-    DEFAULT_ROOT, OmdRoot, ROOT_ENV, RegistryError, SiteInfo, VersionOrder, sort_version_names,
-    validate_site_name,
+    DEFAULT_ROOT, OmdRoot, ROOT_ENV, RegistryError, SiteInfo, VersionOrder, read_site_version,
+    sort_version_names, validate_site_name, version_link_target,
 };
 pub use report::{
     JSON_SCHEMA, SITES_HEADER, SiteEntry, SitesListing, VersionEntry, VersionsListing, version_line,

@@ -69,6 +69,29 @@ impl RegistryError {
     }
 }
 
+/// The target of a site's `version` link: `../../versions/<version>`.
+pub fn version_link_target(version: &str) -> PathBuf {
+    Path::new("../../versions").join(version)
+}
+
+/// The version a site home names: the last component of its `version` link,
+/// not resolved (it may name a version that is not installed). `None` when
+/// there is no link (an empty site dir, or a `version` that is not a link).
+pub fn read_site_version(site_home: &Path) -> io::Result<Option<String>> {
+    match fs::read_link(site_home.join("version")) {
+        Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::InvalidInput
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> RegistryError {
     let path = path.to_path_buf();
     move |source| RegistryError::Io {
@@ -295,14 +318,8 @@ impl OmdRoot {
     }
 
     fn site_version_unchecked(&self, site: &str) -> Result<Option<String>, RegistryError> {
-        let link = self.site_dir(site).join("version");
-        match fs::read_link(&link) {
-            Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            // A regular file or directory named `version`: no version link.
-            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(None),
-            Err(e) => Err(io_err("read the link", &link)(e)),
-        }
+        let site_dir = self.site_dir(site);
+        read_site_version(&site_dir).map_err(io_err("read the link", &site_dir.join("version")))
     }
 
     /// Points the site's `version` link at `version`, written as
@@ -313,7 +330,7 @@ impl OmdRoot {
         let link = site_dir.join("version");
         let tmp = site_dir.join(format!(".version.tmp.{}", std::process::id()));
         let _ = fs::remove_file(&tmp);
-        symlink(Path::new("../../versions").join(version).as_path(), &tmp)
+        symlink(&version_link_target(version), &tmp)
             .map_err(io_err("create the temporary link", &tmp))?;
         if let Err(e) = fs::rename(&tmp, &link) {
             let _ = fs::remove_file(&tmp);

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use omd_versions::{OmdVersion, omd_update_version_string};
+use omd_versions::{OmdVersion, omd_update_version_string, read_site_version};
 
 use crate::{
     Limits, LocalFile, Manifest, PackageName, PackagePart, PackageVersion, PyValue,
@@ -109,14 +109,12 @@ impl Listing {
 /// Checkmk version (`2.3.0p12`).
 pub fn site_version_from_link(root: &Path) -> Result<String> {
     let link = root.join("version");
-    let target = fs::read_link(&link).map_err(|e| StoreError::SiteVersion {
-        problem: format!("cannot read the link {}: {e}", link.display()),
-    })?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
+    let name = read_site_version(root)
+        .map_err(|e| StoreError::SiteVersion {
+            problem: format!("cannot read the link {}: {e}", link.display()),
+        })?
         .ok_or_else(|| StoreError::SiteVersion {
-            problem: format!("the link {} has no file name", link.display()),
+            problem: format!("{} is not a link to a version", link.display()),
         })?;
     match name.parse::<OmdVersion>() {
         Ok(v) => Ok(v.version().to_string()),

@@ -14,21 +14,13 @@ use super::skeleton::{Skeleton, VERSION_META_DIR};
 /// The name of the link in the site home that names the site's version.
 pub const VERSION_LINK: &str = "version";
 
-/// The target of a site's `version` link: `../../versions/<version>`.
-pub fn version_link_target(version: &str) -> PathBuf {
-    Path::new("../../versions").join(version)
-}
+pub use omd_versions::version_link_target;
 
 /// The site's version: the last component of its `version` link (not
 /// resolved, so it may name a version that is not installed); `None`
 /// without a link.
 pub fn site_version(site_home: &Path) -> Result<Option<String>> {
-    let link = site_home.join(VERSION_LINK);
-    match fs::read_link(&link) {
-        Ok(target) => Ok(target.file_name().map(|n| n.to_string_lossy().into_owned())),
-        Err(e) if fsx::is_absent(&e) => Ok(None),
-        Err(e) => Err(e).ctx("read link", &link),
-    }
+    omd_versions::read_site_version(site_home).ctx("read link", site_home.join(VERSION_LINK))
 }
 
 /// Copies a tree as-is (no macros): directories with their modes, files with
