@@ -12,6 +12,8 @@
 //! * `myers/path-*`: the pathological cases (every line rewritten, reversed file,
 //!   4-line alphabet).
 //! * `histogram/...`: the same merges with the histogram diff.
+//! * `view/<size>`: the merge as a view of its inputs written to a sink
+//!   (`MergeOptions::merge_view` + `MergeView::write_to`), as `merge_file` does.
 //!
 //! Throughput is counted in bytes of base, so criterion's `MiB/s` is base MiB per second.
 //! Whole-process comparisons with `git merge-file` and `diff3` are in `benches/compare.sh`.
@@ -112,12 +114,37 @@ fn bench_group(c: &mut Criterion, data: &Path, name: &str, algorithm: Algorithm,
     group.finish();
 }
 
+const VIEW_CASES: &[&str] = &["64KiB", "1MiB", "4MiB", "16MiB"];
+
+fn bench_views(c: &mut Criterion, data: &Path) {
+    let opts = MergeOptions::new();
+    let mut group = c.benchmark_group("view");
+    for case in VIEW_CASES {
+        let Some([base, ours, theirs]) = load(&data.join(case)) else {
+            eprintln!("SKIPPED: workload {case} is missing");
+            continue;
+        };
+        let big = base.len() >= 1 << 20;
+        group.sample_size(if big { 10 } else { 30 });
+        group.measurement_time(Duration::from_secs(if big { 6 } else { 3 }));
+        group.throughput(Throughput::Bytes(base.len() as u64));
+        group.bench_function(*case, |b| {
+            b.iter(|| {
+                let view = opts.merge_view(black_box(&base), black_box(&ours), black_box(&theirs));
+                black_box(view.map(|v| v.write_to(std::io::sink()).is_ok()))
+            })
+        });
+    }
+    group.finish();
+}
+
 fn merges(c: &mut Criterion) {
     let Some(data) = workloads() else {
         return;
     };
     bench_group(c, &data, "myers", Algorithm::Myers, MYERS_CASES);
     bench_group(c, &data, "histogram", Algorithm::Histogram, HISTOGRAM_CASES);
+    bench_views(c, &data);
 }
 
 criterion_group!(benches, merges);

@@ -15,11 +15,12 @@
 //! and `--object-id` and the `patience` algorithm are not supported.
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use site_merge::{Algorithm, ConflictStyle, Favor, MergeError, MergeOptions};
+use site_merge::{
+    Algorithm, ConflictStyle, Favor, InputBuffer, MergeError, MergeOptions, MergeView,
+};
 
 const USAGE: &str = "\
 usage: git merge-file [<options>] [-L <name1> [-L <orig> [-L <name2>]]] <file1> <orig-file> <file2>
@@ -249,8 +250,8 @@ fn label_bytes(s: &OsString) -> Vec<u8> {
     }
 }
 
-/// Writes `data` over `path` through a temporary file in the same directory.
-fn replace_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// Writes the merge over `path` through a temporary file in the same directory.
+fn replace_atomically(path: &Path, merged: &MergeView<'_>) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -268,9 +269,9 @@ fn replace_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .create_new(true)
             .open(&tmp)
         {
-            Ok(mut f) => {
-                let done = f
-                    .write_all(data)
+            Ok(f) => {
+                let done = merged
+                    .write_to(&f)
                     .and_then(|()| f.sync_all())
                     .and_then(|()| match &perms {
                         Some(p) => std::fs::set_permissions(&tmp, p.clone()),
@@ -296,9 +297,9 @@ fn run(args: Args) -> u8 {
         }
         255u8
     };
-    let mut data: Vec<Vec<u8>> = Vec::with_capacity(3);
+    let mut data: Vec<InputBuffer> = Vec::with_capacity(3);
     for f in &args.files {
-        match std::fs::read(f) {
+        match InputBuffer::read(Path::new(f)) {
             Ok(d) => data.push(d),
             Err(e) => {
                 let what = if std::fs::metadata(f).is_err() {
@@ -326,7 +327,7 @@ fn run(args: Args) -> u8 {
         .algorithm(args.algorithm)
         .marker_size(args.marker_size)
         .labels(Some(&name(0)), Some(&name(1)), Some(&name(2)));
-    let out = match opts.merge(&data[1], &data[0], &data[2]) {
+    let out = match opts.merge_view(&data[1], &data[0], &data[2]) {
         Ok(out) => out,
         Err(e) => {
             let which = match e {
@@ -345,9 +346,7 @@ fn run(args: Args) -> u8 {
         }
     };
     if args.to_stdout {
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        if let Err(e) = lock.write_all(&out.bytes).and_then(|()| lock.flush()) {
+        if let Err(e) = out.write_to(std::io::stdout().lock()) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return 0;
             }
@@ -357,14 +356,14 @@ fn run(args: Args) -> u8 {
                 io_text(&e)
             ));
         }
-    } else if let Err(e) = replace_atomically(Path::new(&args.files[0]), &out.bytes) {
+    } else if let Err(e) = replace_atomically(Path::new(&args.files[0]), &out) {
         return error(format!(
             "Could not write to {}: {}",
             args.files[0].to_string_lossy(),
             io_text(&e)
         ));
     }
-    out.conflicts.min(127) as u8
+    out.conflicts().min(127) as u8
 }
 
 /// The OS error text without Rust's " (os error N)" suffix, as git prints it.

@@ -26,8 +26,12 @@
 //! );
 //! ```
 //!
-//! The engine does no I/O; `examples/merge_file.rs` in the workspace is a
-//! drop-in replacement for `git merge-file` built on it.
+//! The engine does no I/O. For large files, [`MergeOptions::merge_view`]
+//! returns the result as a [`MergeView`] of the inputs that is written out
+//! piece by piece ([`MergeView::write_to`]) instead of being built in memory,
+//! and [`InputBuffer`] reads an input file into memory backed by huge pages
+//! where the kernel offers them. `examples/merge_file.rs` in the workspace is
+//! a drop-in replacement for `git merge-file` built on these three.
 //!
 //! # How it stays exact and fast
 //!
@@ -40,10 +44,17 @@
 //! * The merge follows `xdl_merge`: touching hunks conflict, conflicts are
 //!   re-diffed and shrunk, conflicts at most three lines (or only
 //!   non-alphanumeric lines) apart are folded, `zdiff3` hoists common lines.
-//! * Equal inputs short-cut before any work; every line of the three inputs is
-//!   interned once into one table (sides are matched against the base line by
-//!   line before hashing); the two diffs, and the halves of a large diff, run on
-//!   two threads.
+//! * Equal inputs short-cut before any work; every distinct line of the three
+//!   inputs gets one id in one table. The base is split and hashed in a single
+//!   pass; the sides are compared with the base byte-wise in bulk and take
+//!   the base's ids for every run of lines they repeat, so only the lines
+//!   they changed are hashed. The two diffs, and the halves of a large diff,
+//!   run on two threads.
+//! * Memory is what process-level speed hinges on (a page fault costs more
+//!   than interning the line that touched it): the search windows of the
+//!   Myers diff stay as small as the cost cut-off allows, per-line tables
+//!   are 32-bit, and the result can go to its destination without an
+//!   output-sized buffer.
 //!
 //! # Site updates (tree level)
 //!
@@ -171,12 +182,14 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
 
+mod input;
 mod text;
 mod tree;
 
+pub use input::InputBuffer;
 pub use text::{
     Algorithm, ConflictStyle, DEFAULT_MARKER_SIZE, Favor, Input, Level, MergeError, MergeOptions,
-    MergeOutput, merge,
+    MergeOutput, MergeView, merge,
 };
 pub use tree::{
     Answer, Applied, ApplyOptions, Choice, Conflict, ConflictKind, ConflictReport, Created,

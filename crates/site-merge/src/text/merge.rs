@@ -10,7 +10,7 @@ use super::{ConflictStyle, Favor, Level, MergeOptions};
 /// One merge region. `mode`: 0 conflict, 1 ours, 2 theirs, 3 union,
 /// 4 both sides made the same change.
 #[derive(Debug, Clone, Copy)]
-struct Region {
+pub(crate) struct Region {
     mode: u8,
     i0: isize,
     chg0: isize,
@@ -280,39 +280,58 @@ fn cr_needed(files: &[File<'_>; 3], m: &Region) -> bool {
     r == Some(true)
 }
 
-fn copy(out: &mut Vec<u8>, f: &File<'_>, i: isize, count: isize, needs_cr: bool, add_nl: bool) {
-    if count < 1 {
-        return;
-    }
-    out.extend_from_slice(f.range(i as usize, count as usize));
-    if add_nl && out.last() != Some(&b'\n') {
-        if needs_cr {
-            out.push(b'\r');
+/// Writes the output as a sequence of byte pieces, remembering the last
+/// byte written (a side's last line gets a newline only if the output does
+/// not already end with one).
+struct Emitter<F: FnMut(&[u8])> {
+    put: F,
+    last: Option<u8>,
+}
+
+impl<F: FnMut(&[u8])> Emitter<F> {
+    fn put(&mut self, bytes: &[u8]) {
+        if let Some(&b) = bytes.last() {
+            self.last = Some(b);
+            (self.put)(bytes);
         }
-        out.push(b'\n');
+    }
+
+    fn copy(&mut self, f: &File<'_>, i: isize, count: isize, needs_cr: bool, add_nl: bool) {
+        if count < 1 {
+            return;
+        }
+        self.put(f.range(i as usize, count as usize));
+        if add_nl && self.last != Some(b'\n') {
+            self.put(if needs_cr { b"\r\n" } else { b"\n" });
+        }
+    }
+
+    fn marker(&mut self, c: u8, size: usize, label: Option<&[u8]>, needs_cr: bool) {
+        const RUN: usize = 64;
+        let run = [c; RUN];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(RUN);
+            self.put(&run[..n]);
+            left -= n;
+        }
+        if let Some(label) = label {
+            self.put(b" ");
+            self.put(label);
+        }
+        self.put(if needs_cr { b"\r\n" } else { b"\n" });
     }
 }
 
-fn marker(out: &mut Vec<u8>, c: u8, size: usize, label: Option<&[u8]>, needs_cr: bool) {
-    out.extend(std::iter::repeat_n(c, size));
-    if let Some(label) = label {
-        out.push(b' ');
-        out.extend_from_slice(label);
-    }
-    if needs_cr {
-        out.push(b'\r');
-    }
-    out.push(b'\n');
-}
-
-/// Runs the merge proper on interned files and their two diffs.
-pub(crate) fn merge(
+/// Runs the merge proper on interned files and their two diffs: the
+/// regions of the result, conflicts already refined, folded or hoisted.
+pub(crate) fn regions(
     files: &[File<'_>; 3],
     h1: &[Hunk],
     h2: &[Hunk],
     opts: &MergeOptions,
-) -> (Vec<u8>, usize) {
-    let [base, ours, theirs] = files;
+) -> Vec<Region> {
+    let [_, ours, theirs] = files;
     let mut level = opts.level;
     if opts.style != ConflictStyle::Merge && level > Level::Eager {
         level = Level::Eager;
@@ -324,7 +343,25 @@ pub(crate) fn merge(
     } else if opts.style == ConflictStyle::ZealousDiff3 {
         hoist_zdiff3(&mut list, ours, theirs);
     }
+    list
+}
 
+/// The number of conflicts the regions are written with.
+pub(crate) fn conflicts(list: &[Region], opts: &MergeOptions) -> usize {
+    if opts.favor.is_some() {
+        return 0;
+    }
+    list.iter().filter(|m| m.mode == 0).count()
+}
+
+/// Writes the merged text as pieces handed to `put`, in order.
+pub(crate) fn emit(
+    files: &[File<'_>; 3],
+    list: &[Region],
+    opts: &MergeOptions,
+    put: impl FnMut(&[u8]),
+) {
+    let [base, ours, theirs] = files;
     let favor = match opts.favor {
         None => 0,
         Some(Favor::Ours) => 1,
@@ -333,42 +370,39 @@ pub(crate) fn merge(
     };
     let size = opts.effective_marker_size();
     let [l_ours, l_base, l_theirs] = &opts.labels;
-    let mut out = Vec::with_capacity(ours.data.len().max(theirs.data.len()) + 256);
-    let mut conflicts = 0;
+    let mut out = Emitter { put, last: None };
     let mut i: isize = 0;
-    for m in &list {
+    for m in list {
         let mode = if favor != 0 && m.mode == 0 {
             favor
         } else {
             m.mode
         };
         if mode == 0 {
-            conflicts += 1;
             let cr = cr_needed(files, m);
-            copy(&mut out, ours, i, m.i1 - i, false, false);
-            marker(&mut out, b'<', size, l_ours.as_deref(), cr);
-            copy(&mut out, ours, m.i1, m.chg1, cr, true);
+            out.copy(ours, i, m.i1 - i, false, false);
+            out.marker(b'<', size, l_ours.as_deref(), cr);
+            out.copy(ours, m.i1, m.chg1, cr, true);
             if opts.style != ConflictStyle::Merge {
-                marker(&mut out, b'|', size, l_base.as_deref(), cr);
-                copy(&mut out, base, m.i0, m.chg0, cr, true);
+                out.marker(b'|', size, l_base.as_deref(), cr);
+                out.copy(base, m.i0, m.chg0, cr, true);
             }
-            marker(&mut out, b'=', size, None, cr);
-            copy(&mut out, theirs, m.i2, m.chg2, cr, true);
-            marker(&mut out, b'>', size, l_theirs.as_deref(), cr);
+            out.marker(b'=', size, None, cr);
+            out.copy(theirs, m.i2, m.chg2, cr, true);
+            out.marker(b'>', size, l_theirs.as_deref(), cr);
         } else if mode & 3 != 0 {
-            copy(&mut out, ours, i, m.i1 - i, false, false);
+            out.copy(ours, i, m.i1 - i, false, false);
             if mode & 1 != 0 {
                 let cr = cr_needed(files, m);
-                copy(&mut out, ours, m.i1, m.chg1, cr, mode & 2 != 0);
+                out.copy(ours, m.i1, m.chg1, cr, mode & 2 != 0);
             }
             if mode & 2 != 0 {
-                copy(&mut out, theirs, m.i2, m.chg2, false, false);
+                out.copy(theirs, m.i2, m.chg2, false, false);
             }
         } else {
             continue;
         }
         i = m.i1 + m.chg1;
     }
-    copy(&mut out, ours, i, ours.len() as isize - i, false, false);
-    (out, conflicts)
+    out.copy(ours, i, ours.len() as isize - i, false, false);
 }

@@ -217,6 +217,23 @@ impl MergeOptions {
         ours: &[u8],
         theirs: &[u8],
     ) -> Result<MergeOutput, MergeError> {
+        let view = self.merge_view(base, ours, theirs)?;
+        Ok(MergeOutput {
+            bytes: view.to_vec(),
+            conflicts: view.conflicts(),
+        })
+    }
+
+    /// Merges like [`MergeOptions::merge`], but returns the result as a view
+    /// of the inputs: [`MergeView::write_to`] writes it out piece by piece
+    /// without building the merged text in memory first, which saves a copy
+    /// and an output-sized allocation on large files.
+    pub fn merge_view<'a>(
+        &'a self,
+        base: &'a [u8],
+        ours: &'a [u8],
+        theirs: &'a [u8],
+    ) -> Result<MergeView<'a>, MergeError> {
         for (input, data) in [
             (Input::Ours, ours),
             (Input::Base, base),
@@ -232,15 +249,12 @@ impl MergeOptions {
                 return Err(MergeError::Binary(input));
             }
         }
-        let clean = |bytes: &[u8]| MergeOutput {
-            bytes: bytes.to_vec(),
-            conflicts: 0,
-        };
+        let whole = |bytes: &'a [u8]| MergeView(View::Whole(bytes));
         if ours == base {
-            return Ok(clean(theirs));
+            return Ok(whole(theirs));
         }
         if theirs == base || (ours == theirs && self.level >= Level::Eager) {
-            return Ok(clean(ours));
+            return Ok(whole(ours));
         }
         let (files, nids) = intern::intern3(base, ours, theirs);
         let [fb, fo, ft] = &files;
@@ -268,15 +282,110 @@ impl MergeOptions {
             )
         };
         if h1.is_empty() {
-            return Ok(clean(theirs));
+            return Ok(whole(theirs));
         }
         if h2.is_empty() {
-            return Ok(clean(ours));
+            return Ok(whole(ours));
         }
-        let (bytes, conflicts) = merge::merge(&files, &h1, &h2, self);
-        Ok(MergeOutput { bytes, conflicts })
+        let regions = merge::regions(&files, &h1, &h2, self);
+        Ok(MergeView(View::Regions {
+            conflicts: merge::conflicts(&regions, self),
+            files: Box::new(files),
+            regions,
+            options: self,
+        }))
     }
 }
+
+/// A merge result that refers to its inputs instead of holding the merged
+/// text; made by [`MergeOptions::merge_view`].
+pub struct MergeView<'a>(View<'a>);
+
+enum View<'a> {
+    /// The result is one input as it is.
+    Whole(&'a [u8]),
+    /// The result is pieced together from the inputs and conflict markers.
+    Regions {
+        files: Box<[intern::File<'a>; 3]>,
+        regions: Vec<merge::Region>,
+        conflicts: usize,
+        options: &'a MergeOptions,
+    },
+}
+
+impl std::fmt::Debug for MergeView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MergeView")
+            .field("len", &self.len())
+            .field("conflicts", &self.conflicts())
+            .finish()
+    }
+}
+
+impl MergeView<'_> {
+    /// The number of conflicts written (0 when clean).
+    pub fn conflicts(&self) -> usize {
+        match &self.0 {
+            View::Whole(_) => 0,
+            View::Regions { conflicts, .. } => *conflicts,
+        }
+    }
+
+    /// `true` when the merge has no conflict.
+    pub fn is_clean(&self) -> bool {
+        self.conflicts() == 0
+    }
+
+    /// Hands the merged text to `put` in pieces, in order.
+    fn pieces(&self, mut put: impl FnMut(&[u8])) {
+        match &self.0 {
+            View::Whole(bytes) => put(bytes),
+            View::Regions {
+                files,
+                regions,
+                options,
+                ..
+            } => merge::emit(files, regions, options, put),
+        }
+    }
+
+    /// The length of the merged text in bytes.
+    pub fn len(&self) -> usize {
+        let mut n = 0;
+        self.pieces(|p| n += p.len());
+        n
+    }
+
+    /// `true` when the merged text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The merged text.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        self.pieces(|p| out.extend_from_slice(p));
+        out
+    }
+
+    /// Writes the merged text to `out` and flushes it. Small pieces are
+    /// gathered in a buffer, large ones written straight through.
+    pub fn write_to<W: std::io::Write>(&self, out: W) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::with_capacity(WRITE_BUFFER, out);
+        let mut result = Ok(());
+        self.pieces(|p| {
+            if result.is_ok() {
+                result = w.write_all(p);
+            }
+        });
+        result?;
+        w.flush()
+    }
+}
+
+/// Buffer size of [`MergeView::write_to`].
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// Inputs larger than this (all three together) diff on two threads.
 const PARALLEL_THRESHOLD: usize = 256 * 1024;

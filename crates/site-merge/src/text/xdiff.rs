@@ -229,7 +229,7 @@ fn classify(ids: &[u32], nrec: usize, other_counts: &[u32]) -> Vec<u8> {
 }
 
 /// Keeps the lines worth diffing; marks the others as changed.
-fn reduce(ids: &[u32], s: usize, dis: &[u8], rchg: &mut Rchg) -> (Vec<u32>, Vec<usize>) {
+fn reduce(ids: &[u32], s: usize, dis: &[u8], rchg: &mut Rchg) -> (Vec<u32>, Vec<u32>) {
     let mut ha = Vec::with_capacity(ids.len());
     let mut rindex = Vec::with_capacity(ids.len());
     let last = dis.len().saturating_sub(1);
@@ -250,7 +250,7 @@ fn reduce(ids: &[u32], s: usize, dis: &[u8], rchg: &mut Rchg) -> (Vec<u32>, Vec<
         };
         if keep {
             ha.push(id);
-            rindex.push(s + k);
+            rindex.push((s + k) as u32);
         } else {
             rchg.set(s + k, true);
         }
@@ -445,9 +445,11 @@ struct Split {
 struct Myers<'a> {
     ha1: &'a [u32],
     ha2: &'a [u32],
+    /// Furthest reaches of the forward and backward searches, a window of
+    /// diagonals around the middle diagonal of the box being split (the
+    /// cost cut-off keeps it small; it grows only while a search runs on).
     kf: Vec<isize>,
     kb: Vec<isize>,
-    koff: isize,
     mxcost: isize,
 }
 
@@ -458,9 +460,8 @@ impl<'a> Myers<'a> {
         Myers {
             ha1,
             ha2,
-            kf: vec![0; 2 * ndiags + 2],
-            kb: vec![0; 2 * ndiags + 2],
-            koff: ha2.len() as isize + 1,
+            kf: Vec::new(),
+            kb: Vec::new(),
             mxcost,
         }
     }
@@ -499,7 +500,7 @@ impl<'a> Myers<'a> {
         }
     }
 
-    fn run(&mut self, need_min: bool, ri1: &[usize], ri2: &[usize], ra: &mut Rchg, rb: &mut Rchg) {
+    fn run(&mut self, need_min: bool, ri1: &[u32], ri2: &[u32], ra: &mut Rchg, rb: &mut Rchg) {
         let root: Task = (
             0,
             self.ha1.len() as isize,
@@ -531,7 +532,7 @@ impl<'a> Myers<'a> {
                 (ri2, &mut *rb)
             };
             for &k in &ri[m.from..m.to] {
-                r.set(k, true);
+                r.set(k as usize, true);
             }
         }
     }
@@ -546,10 +547,9 @@ impl<'a> Myers<'a> {
     ) -> Split {
         let (ha1, ha2) = (self.ha1, self.ha2);
         let eq = |x: isize, y: isize| ha1[x as usize] == ha2[y as usize];
-        let koff = self.koff;
         let mxcost = self.mxcost;
-        let kf: &mut [isize] = &mut self.kf;
-        let kb: &mut [isize] = &mut self.kb;
+        let kf = &mut self.kf;
+        let kb = &mut self.kb;
         // The sides up to the box limits: a failed `get` is the end of a snake.
         let (h1, h2) = (&ha1[..lim1 as usize], &ha2[..lim2 as usize]);
         let (l1, l2) = (&h1[off1 as usize..], &h2[off2 as usize..]);
@@ -560,23 +560,44 @@ impl<'a> Myers<'a> {
         let odd = (fmid - bmid) & 1 != 0;
         let (mut fmin, mut fmax) = (fmid, fmid);
         let (mut bmin, mut bmax) = (bmid, bmid);
-        kf[(fmid + koff) as usize] = off1;
-        kb[(bmid + koff) as usize] = lim1;
+        // Diagonal d of the forward search lives at kf[d + fo], of the
+        // backward one at kb[d + bo]; the windows span `hw` on each side.
+        let mut hw: isize = 64;
+        if kf.len() < (2 * hw + 1) as usize {
+            kf.resize((2 * hw + 1) as usize, 0);
+            kb.resize((2 * hw + 1) as usize, 0);
+        }
+        let (mut fo, mut bo) = (hw - fmid, hw - bmid);
+        kf[(fmid + fo) as usize] = off1;
+        kb[(bmid + bo) as usize] = lim1;
         let mut ec: isize = 1;
         // Furthest forward and backward reach of the latest rows: the two
         // searches can only meet when `bbot <= ftop`.
         let (mut ftop, mut bbot) = (off1, lim1);
         loop {
             let mut got_snake = false;
+            if ec + 1 > hw {
+                let wide = (2 * hw).max(ec + 1);
+                let live = 0..=(2 * hw) as usize;
+                let to = (wide - hw) as usize;
+                for k in [&mut *kf, &mut *kb] {
+                    if k.len() < (2 * wide + 1) as usize {
+                        k.resize((2 * wide + 1) as usize, 0);
+                    }
+                    k.copy_within(live.clone(), to);
+                }
+                hw = wide;
+                (fo, bo) = (hw - fmid, hw - bmid);
+            }
             if fmin > dmin {
                 fmin -= 1;
-                kf[(fmin - 1 + koff) as usize] = -1;
+                kf[(fmin - 1 + fo) as usize] = -1;
             } else {
                 fmin += 1;
             }
             if fmax < dmax {
                 fmax += 1;
-                kf[(fmax + 1 + koff) as usize] = -1;
+                kf[(fmax + 1 + fo) as usize] = -1;
             } else {
                 fmax -= 1;
             }
@@ -585,8 +606,8 @@ impl<'a> Myers<'a> {
                 // neighbours and writes itself (cells avoid index checks).
                 // The rows of one step are independent, so the meeting test
                 // runs after the row, only when the reaches can touch.
-                let lo = (fmin - 1 + koff) as usize;
-                let hi = (fmax + 1 + koff) as usize;
+                let lo = (fmin - 1 + fo) as usize;
+                let hi = (fmax + 1 + fo) as usize;
                 let cells = Cell::from_mut(&mut kf[lo..=hi]).as_slice_of_cells();
                 let mut d = fmax;
                 let mut top = isize::MIN;
@@ -618,8 +639,8 @@ impl<'a> Myers<'a> {
                 if odd && top >= bbot {
                     let mut d = fmax;
                     while d >= fmin {
-                        let i1 = kf[(d + koff) as usize];
-                        if bmin <= d && d <= bmax && kb[(d + koff) as usize] <= i1 {
+                        let i1 = kf[(d + fo) as usize];
+                        if bmin <= d && d <= bmax && kb[(d + bo) as usize] <= i1 {
                             return Split {
                                 i1,
                                 i2: i1 - d,
@@ -634,19 +655,19 @@ impl<'a> Myers<'a> {
 
             if bmin > dmin {
                 bmin -= 1;
-                kb[(bmin - 1 + koff) as usize] = isize::MAX;
+                kb[(bmin - 1 + bo) as usize] = isize::MAX;
             } else {
                 bmin += 1;
             }
             if bmax < dmax {
                 bmax += 1;
-                kb[(bmax + 1 + koff) as usize] = isize::MAX;
+                kb[(bmax + 1 + bo) as usize] = isize::MAX;
             } else {
                 bmax -= 1;
             }
             if bmin <= bmax {
-                let lo = (bmin - 1 + koff) as usize;
-                let hi = (bmax + 1 + koff) as usize;
+                let lo = (bmin - 1 + bo) as usize;
+                let hi = (bmax + 1 + bo) as usize;
                 let cells = Cell::from_mut(&mut kb[lo..=hi]).as_slice_of_cells();
                 let mut d = bmax;
                 let mut bot = isize::MAX;
@@ -682,8 +703,8 @@ impl<'a> Myers<'a> {
                 if !odd && bot <= ftop {
                     let mut d = bmax;
                     while d >= bmin {
-                        let i1 = kb[(d + koff) as usize];
-                        if fmin <= d && d <= fmax && i1 <= kf[(d + koff) as usize] {
+                        let i1 = kb[(d + bo) as usize];
+                        if fmin <= d && d <= fmax && i1 <= kf[(d + fo) as usize] {
                             return Split {
                                 i1,
                                 i2: i1 - d,
@@ -707,7 +728,7 @@ impl<'a> Myers<'a> {
                 let mut d = fmax;
                 while d >= fmin {
                     let dd = if d > fmid { d - fmid } else { fmid - d };
-                    let i1 = kf[(d + koff) as usize];
+                    let i1 = kf[(d + fo) as usize];
                     let i2 = i1 - d;
                     let v = (i1 - off1) + (i2 - off2) - dd;
                     if v > K_HEUR * ec
@@ -741,7 +762,7 @@ impl<'a> Myers<'a> {
                 let mut d = bmax;
                 while d >= bmin {
                     let dd = if d > bmid { d - bmid } else { bmid - d };
-                    let i1 = kb[(d + koff) as usize];
+                    let i1 = kb[(d + bo) as usize];
                     let i2 = i1 - d;
                     let v = (lim1 - i1) + (lim2 - i2) - dd;
                     if v > K_HEUR * ec
@@ -777,7 +798,7 @@ impl<'a> Myers<'a> {
                 let (mut fbest, mut fbest1) = (-1isize, -1isize);
                 let mut d = fmax;
                 while d >= fmin {
-                    let mut i1 = kf[(d + koff) as usize].min(lim1);
+                    let mut i1 = kf[(d + fo) as usize].min(lim1);
                     let mut i2 = i1 - d;
                     if lim2 < i2 {
                         i1 = lim2 + d;
@@ -792,7 +813,7 @@ impl<'a> Myers<'a> {
                 let (mut bbest, mut bbest1) = (isize::MAX, isize::MAX);
                 let mut d = bmax;
                 while d >= bmin {
-                    let mut i1 = off1.max(kb[(d + koff) as usize]);
+                    let mut i1 = off1.max(kb[(d + bo) as usize]);
                     let mut i2 = i1 - d;
                     if i2 < off2 {
                         i1 = off2 + d;

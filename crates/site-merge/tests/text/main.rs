@@ -7,3 +7,4 @@ mod corpus;
 mod edge;
 mod oracle;
 mod props;
+mod view;
