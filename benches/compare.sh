@@ -5,6 +5,7 @@
 # ratios against git, and the peak RSS.
 #
 # usage: benches/compare.sh [RUNS]      (from the workspace root)
+# Wall times are medians of RUNS runs, taken with hyperfine when installed.
 # env:   CARGO_TARGET_DIR (default target), CASES (space-separated case names),
 #        CMK_SHARED_DIR (default ../shared), MERGE_FILE (a built merge_file to time
 #        instead of building the example)
@@ -28,14 +29,23 @@ if [ ! -d "$WORK/data/16MiB" ]; then
     rustc -O -o "$WORK/gen" "$GEN_SRC"
     "$WORK/gen" "$WORK/data" >/dev/null
 fi
+HYPERFINE=$(command -v hyperfine || true)
+[ -n "$HYPERFINE" ] || echo "note: hyperfine not found, timing with a shell loop" >&2
 MF=${MERGE_FILE:-}
 if [ -z "$MF" ]; then
     (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --quiet --release -p toolkit-examples --example merge_file)
     MF=$TARGET/release/examples/merge_file
 fi
 
-# median wall seconds of RUNS runs of "$@" (stdout discarded)
+# median wall seconds of RUNS runs of "$@" (stdout discarded): with
+# hyperfine (-N, 2 warm-up runs) when it is installed, as the spec measures,
+# else with a plain loop (which adds a fork of the shell to every run)
 median() {
+    if [ -n "$HYPERFINE" ]; then
+        "$HYPERFINE" -N -i --warmup 2 --runs "$RUNS" --export-csv "$WORK/hf.csv" -- "$*" >/dev/null 2>&1
+        awk -F, 'NR == 2 {printf "%.6f", $4}' "$WORK/hf.csv"
+        return
+    fi
     i=0
     : > "$WORK/times"
     while [ $i -lt "$RUNS" ]; do

@@ -92,8 +92,14 @@ const HISTOGRAM_CASES: &[&str] = &[
     "path-repeat-4MiB",
 ];
 
-fn bench_group(c: &mut Criterion, data: &Path, name: &str, algorithm: Algorithm, cases: &[&str]) {
-    let opts = MergeOptions::new().algorithm(algorithm);
+/// Benches `run` (base, ours, theirs) on each workload of `cases`.
+fn bench_cases(
+    c: &mut Criterion,
+    data: &Path,
+    name: &str,
+    cases: &[&str],
+    run: impl Fn(&[u8], &[u8], &[u8]) -> usize,
+) {
     let mut group = c.benchmark_group(name);
     for case in cases {
         let Some([base, ours, theirs]) = load(&data.join(case)) else {
@@ -105,10 +111,7 @@ fn bench_group(c: &mut Criterion, data: &Path, name: &str, algorithm: Algorithm,
         group.measurement_time(Duration::from_secs(if big { 6 } else { 3 }));
         group.throughput(Throughput::Bytes(base.len() as u64));
         group.bench_function(*case, |b| {
-            b.iter(|| {
-                let out = opts.merge(black_box(&base), black_box(&ours), black_box(&theirs));
-                black_box(out.map(|o| o.conflicts).unwrap_or(usize::MAX))
-            })
+            b.iter(|| black_box(run(black_box(&base), black_box(&ours), black_box(&theirs))))
         });
     }
     group.finish();
@@ -116,35 +119,28 @@ fn bench_group(c: &mut Criterion, data: &Path, name: &str, algorithm: Algorithm,
 
 const VIEW_CASES: &[&str] = &["64KiB", "1MiB", "4MiB", "16MiB"];
 
-fn bench_views(c: &mut Criterion, data: &Path) {
-    let opts = MergeOptions::new();
-    let mut group = c.benchmark_group("view");
-    for case in VIEW_CASES {
-        let Some([base, ours, theirs]) = load(&data.join(case)) else {
-            eprintln!("SKIPPED: workload {case} is missing");
-            continue;
-        };
-        let big = base.len() >= 1 << 20;
-        group.sample_size(if big { 10 } else { 30 });
-        group.measurement_time(Duration::from_secs(if big { 6 } else { 3 }));
-        group.throughput(Throughput::Bytes(base.len() as u64));
-        group.bench_function(*case, |b| {
-            b.iter(|| {
-                let view = opts.merge_view(black_box(&base), black_box(&ours), black_box(&theirs));
-                black_box(view.map(|v| v.write_to(std::io::sink()).is_ok()))
-            })
-        });
-    }
-    group.finish();
-}
-
 fn merges(c: &mut Criterion) {
     let Some(data) = workloads() else {
         return;
     };
-    bench_group(c, &data, "myers", Algorithm::Myers, MYERS_CASES);
-    bench_group(c, &data, "histogram", Algorithm::Histogram, HISTOGRAM_CASES);
-    bench_views(c, &data);
+    for (name, algorithm, cases) in [
+        ("myers", Algorithm::Myers, MYERS_CASES),
+        ("histogram", Algorithm::Histogram, HISTOGRAM_CASES),
+    ] {
+        let opts = MergeOptions::new().algorithm(algorithm);
+        bench_cases(c, &data, name, cases, |b, o, t| {
+            opts.merge(b, o, t)
+                .map(|m| m.conflicts)
+                .unwrap_or(usize::MAX)
+        });
+    }
+    let opts = MergeOptions::new();
+    bench_cases(c, &data, "view", VIEW_CASES, |b, o, t| {
+        opts.merge_view(b, o, t)
+            .ok()
+            .and_then(|v| v.write_to(std::io::sink()).ok().map(|()| v.conflicts()))
+            .unwrap_or(usize::MAX)
+    });
 }
 
 criterion_group!(benches, merges);
