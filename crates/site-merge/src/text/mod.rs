@@ -6,9 +6,6 @@ mod intern;
 mod merge;
 mod xdiff;
 #[cfg(test)]
-#[allow(dead_code)]
-mod xdiff_ref;
-#[cfg(test)]
 mod xdiff_tests;
 
 pub use xdiff::Algorithm;
