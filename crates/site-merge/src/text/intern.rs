@@ -360,6 +360,19 @@ fn split_side<'a>(data: &'a [u8], t: &mut Table<'a>, base: &File<'a>) -> File<'a
     File { data, starts, ids }
 }
 
+/// Bytes of the base sampled by [`estimate_lines`].
+const SAMPLE: usize = 64 * 1024;
+
+/// The number of lines of `data`, extrapolated from its first [`SAMPLE`]
+/// bytes: the table is sized once from it (too small a guess makes it grow,
+/// too large a one makes every insert fault in a page of its own).
+fn estimate_lines(data: &[u8]) -> usize {
+    let sample = &data[..data.len().min(SAMPLE)];
+    let lines = memchr::memchr_iter(b'\n', sample).count() as u64 + 1;
+    let scaled = lines * data.len() as u64 / sample.len().max(1) as u64;
+    usize::try_from(scaled).unwrap_or(usize::MAX)
+}
+
 /// Splits the three inputs and interns their lines into one id space.
 /// Returns the files (base, ours, theirs) and the number of distinct lines.
 pub(crate) fn intern3<'a>(
@@ -367,8 +380,7 @@ pub(crate) fn intern3<'a>(
     ours: &'a [u8],
     theirs: &'a [u8],
 ) -> ([File<'a>; 3], usize) {
-    // Room for lines of 32 bytes on average; the table grows if needed.
-    let mut t = Table::new(base, base.len() / 32 + 64);
+    let mut t = Table::new(base, estimate_lines(base) + 64);
     let b = split_base(&mut t);
     let o = split_side(ours, &mut t, &b);
     let th = split_side(theirs, &mut t, &b);
@@ -435,6 +447,17 @@ mod tests {
         ours.splice(100..100, b"new\nline 3\n".iter().copied());
         let theirs: Vec<u8> = base.iter().rev().copied().collect();
         check(&base, &ours, &theirs);
+    }
+
+    #[test]
+    fn the_line_estimate_extrapolates_the_sample() {
+        assert_eq!(estimate_lines(b""), 0);
+        assert_eq!(estimate_lines(b"a\nb\n"), 3);
+        let short: Vec<u8> = b"ab\n".repeat(100_000);
+        let long: Vec<u8> = [b"x".repeat(299), b"\n".to_vec()].concat().repeat(1_000);
+        let (s, l) = (estimate_lines(&short), estimate_lines(&long));
+        assert!((90_000..=110_000).contains(&s), "{s}");
+        assert!((900..=1_300).contains(&l), "{l}");
     }
 
     #[test]
