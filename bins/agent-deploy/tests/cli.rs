@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use agent_deploy::{
@@ -30,18 +30,19 @@ fn cmd(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
+/// Spawns `command` with `input` on its stdin (closed after it).
+fn spawn_with_stdin(command: &mut Command, input: &[u8]) -> Child {
+    let mut child = command.stdin(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child
+}
+
 /// `user-add automation` with the secret on stdin.
 fn add_user(state: &Path) {
-    let mut child = cmd(state, &["user-add", "automation", "--iterations", "1000"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-s3cret\n")
-        .unwrap();
+    let mut child = spawn_with_stdin(
+        &mut cmd(state, &["user-add", "automation", "--iterations", "1000"]),
+        b"s3cret-s3cret\n",
+    );
     assert!(child.wait().unwrap().success());
 }
 
@@ -71,6 +72,21 @@ fn stop(mut server: Child) {
         .unwrap();
     assert!(kill.success());
     assert!(server.wait().unwrap().success());
+}
+
+/// Asserts that the command succeeded, showing its stderr otherwise.
+fn assert_success(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Asserts that the command's stderr contains `needle`.
+fn assert_stderr_contains(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(needle), "{stderr}");
 }
 
 fn register_options(server: String, protocol: &str) -> RegisterOptions {
@@ -133,14 +149,10 @@ fn admin_serve_register_status_and_shutdown() {
     .arg(&pkg)
     .output()
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert_eq!(hash.len(), 16);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unsigned"));
+    assert_stderr_contains(&out, "unsigned");
 
     // serve (plain HTTP on loopback), learn the port from stderr.
     let (server, mut stderr, addr) = serve(&state, &[]);
@@ -296,12 +308,19 @@ impl SiteKeys {
     }
 }
 
-#[test]
-fn publish_agent_sign_artefacts_and_install_them_over_https() {
+/// A temporary directory holding a state directory (`state`, with the user `automation`) and
+/// the site's keys; returns the directory, the state directory and the keys.
+fn site_with_user_and_keys() -> (tempfile::TempDir, PathBuf, SiteKeys) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     add_user(&state);
     let keys = SiteKeys::new(dir.path());
+    (dir, state, keys)
+}
+
+#[test]
+fn publish_agent_sign_artefacts_and_install_them_over_https() {
+    let (dir, state, keys) = site_with_user_and_keys();
     let files = dir.path();
     let write = |name: &str, text: &[u8]| {
         let path = files.join(name);
@@ -354,11 +373,7 @@ fn publish_agent_sign_artefacts_and_install_them_over_https() {
     );
 
     let out = publish(&targets);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let hash = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert_eq!(hash, package_hash(package));
 
@@ -458,18 +473,12 @@ fn check_section_rates_and_exits_with_the_state() {
     assert!(out.starts_with("CRIT - "), "{out}");
 
     // From stdin; a garbled section is UNKNOWN (3).
-    let mut child = Command::new(BIN)
-        .args(["check-section", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"<<<cmk_update_agent_status:sep(0)>>>\n{garbled\n")
-        .unwrap();
+    let child = spawn_with_stdin(
+        Command::new(BIN)
+            .args(["check-section", "-"])
+            .stdout(Stdio::piped()),
+        b"<<<cmk_update_agent_status:sep(0)>>>\n{garbled\n",
+    );
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("UNKNOWN - garbled"));
@@ -479,10 +488,7 @@ fn check_section_rates_and_exits_with_the_state() {
 /// isn't signed by its own keys.
 #[test]
 fn publish_root_stores_signed_roots_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    add_user(&state);
-    let keys = SiteKeys::new(dir.path());
+    let (dir, state, keys) = site_with_user_and_keys();
     let root_file = dir.path().join("root.json");
     let json = keys.root_json();
     std::fs::write(&root_file, &json).unwrap();
@@ -490,11 +496,7 @@ fn publish_root_stores_signed_roots_only() {
         let out = cmd(&state, &["publish-root", root_file.to_str().unwrap()])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n");
     }
     assert_eq!(
@@ -512,21 +514,14 @@ fn publish_root_stores_signed_roots_only() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("root metadata"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_stderr_contains(&out, "root metadata");
     assert!(!state.join("roots/root.2.json").exists());
 }
 
 /// `log-verify`: `publish` records into the signing log; a changed old entry is exit 1.
 #[test]
 fn log_verify_checks_the_chain_written_by_publish() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    add_user(&state);
-    let keys = SiteKeys::new(dir.path());
+    let (dir, state, keys) = site_with_user_and_keys();
     for (i, content) in [b"first".as_slice(), b"second".as_slice()]
         .iter()
         .enumerate()
@@ -542,11 +537,7 @@ fn log_verify_checks_the_chain_written_by_publish() {
             .arg(&sigs)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_success(&out);
     }
     let out = cmd(&state, &["log-verify", "--list"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -570,9 +561,5 @@ fn log_verify_checks_the_chain_written_by_publish() {
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
     let out = cmd(&state, &["log-verify"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("signing.log"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_stderr_contains(&out, "signing.log");
 }

@@ -44,6 +44,50 @@ impl Env {
         }
         cmd.output().unwrap()
     }
+
+    /// `key import <pem> --alias <alias>`, the passphrase from `pass.txt`, none in the environment.
+    fn import_key_with_passphrase_file(&self, pem: &Path, alias: &str) -> Output {
+        self.run_with(
+            &[
+                "key",
+                "import",
+                pem.to_str().unwrap(),
+                "--alias",
+                alias,
+                "--passphrase-file",
+                "pass.txt",
+            ],
+            None,
+        )
+    }
+
+    /// `metadata targets <package> --out <out>` for `web01` on `linux_deb` with the hash
+    /// `aghash` at `version`, then the `extra` arguments (such as `--key`).
+    fn metadata_targets(
+        &self,
+        package: &str,
+        out: &str,
+        aghash: &str,
+        version: &str,
+        extra: &[&str],
+    ) -> Output {
+        let args = [
+            "metadata",
+            "targets",
+            package,
+            "--out",
+            out,
+            "--host",
+            "web01",
+            "--platform",
+            "linux_deb",
+            "--aghash",
+            aghash,
+            "--version",
+            version,
+        ];
+        self.run(&[&args[..], extra].concat())
+    }
 }
 
 fn code(out: &Output) -> i32 {
@@ -64,6 +108,13 @@ fn ok(out: &Output) -> String {
     stdout(out)
 }
 
+/// Asserts that the command failed with exit code `expected` and `message` on stderr.
+#[track_caller]
+fn assert_fails_with(out: &Output, expected: i32, message: &str) {
+    assert_eq!(code(out), expected, "stderr: {}", stderr(out));
+    assert!(stderr(out).contains(message), "{}", stderr(out));
+}
+
 #[test]
 fn keys_sign_verify_round_trip() {
     let env = Env::new();
@@ -75,36 +126,14 @@ fn keys_sign_verify_round_trip() {
     // Import the Checkmk-style fixture with a passphrase file.
     std::fs::write(env.path("pass.txt"), "checkmk-fixture-pass\n").unwrap();
     let combined = fixture("pyca.combined.pem");
-    let out = env.run_with(
-        &[
-            "key",
-            "import",
-            combined.to_str().unwrap(),
-            "--alias",
-            "From Checkmk",
-            "--passphrase-file",
-            "pass.txt",
-        ],
-        None,
-    );
+    let out = env.import_key_with_passphrase_file(&combined, "From Checkmk");
     assert_eq!(ok(&out).trim(), "2");
     // A duplicate is refused with Checkmk's message.
-    let out = env.run_with(
-        &[
-            "key",
-            "import",
-            combined.to_str().unwrap(),
-            "--alias",
-            "again",
-            "--passphrase-file",
-            "pass.txt",
-        ],
-        None,
-    );
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out)
-            .contains("The key / certificate already exists (Key: 2, Description: From Checkmk)")
+    let out = env.import_key_with_passphrase_file(&combined, "again");
+    assert_fails_with(
+        &out,
+        2,
+        "The key / certificate already exists (Key: 2, Description: From Checkmk)",
     );
 
     // list / show
@@ -226,12 +255,7 @@ fn keys_sign_verify_round_trip() {
         &["key", "export", "1", "-o", "k1.pem"],
         Some("wrong passphrase"),
     );
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("wrong passphrase"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails_with(&out, 2, "wrong passphrase");
     ok(&env.run(&["key", "export", "1", "-o", "k1.pem"]));
     let exported = std::fs::read_to_string(env.path("k1.pem")).unwrap();
     assert!(exported.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
@@ -260,8 +284,7 @@ fn keys_sign_verify_round_trip() {
 
     // delete: refused while trusted, then allowed
     let out = env.run(&["key", "delete", "2", "--trusted-by", "cert2.pem"]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("This key is still used."));
+    assert_fails_with(&out, 2, "This key is still used.");
     ok(&env.run(&["key", "delete", "2"]));
     let out = env.run(&["key", "show", "2"]);
     assert_eq!(code(&out), 2);
@@ -283,18 +306,12 @@ fn passphrases_never_come_from_arguments_or_a_missing_terminal() {
         &["key", "create", "--alias", "x", "--type", "ed25519"],
         None,
     );
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("no passphrase"), "{}", stderr(&out));
+    assert_fails_with(&out, 2, "no passphrase");
     let out = env.run_with(
         &["key", "create", "--alias", "x", "--type", "ed25519"],
         Some("short"),
     );
-    assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("at least 12 characters"),
-        "{}",
-        stderr(&out)
-    );
+    assert_fails_with(&out, 2, "at least 12 characters");
     let out = env.run(&[
         "key",
         "create",
@@ -305,8 +322,7 @@ fn passphrases_never_come_from_arguments_or_a_missing_terminal() {
         "--kdf-iterations",
         "2048",
     ]);
-    assert_eq!(code(&out), 2);
-    assert!(stderr(&out).contains("too few"), "{}", stderr(&out));
+    assert_fails_with(&out, 2, "too few");
     let help = ok(&env.run(&["--help"]));
     assert!(help.contains("Exit codes:"));
 }
@@ -335,40 +351,20 @@ fn hardened_metadata_flow() {
         "--sign-with",
         "1",
     ]));
-    ok(&env.run(&[
-        "metadata",
-        "targets",
+    ok(&env.metadata_targets(
         "old.deb",
-        "--out",
         "old.json",
-        "--host",
-        "web01",
-        "--platform",
-        "linux_deb",
-        "--aghash",
         "0123456789abcdef",
-        "--version",
         "1",
-        "--key",
-        "2",
-    ]));
-    ok(&env.run(&[
-        "metadata",
-        "targets",
+        &["--key", "2"],
+    ));
+    ok(&env.metadata_targets(
         "agent.deb",
-        "--out",
         "t.json",
-        "--host",
-        "web01",
-        "--platform",
-        "linux_deb",
-        "--aghash",
         "fedcba9876543210",
-        "--version",
         "2",
-        "--key",
-        "2",
-    ]));
+        &["--key", "2"],
+    ));
     ok(&env.run(&[
         "metadata",
         "timestamp",
@@ -405,8 +401,7 @@ fn hardened_metadata_flow() {
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     // The package must match the signed hash.
     let out = verify("t.json", "old.deb", "web01");
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("hash mismatch"), "{}", stderr(&out));
+    assert_fails_with(&out, 1, "hash mismatch");
     assert!(
         !env.path("state.json").exists(),
         "no state written on failure"
@@ -419,8 +414,7 @@ fn hardened_metadata_flow() {
     let state = std::fs::read_to_string(env.path("state.json")).unwrap();
     // Replaying the older version is a rollback; the state is unchanged.
     let out = verify("old.json", "old.deb", "web01");
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("rollback"), "{}", stderr(&out));
+    assert_fails_with(&out, 1, "rollback");
     assert_eq!(
         std::fs::read_to_string(env.path("state.json")).unwrap(),
         state
@@ -441,44 +435,17 @@ fn hardened_metadata_flow() {
         "linux_deb",
     ]));
     // Expired metadata.
-    ok(&env.run(&[
-        "metadata",
-        "targets",
+    ok(&env.metadata_targets(
         "agent.deb",
-        "--out",
         "exp.json",
-        "--host",
-        "web01",
-        "--platform",
-        "linux_deb",
-        "--aghash",
         "fedcba9876543210",
-        "--version",
         "3",
-        "--expires-days",
-        "0",
-        "--key",
-        "2",
-    ]));
+        &["--expires-days", "0", "--key", "2"],
+    ));
     let out = verify("exp.json", "agent.deb", "web01");
-    assert_eq!(code(&out), 1);
-    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert_fails_with(&out, 1, "expired");
     // Unsigned targets (no --key): threshold not met.
-    ok(&env.run(&[
-        "metadata",
-        "targets",
-        "agent.deb",
-        "--out",
-        "unsigned.json",
-        "--host",
-        "web01",
-        "--platform",
-        "linux_deb",
-        "--aghash",
-        "fedcba9876543210",
-        "--version",
-        "4",
-    ]));
+    ok(&env.metadata_targets("agent.deb", "unsigned.json", "fedcba9876543210", "4", &[]));
     let out = verify("unsigned.json", "agent.deb", "web01");
     assert_eq!(code(&out), 1);
     // ...until it is signed.

@@ -24,29 +24,34 @@ struct Setup {
     key: PrivateKey,
 }
 
-fn setup() -> Setup {
-    let srv_dir = tempfile::tempdir().unwrap();
-    // Test CA and server certificate, written as PEM files like an operator would.
-    let files = write_tls_files(srv_dir.path());
-    let tls = agent_deploy::load_tls(&files.cert, &files.key).unwrap();
-
-    let state = srv_dir.path().join("state");
-    DeployStore::set_user(&state, "automation", "s3cret-s3cret", 1000).unwrap();
-    let store = Arc::new(DeployStore::open(&state, Advertise::default()).unwrap());
+/// Serves `store` for the site `mysite` on a free loopback port, over TLS with the server
+/// certificate of `files`; with `client_ca`, hosts may present client certificates (mTLS).
+fn spawn_server(
+    store: &Arc<DeployStore>,
+    files: &tls::TlsFiles,
+    client_ca: Option<&Path>,
+) -> agent_deploy::ServerHandle {
+    let tls = match client_ca {
+        None => agent_deploy::load_tls(&files.cert, &files.key),
+        Some(ca) => agent_deploy::load_mtls(&files.cert, &files.key, ca),
+    }
+    .unwrap();
     let options = ServerOptions {
         site: "mysite".into(),
         limits: Default::default(),
         tls: Some(tls),
     };
-    let handle = agent_deploy::spawn(
-        Arc::clone(&store),
+    agent_deploy::spawn(
+        Arc::clone(store),
         options,
         "127.0.0.1:0".parse().unwrap(),
         1,
     )
-    .unwrap();
+    .unwrap()
+}
 
-    // Package signing key: agent-sign's Checkmk-style RSA fixture with a fresh certificate.
+/// Package signing key: agent-sign's Checkmk-style RSA fixture with a fresh certificate.
+fn package_signing_key() -> (PrivateKey, Certificate) {
     let key = PrivateKey::from_encrypted_pem(
         include_str!("../../../crates/agent-sign/tests/data/pyca.key.pem"),
         &Passphrase::new("checkmk-fixture-pass"),
@@ -58,6 +63,20 @@ fn setup() -> Setup {
         site: "mysite".into(),
     };
     let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
+    (key, cert)
+}
+
+fn setup() -> Setup {
+    let srv_dir = tempfile::tempdir().unwrap();
+    // Test CA and server certificate, written as PEM files like an operator would.
+    let files = write_tls_files(srv_dir.path());
+
+    let state = srv_dir.path().join("state");
+    DeployStore::set_user(&state, "automation", "s3cret-s3cret", 1000).unwrap();
+    let store = Arc::new(DeployStore::open(&state, Advertise::default()).unwrap());
+    let handle = spawn_server(&store, &files, None);
+
+    let (key, cert) = package_signing_key();
     let key_pem = cert.to_pem();
 
     let conf = tempfile::tempdir().unwrap();
@@ -95,10 +114,11 @@ impl Setup {
         format!("127.0.0.1:{}", self.handle.local_addr().port())
     }
 
-    /// `register` with all values on the command line (non-interactive) and this secret.
-    fn register_with(&self, secret: &str) -> Output {
+    /// `register` with all values on the command line (non-interactive) for the user
+    /// `automation`, authenticating with `credentials` (`-S <secret>` or `-P <password>`).
+    fn register_using(&self, credentials: &[&str]) -> Output {
         let server = self.server();
-        self.cmd(&[
+        let values = [
             "register",
             "-s",
             &server,
@@ -110,12 +130,15 @@ impl Setup {
             "web01",
             "-U",
             "automation",
-            "-S",
-            secret,
-            "-v",
-        ])
-        .output()
-        .unwrap()
+        ];
+        self.cmd(&[&values[..], credentials].concat())
+            .output()
+            .unwrap()
+    }
+
+    /// `register` with all values on the command line (non-interactive) and this secret.
+    fn register_with(&self, secret: &str) -> Output {
+        self.register_using(&["-S", secret, "-v"])
     }
 
     fn register(&self) -> Output {
@@ -328,31 +351,10 @@ fn failures_have_documented_exit_codes() {
 fn controller_mode_over_mtls() {
     let srv_dir = tempfile::tempdir().unwrap();
     let (files, ca_file, clients) = tls::write_tls_files_with_clients(srv_dir.path(), &["web01"]);
-    let tls = agent_deploy::load_mtls(&files.cert, &files.key, &ca_file).unwrap();
     let store =
         Arc::new(DeployStore::open(srv_dir.path().join("state"), Advertise::default()).unwrap());
-    let handle = agent_deploy::spawn(
-        Arc::clone(&store),
-        ServerOptions {
-            site: "mysite".into(),
-            limits: Default::default(),
-            tls: Some(tls),
-        },
-        "127.0.0.1:0".parse().unwrap(),
-        1,
-    )
-    .unwrap();
-    let key = PrivateKey::from_encrypted_pem(
-        include_str!("../../../crates/agent-sign/tests/data/pyca.key.pem"),
-        &Passphrase::new("checkmk-fixture-pass"),
-    )
-    .unwrap();
-    let subject = Subject {
-        alias: "signature".into(),
-        owner: "cmkadmin".into(),
-        site: "mysite".into(),
-    };
-    let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
+    let handle = spawn_server(&store, &files, Some(&ca_file));
+    let (key, cert) = package_signing_key();
     let pkg = b"agent 2.5".to_vec();
     let mut sigs = Vec::new();
     agent_sign::sign_package(&pkg, &key, &cert, &mut sigs).unwrap();
@@ -430,26 +432,7 @@ fn controller_mode_over_mtls() {
 #[test]
 fn register_with_password_uses_a_gui_session() {
     let s = setup();
-    let server = s.server();
-    let register = |password: &str| {
-        s.cmd(&[
-            "register",
-            "-s",
-            &server,
-            "-i",
-            "mysite",
-            "-p",
-            "https",
-            "-H",
-            "web01",
-            "-U",
-            "automation",
-            "-P",
-            password,
-        ])
-        .output()
-        .unwrap()
-    };
+    let register = |password: &str| s.register_using(&["-P", password]);
     let out = register("wrong-password");
     assert_eq!(out.status.code(), Some(1));
     assert!(

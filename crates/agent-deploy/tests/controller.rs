@@ -8,14 +8,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_deploy::{
-    Advertise, AgentSignVerifier, Clock, ControllerPaths, ControllerState, DeployStore,
-    InstallCommand, Limits, Mode, Platform, RatingMode, RatingParams, ReceiverConnection,
-    RunOptions, Section, ServerHandle, ServerOptions, State, UpdateError, UpdateOutcome, Updater,
-    VerifyError, package_hash, rate_section, read_agent_info,
+    Advertise, AgentSignVerifier, Clock, ControllerPaths, ControllerState, DeployStore, Limits,
+    Mode, RatingMode, RatingParams, ReceiverConnection, RunOptions, Section, ServerHandle, State,
+    UpdateError, UpdateOutcome, Updater, VerifyError, package_hash, rate_section, read_agent_info,
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
-use crate::support::{SITE, SigningKey, TestClock, https_agent, section_json, sigs};
+use crate::support::{
+    SITE, SigningKey, TestClock, host_status, https_agent, installed_file_in, publish_signed,
+    section_json, spawn_https, updater_installing_into,
+};
 
 /// A CA that issues the server certificate and client certificates.
 struct Ca {
@@ -72,18 +74,7 @@ impl MtlsServer {
             vec![ca.der.clone()],
         )
         .unwrap();
-        let options = ServerOptions {
-            site: SITE.into(),
-            limits: Limits::default(),
-            tls: Some(tls),
-        };
-        let handle = agent_deploy::spawn(
-            Arc::clone(&store),
-            options,
-            "127.0.0.1:0".parse().unwrap(),
-            2,
-        )
-        .unwrap();
+        let handle = spawn_https(&store, Limits::default(), tls);
         MtlsServer {
             _dir: dir,
             store,
@@ -142,27 +133,18 @@ impl Host {
     }
 
     fn installed(&self) -> std::path::PathBuf {
-        self.var.path().join("installed.pkg")
+        installed_file_in(self.var.path())
     }
 
     fn updater(&self) -> Updater {
-        let script = self.var.path().join("install.sh");
-        std::fs::write(
-            &script,
-            format!("#!/bin/sh\ncp \"$1\" '{}'\n", self.installed().display()),
-        )
-        .unwrap();
         let mut paths = agent_deploy::Paths::in_dirs(self.conf.path(), self.var.path());
         paths.lock_file = self.var.path().join("cmk-update-agent").join("lock");
-        Updater::new(paths, Arc::new(AgentSignVerifier::checkmk()))
-            .with_clock(Arc::clone(&self.clock) as Arc<dyn Clock>)
-            .with_platform(Platform::LinuxDeb)
-            .with_install_command(InstallCommand {
-                program: "sh".into(),
-                args: vec![script.display().to_string()],
-            })
-            .with_timeout(Duration::from_secs(10))
-            .with_lock_retry(2, Duration::from_millis(10))
+        updater_installing_into(
+            self.var.path(),
+            paths,
+            Arc::new(AgentSignVerifier::checkmk()),
+            &self.clock,
+        )
     }
 
     fn run(&self) -> Result<UpdateOutcome, UpdateError> {
@@ -183,24 +165,8 @@ fn mtls_update_identifies_the_host_by_its_client_certificate() {
     let key = SigningKey::new("signature");
     let pkg1 = b"agent for web01 v1".to_vec();
     let pkg2 = b"agent for web02".to_vec();
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg1,
-            &sigs(&[&key], &pkg1),
-            None,
-        )
-        .unwrap();
-    srv.store
-        .publish(
-            "web02",
-            Platform::LinuxDeb,
-            &pkg2,
-            &sigs(&[&key], &pkg2),
-            None,
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg1, &[&key], None).unwrap();
+    publish_signed(&srv.store, "web02", &pkg2, &[&key], None).unwrap();
 
     // web01: no registration, no secret; the certificate says who it is.
     let host = Host::new(&srv, &srv.ca, "web01", &[&key.cert_pem], true);
@@ -232,12 +198,7 @@ fn mtls_update_identifies_the_host_by_its_client_certificate() {
     assert_eq!(state.last_check, Some(host.clock.now() as u64));
     assert_eq!(state.last_update, Some(host.clock.now() as u64));
     // The server recorded the contact under the certificate's host name.
-    let status = srv
-        .store
-        .statuses()
-        .into_iter()
-        .find(|s| s.host_name == "web01")
-        .unwrap();
+    let status = host_status(&srv.store, "web01");
     assert_eq!(status.downloaded_aghash, Some(package_hash(&pkg1)));
 
     // Second run: already installed; the server learns the installed hash.
@@ -248,12 +209,7 @@ fn mtls_update_identifies_the_host_by_its_client_certificate() {
         }
     );
     srv.store.flush().unwrap();
-    let status = srv
-        .store
-        .statuses()
-        .into_iter()
-        .find(|s| s.host_name == "web01")
-        .unwrap();
+    let status = host_status(&srv.store, "web01");
     assert_eq!(status.installed_aghash, Some(package_hash(&pkg1)));
 
     // The section from the 2.5 files carries the host name and rates OK in 2.5 mode.
@@ -278,15 +234,7 @@ fn mtls_update_identifies_the_host_by_its_client_certificate() {
 
     // Plug-in mode: within the interval (600 s) nothing is fetched, after it the new package.
     let pkg1b = b"agent for web01 v2".to_vec();
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg1b,
-            &sigs(&[&key], &pkg1b),
-            None,
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg1b, &[&key], None).unwrap();
     let plugin = RunOptions::new(Mode::Plugin);
     let sec = section_json(&up.controller_plugin_output(&host.files(), &host.conn, &plugin));
     assert_eq!(sec["aghash"], package_hash(&pkg1));
@@ -312,15 +260,7 @@ fn receiver_api_requires_a_certificate_from_the_site_ca() {
     let srv = MtlsServer::start();
     let key = SigningKey::new("signature");
     let pkg = b"agent".to_vec();
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg,
-            &sigs(&[&key], &pkg),
-            None,
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg, &[&key], None).unwrap();
 
     // No client certificate: the TLS handshake succeeds (legacy clients still connect), the
     // 2.5 API answers 401.
@@ -362,15 +302,7 @@ fn untrusted_signature_and_deactivated_config() {
     let key = SigningKey::new("signature");
     let other = SigningKey::other("other");
     let pkg = b"agent signed by an untrusted key".to_vec();
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg,
-            &sigs(&[&other], &pkg),
-            None,
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg, &[&other], None).unwrap();
     let host = Host::new(&srv, &srv.ca, "web01", &[&key.cert_pem], true);
     let err = host.run().unwrap_err();
     assert!(

@@ -8,7 +8,6 @@ use agent_deploy::{
     AgentSignVerifier, Mode, Platform, RegisterOptions, RunOptions, ServerError, TargetMetadata,
     UpdateError, UpdateOutcome, Updater, VerifyError,
 };
-use agent_sign::PackageSignature;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -53,25 +52,17 @@ impl World {
     /// expires in a day.
     fn publish(&self, package: &[u8], version: u64) -> String {
         let md = self.meta.metadata(&self.host.host, package, version, DAY);
-        self.publish_with(package, &sigs(&[&self.key], package), Some(&md))
+        self.publish_with(package, &[&self.key], Some(&md))
     }
 
+    /// Publishes `package` for web01, signed by each of `keys`, with `metadata`.
     fn publish_with(
         &self,
         package: &[u8],
-        signatures: &[PackageSignature],
+        keys: &[&SigningKey],
         metadata: Option<&TargetMetadata>,
     ) -> String {
-        self.srv
-            .store
-            .publish(
-                &self.host.host,
-                Platform::LinuxDeb,
-                package,
-                signatures,
-                metadata,
-            )
-            .unwrap()
+        publish_signed(&self.srv.store, &self.host.host, package, keys, metadata).unwrap()
     }
 
     /// Replaces the bytes of a published package on the server's disk.
@@ -85,12 +76,7 @@ impl World {
     }
 
     fn status(&self) -> agent_deploy::HostStatus {
-        self.srv
-            .store
-            .statuses()
-            .into_iter()
-            .find(|s| s.host_name == self.host.host)
-            .unwrap()
+        host_status(&self.srv.store, &self.host.host)
     }
 
     /// Nothing was installed, no installed hash recorded, no file left behind.
@@ -205,7 +191,7 @@ fn wrong_key_is_refused_before_download() {
     let other = SigningKey::other("someone else");
     let pkg = b"evil".to_vec();
     let md = w.meta.metadata("web01", &pkg, 1, DAY);
-    w.publish_with(&pkg, &sigs(&[&other], &pkg), Some(&md));
+    w.publish_with(&pkg, &[&other], Some(&md));
     let err = up.run(&manual()).unwrap_err();
     assert!(
         matches!(err, UpdateError::Verify(VerifyError::NoValidSignature)),
@@ -296,7 +282,7 @@ fn tampered_package_is_refused_and_nothing_is_left() {
     let host2 = TestHost::new("web01", &w.srv.pki.ca_pem, &[&expired.cert_pem]);
     let up2 = host2.updater(Arc::new(AgentSignVerifier::checkmk()));
     register(&host2, &w.srv, &up2);
-    w.publish_with(&good, &sigs(&[&expired], &good), None);
+    w.publish_with(&good, &[&expired], None);
     assert!(matches!(
         up2.run(&manual()).unwrap_err(),
         UpdateError::Verify(VerifyError::NoValidSignature)
@@ -334,17 +320,7 @@ fn metadata_for_another_host_is_refused() {
     let pkg = b"web02's package".to_vec();
     let for_web02 = w.meta.metadata("web02", &pkg, 1, DAY);
     // Our server refuses to publish it for web01 ...
-    let err = w
-        .srv
-        .store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg,
-            &sigs(&[&w.key], &pkg),
-            Some(&for_web02),
-        )
-        .unwrap_err();
+    let err = publish_signed(&w.srv.store, "web01", &pkg, &[&w.key], Some(&for_web02)).unwrap_err();
     assert!(matches!(err, ServerError::Metadata { .. }), "{err}");
     assert!(
         err.to_string().contains("it is for web02/linux_deb"),
@@ -409,7 +385,7 @@ fn hardened_updater_requires_metadata_signed_under_its_root() {
     let up = w.registered();
     // No metadata at all.
     let pkg = b"package".to_vec();
-    w.publish_with(&pkg, &sigs(&[&w.key], &pkg), None);
+    w.publish_with(&pkg, &[&w.key], None);
     let err = up.run(&manual()).unwrap_err();
     assert!(
         matches!(err, UpdateError::Verify(VerifyError::MissingMetadata)),
@@ -417,7 +393,7 @@ fn hardened_updater_requires_metadata_signed_under_its_root() {
     );
     // Metadata signed by another site's keys.
     let foreign = MetadataKeys::new().metadata("web01", &pkg, 1, DAY);
-    w.publish_with(&pkg, &sigs(&[&w.key], &pkg), Some(&foreign));
+    w.publish_with(&pkg, &[&w.key], Some(&foreign));
     let err = up.run(&manual()).unwrap_err();
     assert!(
         matches!(
@@ -442,7 +418,7 @@ fn expired_metadata_is_reported_even_when_installed() {
     let up = w.registered();
     let pkg = b"package".to_vec();
     let md = w.meta.metadata("web01", &pkg, 1, 3600);
-    let hash = w.publish_with(&pkg, &sigs(&[&w.key], &pkg), Some(&md));
+    let hash = w.publish_with(&pkg, &[&w.key], Some(&md));
     assert!(matches!(
         up.run(&manual()).unwrap(),
         UpdateOutcome::Installed { .. }

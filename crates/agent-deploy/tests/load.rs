@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use agent_deploy::{Limits, Platform, RegisterForm};
+use agent_deploy::{Limits, Platform};
 
 use crate::support::*;
 
@@ -55,14 +55,8 @@ fn load_10000_hosts_polling() {
     let mut secrets = Vec::with_capacity(hosts);
     for i in 0..hosts {
         let host = format!("host{i:05}");
-        let form = RegisterForm {
-            host: host.clone(),
-            username: USER.into(),
-            secret: USER_SECRET.into(),
-            au_api: "2".into(),
-        };
         let secret = store
-            .register(&form, SystemTime::now())
+            .register(&register_form(&host, USER_SECRET), SystemTime::now())
             .unwrap()
             .host_secret;
         if i % 10 == 0 {

@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use agent_deploy::{RegisterOptions, SESSION_LIFETIME_SECS, UpdateError};
 use zeroize::Zeroizing;
 
-use crate::support::{SITE, TestHost, TestServer, USER, USER_SECRET, register_options};
+use crate::support::{
+    SITE, TestHost, TestServer, USER, USER_SECRET, host_status, register_options,
+};
 
 #[test]
 fn register_with_a_gui_session() {
@@ -35,12 +37,7 @@ fn register_with_a_gui_session() {
     let state = host.state();
     assert!(state.contains("'host_secret': '"), "{state}");
     assert!(!state.contains(USER_SECRET), "the password is never stored");
-    let status = srv
-        .store
-        .statuses()
-        .into_iter()
-        .find(|s| s.host_name == "web01")
-        .unwrap();
+    let status = host_status(&srv.store, "web01");
     assert_eq!(status.registered_by.as_deref(), Some(USER));
 }
 

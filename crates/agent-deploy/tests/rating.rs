@@ -46,18 +46,27 @@ fn rate(s: &Section, mode: RatingMode) -> agent_deploy::Rating {
     rate_section(s, &params, mode, NOW)
 }
 
+/// Asserts the state of a section whose one key has `days` left, for each
+/// `(days, expected state)` of `table`.
+fn assert_key_validity_states(mode: RatingMode, table: &[(i64, State)]) {
+    for &(days, state) in table {
+        let r = rate(&section_with_key_days(days), mode);
+        assert_eq!(r.state, state, "{days} days: {r:?}");
+    }
+}
+
 #[test]
 fn key_validity_table_legacy() {
     // (days left, expected state)
-    for (days, state) in [
-        (100, State::Ok),
-        (60, State::Warn),
-        (20, State::Crit),
-        (-1, State::Crit),
-    ] {
-        let r = rate(&section_with_key_days(days), RatingMode::Legacy);
-        assert_eq!(r.state, state, "{days} days: {r:?}");
-    }
+    assert_key_validity_states(
+        RatingMode::Legacy,
+        &[
+            (100, State::Ok),
+            (60, State::Warn),
+            (20, State::Crit),
+            (-1, State::Crit),
+        ],
+    );
     let r = rate(&section_with_key_days(60), RatingMode::Legacy);
     assert!(r.has("Key #0 (signature) expires in 60 days"), "{r:?}");
     assert!(r.summary().contains("Time until all keys expired: 60 days"));
@@ -75,16 +84,16 @@ fn key_validity_table_legacy() {
 
 #[test]
 fn key_validity_table_25() {
-    for (days, state) in [
-        (100, State::Ok),
-        (60, State::Ok),
-        (20, State::Ok),
-        // An expired key is WARN in 2.5 (W17102), no longer CRIT.
-        (-1, State::Warn),
-    ] {
-        let r = rate(&section_with_key_days(days), RatingMode::V25);
-        assert_eq!(r.state, state, "{days} days: {r:?}");
-    }
+    assert_key_validity_states(
+        RatingMode::V25,
+        &[
+            (100, State::Ok),
+            (60, State::Ok),
+            (20, State::Ok),
+            // An expired key is WARN in 2.5 (W17102), no longer CRIT.
+            (-1, State::Warn),
+        ],
+    );
     // 20 days: shown as notices, not in the summary.
     let r = rate(&section_with_key_days(20), RatingMode::V25);
     let notice = r

@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_deploy::{Mode, Platform, RunOptions, UpdateError, UpdateOutcome, Updater};
+use agent_deploy::{Mode, RunOptions, UpdateError, UpdateOutcome, Updater};
 use agent_sign::{PrivateKey, SignedDocument, VerifyPolicy};
 
-use crate::support::{DAY, MetadataKeys, SigningKey, TestHost, TestServer, register, sigs};
+use crate::support::{
+    DAY, MetadataKeys, SigningKey, TestHost, TestServer, publish_signed, register,
+};
 
 /// Site metadata keys, root v1 (key A), and rotations v2 (key B, signed by A and B), v3
 /// (key C, signed by B and C) and a forged v2 signed only by the new key B.
@@ -136,15 +138,7 @@ fn server_served_rotation_end_to_end() {
 
     // A forged v2 on the server: the run fails before anything is downloaded.
     assert_eq!(srv.store.publish_root(&roots.v2_new_keys_only).unwrap(), 2);
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg,
-            &sigs(&[&key], &pkg),
-            Some(&md),
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg, &[&key], Some(&md)).unwrap();
     let err = up.run(&RunOptions::new(Mode::Manual)).unwrap_err();
     assert!(matches!(err, UpdateError::RootRotation { .. }), "{err:?}");
     assert!(!host.installed_file().exists());

@@ -6,8 +6,7 @@ use rustls_pki_types::pem::PemObject as _;
 use std::time::{Duration, SystemTime};
 
 use agent_deploy::{
-    Advertise, DeployForm, DeployMode, DeployStore, Limits, Platform, RegisterForm, ServerError,
-    generate_host_secret,
+    Advertise, DeployMode, DeployStore, Limits, Platform, ServerError, generate_host_secret,
 };
 use serde_json::Value;
 
@@ -22,28 +21,6 @@ fn post(srv: &TestServer, path: &str, pairs: &[(&str, &str)]) -> (u16, Value) {
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-fn register_form(host: &str, secret: &str) -> RegisterForm {
-    RegisterForm {
-        host: host.into(),
-        username: USER.into(),
-        secret: secret.into(),
-        au_api: "2".into(),
-    }
-}
-
-fn status_form(host: &str, secret: &str) -> DeployForm {
-    DeployForm {
-        mode: DeployMode::Status,
-        host: host.into(),
-        host_secret: secret.into(),
-        installed_aghash: String::new(),
-        aghash: String::new(),
-        os: "linux_deb".into(),
-        last_error: String::new(),
-        au_api: "2".into(),
-    }
 }
 
 #[test]

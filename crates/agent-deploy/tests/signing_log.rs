@@ -3,12 +3,13 @@
 
 use std::time::SystemTime;
 
-use agent_deploy::{
-    DeployForm, DeployMode, Platform, RegisterForm, SIGNING_LOG, ServerError, package_hash,
-};
+use agent_deploy::{Platform, SIGNING_LOG, ServerError, package_hash};
 use sha2::Digest as _;
 
-use crate::support::{DAY, MetadataKeys, SigningKey, TestServer, USER, USER_SECRET, sigs};
+use crate::support::{
+    DAY, MetadataKeys, SigningKey, TestServer, USER_SECRET, publish_signed, register_form,
+    status_form,
+};
 
 fn sha256(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
@@ -21,15 +22,7 @@ fn publish_records_signatures_and_metadata_keys() {
     let meta = MetadataKeys::new();
     let pkg = b"logged package".to_vec();
     let md = meta.metadata("web01", &pkg, 7, DAY);
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg,
-            &sigs(&[&key], &pkg),
-            Some(&md),
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg, &[&key], Some(&md)).unwrap();
     srv.store
         .publish("web02", Platform::LinuxRpm, b"unsigned", &[], None)
         .unwrap();
@@ -52,25 +45,9 @@ fn audit_finds_unrecorded_packages_and_a_broken_chain_refuses_publishing() {
     let srv = TestServer::start();
     let key = SigningKey::new("signature");
     let old = b"recorded first".to_vec();
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &old,
-            &sigs(&[&key], &old),
-            None,
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &old, &[&key], None).unwrap();
     let pkg = b"recorded".to_vec();
-    srv.store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg,
-            &sigs(&[&key], &pkg),
-            None,
-        )
-        .unwrap();
+    publish_signed(&srv.store, "web01", &pkg, &[&key], None).unwrap();
     // Two hosts report what they run: web01 the recorded package, web02 something else.
     for (host, installed) in [
         ("web01", package_hash(&pkg)),
@@ -78,27 +55,11 @@ fn audit_finds_unrecorded_packages_and_a_broken_chain_refuses_publishing() {
     ] {
         let secret = srv
             .store
-            .register(
-                &RegisterForm {
-                    host: host.into(),
-                    username: USER.into(),
-                    secret: USER_SECRET.into(),
-                    au_api: "2".into(),
-                },
-                SystemTime::now(),
-            )
+            .register(&register_form(host, USER_SECRET), SystemTime::now())
             .unwrap()
             .host_secret;
-        let form = DeployForm {
-            mode: DeployMode::Status,
-            host: host.into(),
-            host_secret: secret,
-            installed_aghash: installed,
-            aghash: String::new(),
-            os: "linux_deb".into(),
-            last_error: String::new(),
-            au_api: "2".into(),
-        };
+        let mut form = status_form(host, &secret);
+        form.installed_aghash = installed;
         srv.store.deploy(&form, SystemTime::now()).unwrap();
     }
     let audit = srv.store.audit_signing_log().unwrap();
@@ -125,16 +86,7 @@ fn audit_finds_unrecorded_packages_and_a_broken_chain_refuses_publishing() {
     assert!(matches!(err, ServerError::SigningLog { .. }), "{err:?}");
     assert!(err.to_string().contains("signing.log"), "{err}");
     let pkg2 = b"second".to_vec();
-    let err = srv
-        .store
-        .publish(
-            "web01",
-            Platform::LinuxDeb,
-            &pkg2,
-            &sigs(&[&key], &pkg2),
-            None,
-        )
-        .unwrap_err();
+    let err = publish_signed(&srv.store, "web01", &pkg2, &[&key], None).unwrap_err();
     assert!(matches!(err, ServerError::SigningLog { .. }), "{err:?}");
     assert!(
         !srv.dir

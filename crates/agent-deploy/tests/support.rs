@@ -3,14 +3,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use agent_deploy::{
-    Advertise, AgentSignVerifier, Clock, DeployStore, InstallCommand, Limits, PackageVerifier,
-    Paths, Platform, RegisterOptions, ServerHandle, ServerOptions, TargetMetadata, Updater,
-    package_hash,
+    Advertise, AgentSignVerifier, Clock, DeployForm, DeployMode, DeployStore, HostStatus,
+    InstallCommand, Limits, PackageVerifier, Paths, Platform, RegisterForm, RegisterOptions,
+    ServerError, ServerHandle, ServerOptions, TargetMetadata, Updater, package_hash,
 };
 use agent_sign::{
     Certificate, FixedClock, MetaKey, PackageSignature, Passphrase, PrivateKey, RoleKeys, Roles,
@@ -141,6 +141,57 @@ pub(crate) fn sigs(keys: &[&SigningKey], package: &[u8]) -> Vec<PackageSignature
     keys.iter().map(|k| k.sign(package)).collect()
 }
 
+/// Publishes `package` for `host` (Linux DEB) in `store`, signed by each of `keys`.
+pub(crate) fn publish_signed(
+    store: &DeployStore,
+    host: &str,
+    package: &[u8],
+    keys: &[&SigningKey],
+    metadata: Option<&TargetMetadata>,
+) -> Result<String, ServerError> {
+    store.publish(
+        host,
+        Platform::LinuxDeb,
+        package,
+        &sigs(keys, package),
+        metadata,
+    )
+}
+
+/// What the server knows about `host` (which must have been in contact or registered).
+pub(crate) fn host_status(store: &DeployStore, host: &str) -> HostStatus {
+    store
+        .statuses()
+        .into_iter()
+        .find(|s| s.host_name == host)
+        .unwrap()
+}
+
+/// The form of `register_agent.py` for `host` as our test user with `secret`.
+pub(crate) fn register_form(host: &str, secret: &str) -> RegisterForm {
+    RegisterForm {
+        host: host.into(),
+        username: USER.into(),
+        secret: secret.into(),
+        au_api: "2".into(),
+    }
+}
+
+/// The form of `deploy_agent.py mode=status` for `host` with its host `secret`, nothing
+/// installed.
+pub(crate) fn status_form(host: &str, secret: &str) -> DeployForm {
+    DeployForm {
+        mode: DeployMode::Status,
+        host: host.into(),
+        host_secret: secret.into(),
+        installed_aghash: String::new(),
+        aghash: String::new(),
+        os: "linux_deb".into(),
+        last_error: String::new(),
+        au_api: "2".into(),
+    }
+}
+
 /// The hardened-metadata keys of a site (Ed25519 root, targets and timestamp keys) and the
 /// signed root document the updater trusts.
 pub(crate) struct MetadataKeys {
@@ -155,23 +206,7 @@ impl MetadataKeys {
         let root_key = PrivateKey::generate_ed25519().unwrap();
         let targets = PrivateKey::generate_ed25519().unwrap();
         let timestamp = PrivateKey::generate_ed25519().unwrap();
-        let mut keys = BTreeMap::new();
-        let mut role = |k: &PrivateKey| {
-            let (id, meta) = MetaKey::from_public(k.public_key());
-            keys.insert(id.clone(), meta);
-            RoleKeys {
-                keyids: vec![id],
-                threshold: 1,
-            }
-        };
-        let roles = Roles {
-            root: role(&root_key),
-            targets: role(&targets),
-            timestamp: role(&timestamp),
-        };
-        let content = Root::new(1, SystemClock.now() + 365 * DAY, keys, roles);
-        let mut root = SignedDocument::new(&content).unwrap();
-        root.sign(&root_key).unwrap();
+        let root = signed_root(1, [&root_key, &targets, &timestamp], &[&root_key]);
         MetadataKeys {
             root_key,
             targets,
@@ -188,26 +223,7 @@ impl MetadataKeys {
         new_root: &PrivateKey,
         signers: &[&PrivateKey],
     ) -> SignedDocument {
-        let mut keys = BTreeMap::new();
-        let mut role = |k: &PrivateKey| {
-            let (id, meta) = MetaKey::from_public(k.public_key());
-            keys.insert(id.clone(), meta);
-            RoleKeys {
-                keyids: vec![id],
-                threshold: 1,
-            }
-        };
-        let roles = Roles {
-            root: role(new_root),
-            targets: role(&self.targets),
-            timestamp: role(&self.timestamp),
-        };
-        let content = Root::new(version, SystemClock.now() + 365 * DAY, keys, roles);
-        let mut doc = SignedDocument::new(&content).unwrap();
-        for k in signers {
-            doc.sign(k).unwrap();
-        }
-        doc
+        signed_root(version, [new_root, &self.targets, &self.timestamp], signers)
     }
 
     /// The hardened verifier of an updater that trusts this root.
@@ -248,6 +264,35 @@ impl MetadataKeys {
     }
 }
 
+/// Root metadata `version` (valid for a year) with one key each for the root, targets and
+/// timestamp roles (`[root, targets, timestamp]`), signed by each of `signers`.
+fn signed_root(
+    version: u64,
+    [root, targets, timestamp]: [&PrivateKey; 3],
+    signers: &[&PrivateKey],
+) -> SignedDocument {
+    let mut keys = BTreeMap::new();
+    let mut role = |k: &PrivateKey| {
+        let (id, meta) = MetaKey::from_public(k.public_key());
+        keys.insert(id.clone(), meta);
+        RoleKeys {
+            keyids: vec![id],
+            threshold: 1,
+        }
+    };
+    let roles = Roles {
+        root: role(root),
+        targets: role(targets),
+        timestamp: role(timestamp),
+    };
+    let content = Root::new(version, SystemClock.now() + 365 * DAY, keys, roles);
+    let mut doc = SignedDocument::new(&content).unwrap();
+    for k in signers {
+        doc.sign(k).unwrap();
+    }
+    doc
+}
+
 /// A clock the test moves (Unix seconds, starting at the real time).
 pub(crate) struct TestClock(pub(crate) Mutex<i64>);
 
@@ -264,6 +309,26 @@ impl Clock for TestClock {
     fn now(&self) -> i64 {
         *self.0.lock().unwrap()
     }
+}
+
+/// Serves `store` for our site over HTTPS with `tls` on 127.0.0.1 (any port, 2 worker threads).
+pub(crate) fn spawn_https(
+    store: &Arc<DeployStore>,
+    limits: Limits,
+    tls: Arc<rustls::ServerConfig>,
+) -> ServerHandle {
+    let options = ServerOptions {
+        site: SITE.into(),
+        limits,
+        tls: Some(tls),
+    };
+    agent_deploy::spawn(
+        Arc::clone(store),
+        options,
+        "127.0.0.1:0".parse().unwrap(),
+        2,
+    )
+    .unwrap()
 }
 
 /// Our deployment server over HTTPS on 127.0.0.1 with the test CA.
@@ -288,18 +353,7 @@ impl TestServer {
         DeployStore::set_user(dir.path(), USER, USER_SECRET, 1000).unwrap();
         let store = Arc::new(DeployStore::open(dir.path(), Advertise::default()).unwrap());
         let pki = TestPki::new("deploy");
-        let options = ServerOptions {
-            site: SITE.into(),
-            limits,
-            tls: Some(Arc::clone(&pki.tls)),
-        };
-        let handle = agent_deploy::spawn(
-            Arc::clone(&store),
-            options,
-            "127.0.0.1:0".parse().unwrap(),
-            2,
-        )
-        .unwrap();
+        let handle = spawn_https(&store, limits, Arc::clone(&pki.tls));
         TestServer {
             dir,
             store,
@@ -352,29 +406,12 @@ impl TestHost {
     }
 
     pub(crate) fn installed_file(&self) -> PathBuf {
-        self.var.path().join("installed.pkg")
+        installed_file_in(self.var.path())
     }
 
     /// An updater with the test clock and an install script that copies the package.
     pub(crate) fn updater(&self, verifier: Arc<dyn PackageVerifier>) -> Updater {
-        let script = self.var.path().join("install.sh");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\ncp \"$1\" '{}'\n",
-                self.installed_file().display()
-            ),
-        )
-        .unwrap();
-        Updater::new(self.paths(), verifier)
-            .with_clock(Arc::clone(&self.clock) as Arc<dyn Clock>)
-            .with_platform(Platform::LinuxDeb)
-            .with_install_command(InstallCommand {
-                program: "sh".into(),
-                args: vec![script.display().to_string()],
-            })
-            .with_timeout(Duration::from_secs(10))
-            .with_lock_retry(2, Duration::from_millis(10))
+        updater_installing_into(self.var.path(), self.paths(), verifier, &self.clock)
     }
 
     pub(crate) fn state(&self) -> String {
@@ -405,6 +442,39 @@ impl TestHost {
         }
         out
     }
+}
+
+/// Where the install script of [`updater_installing_into`] copies the package.
+pub(crate) fn installed_file_in(var: &Path) -> PathBuf {
+    var.join("installed.pkg")
+}
+
+/// An updater on `paths` with `clock`, the Linux DEB platform, short timeouts and an install
+/// script (`var/install.sh`) that copies the package to [`installed_file_in`] `var`.
+pub(crate) fn updater_installing_into(
+    var: &Path,
+    paths: Paths,
+    verifier: Arc<dyn PackageVerifier>,
+    clock: &Arc<TestClock>,
+) -> Updater {
+    let script = var.join("install.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncp \"$1\" '{}'\n",
+            installed_file_in(var).display()
+        ),
+    )
+    .unwrap();
+    Updater::new(paths, verifier)
+        .with_clock(Arc::clone(clock) as Arc<dyn Clock>)
+        .with_platform(Platform::LinuxDeb)
+        .with_install_command(InstallCommand {
+            program: "sh".into(),
+            args: vec![script.display().to_string()],
+        })
+        .with_timeout(Duration::from_secs(10))
+        .with_lock_retry(2, Duration::from_millis(10))
 }
 
 /// Registration values for `host` at `server` (our test user, HTTPS).

@@ -28,6 +28,32 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `openssl pkcs8` decrypting `k.pem` in `dir` with `passphrase` into `out`.
+fn openssl_decrypt_k_pem(dir: &Path, passphrase: &str, out: &str) -> Output {
+    let passin = format!("pass:{passphrase}");
+    openssl(
+        &["pkcs8", "-in", "k.pem", "-passin", &passin, "-out", out],
+        dir,
+    )
+}
+
+/// `openssl dgst -sha256 -verify` of the signature `sig` over `package.bin` with `pub.pem`
+/// (all in `dir`).
+fn openssl_verify_package_signature(dir: &Path) -> Output {
+    openssl(
+        &[
+            "dgst",
+            "-sha256",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig",
+            "package.bin",
+        ],
+        dir,
+    )
+}
+
 #[test]
 fn openssl_decrypts_our_600k_key_and_rejects_a_wrong_passphrase() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,19 +61,11 @@ fn openssl_decrypts_our_600k_key_and_rejects_a_wrong_passphrase() {
     let pass = Passphrase::new("interop passphrase");
     let pem = key.to_encrypted_pem(&pass, KdfParams::default()).unwrap();
     std::fs::write(dir.path().join("k.pem"), &pem).unwrap();
-    let out = openssl(
-        &[
-            "pkcs8",
-            "-in",
-            "k.pem",
-            "-passin",
-            "pass:interop passphrase",
-            "-out",
-            "plain.pem",
-        ],
+    ok(&openssl_decrypt_k_pem(
         dir.path(),
-    );
-    ok(&out);
+        "interop passphrase",
+        "plain.pem",
+    ));
     // The decrypted key is the same key: compare public keys.
     let pub_pem = ok(&openssl(
         &["pkey", "-in", "plain.pem", "-pubout"],
@@ -66,18 +84,7 @@ fn openssl_decrypts_our_600k_key_and_rejects_a_wrong_passphrase() {
     ));
     assert_eq!(pub_pem, ours_pub);
     assert_eq!(ours.public_key(), key.public_key());
-    let out = openssl(
-        &[
-            "pkcs8",
-            "-in",
-            "k.pem",
-            "-passin",
-            "pass:wrong",
-            "-out",
-            "x.pem",
-        ],
-        dir.path(),
-    );
+    let out = openssl_decrypt_k_pem(dir.path(), "wrong", "x.pem");
     assert!(!out.status.success());
     // openssl reports the parameters we promised.
     let asn1 = ok(&openssl(&["asn1parse", "-in", "k.pem"], dir.path()));
@@ -112,35 +119,13 @@ fn openssl_verifies_our_package_signature_with_sha256() {
         ],
         dir.path(),
     ));
-    let out = ok(&openssl(
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "pub.pem",
-            "-signature",
-            "sig",
-            "package.bin",
-        ],
-        dir.path(),
-    ));
+    let out = ok(&openssl_verify_package_signature(dir.path()));
     assert_eq!(out.trim(), "Verified OK");
     // A tampered byte fails.
     let mut tampered = package.clone();
     tampered[0] ^= 0xff;
     std::fs::write(dir.path().join("package.bin"), &tampered).unwrap();
-    let out = openssl(
-        &[
-            "dgst",
-            "-sha256",
-            "-verify",
-            "pub.pem",
-            "-signature",
-            "sig",
-            "package.bin",
-        ],
-        dir.path(),
-    );
+    let out = openssl_verify_package_signature(dir.path());
     assert!(!out.status.success());
     // openssl's own signature with the same key is byte-identical (deterministic PKCS#1 v1.5).
     std::fs::write(dir.path().join("package.bin"), &package).unwrap();

@@ -78,6 +78,40 @@ fn extract_err(mkp: &Mkp, part: PackagePart) -> mkp_format::Error {
     err
 }
 
+/// Builds a package whose `part` tar holds `entries` while its manifest lists `listed`,
+/// extracts that part and returns why it was refused (see `extract_err`).
+fn refusal(
+    part: PackagePart,
+    listed: &[&str],
+    entries: &[(&str, u8, &[u8], &str)],
+) -> mkp_format::Error {
+    extract_err(&mkp(part, listed, raw_tar(entries)), part)
+}
+
+/// `refusal` of a package whose agents tar holds the single entry its manifest lists.
+fn single_entry_refusal(name: &str, kind: u8, data: &[u8], link: &str) -> mkp_format::Error {
+    refusal(PackagePart::Agents, &[name], &[(name, kind, data, link)])
+}
+
+/// Extracts `part` of `m` into a fresh temporary directory.
+fn extract_into_tempdir(
+    m: &Mkp,
+    part: PackagePart,
+    limits: &Limits,
+) -> mkp_format::Result<Vec<String>> {
+    m.extract_part(part, tempfile::tempdir().unwrap().path(), limits)
+}
+
+/// Asserts that a package with `name` as its single, listed entry is refused as unsafe.
+#[track_caller]
+fn assert_refused_as_unsafe_path(name: &str) {
+    let err = single_entry_refusal(name, b'0', b"x", "");
+    assert!(
+        matches!(err.kind(), ErrorKind::UnsafePath { .. }),
+        "{name:?}: {err}"
+    );
+}
+
 fn assert_only_stage(dir: &Path) {
     let names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -91,65 +125,32 @@ fn assert_only_stage(dir: &Path) {
 
 #[test]
 fn traversal_is_refused() {
-    let tar = raw_tar(&[("../evil", b'0', b"x", "")]);
-    let m = mkp(PackagePart::Agents, &["../evil"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsafePath { .. }
-    ));
-    let tar = raw_tar(&[("a/../../evil", b'0', b"x", "")]);
-    let m = mkp(PackagePart::Agents, &["a/../../evil"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsafePath { .. }
-    ));
+    assert_refused_as_unsafe_path("../evil");
+    assert_refused_as_unsafe_path("a/../../evil");
 }
 
 #[test]
 fn absolute_and_empty_paths_are_refused() {
-    let tar = raw_tar(&[("/tmp/evil", b'0', b"x", "")]);
-    let m = mkp(PackagePart::Agents, &["/tmp/evil"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsafePath { .. }
-    ));
-    let tar = raw_tar(&[("", b'0', b"x", "")]);
-    let m = mkp(PackagePart::Agents, &[""], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsafePath { .. }
-    ));
+    assert_refused_as_unsafe_path("/tmp/evil");
+    assert_refused_as_unsafe_path("");
 }
 
 #[test]
 fn symlinks_and_devices_are_refused() {
-    let tar = raw_tar(&[("link", b'2', b"", "/etc/passwd")]);
-    let m = mkp(PackagePart::Agents, &["link"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsupportedEntry {
-            entry_type: "symbolic link",
-            ..
-        }
-    ));
-    let tar = raw_tar(&[("dev", b'3', b"", "")]);
-    let m = mkp(PackagePart::Agents, &["dev"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsupportedEntry {
-            entry_type: "device file",
-            ..
-        }
-    ));
-    let tar = raw_tar(&[("fifo", b'6', b"", "")]);
-    let m = mkp(PackagePart::Agents, &["fifo"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::UnsupportedEntry {
-            entry_type: "FIFO",
-            ..
-        }
-    ));
+    for (name, kind, link, expected) in [
+        ("link", b'2', "/etc/passwd", "symbolic link"),
+        ("dev", b'3', "", "device file"),
+        ("fifo", b'6', "", "FIFO"),
+    ] {
+        let err = single_entry_refusal(name, kind, b"", link);
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::UnsupportedEntry { entry_type, .. } if *entry_type == expected
+            ),
+            "{name}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -175,19 +176,21 @@ fn unlisted_hostile_entries_are_never_written() {
 #[test]
 fn hard_links_only_within_the_part() {
     // Link to an unlisted member.
-    let tar = raw_tar(&[("secret", b'0', b"s", ""), ("a", b'1', b"", "secret")]);
-    let m = mkp(PackagePart::Lib, &["a"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Lib).kind(),
-        ErrorKind::HardLinkOutside { .. }
-    ));
+    let err = refusal(
+        PackagePart::Lib,
+        &["a"],
+        &[("secret", b'0', b"s", ""), ("a", b'1', b"", "secret")],
+    );
+    assert!(
+        matches!(err.kind(), ErrorKind::HardLinkOutside { .. }),
+        "{err}"
+    );
     // Link to a host file.
-    let tar = raw_tar(&[("a", b'1', b"", "/etc/passwd")]);
-    let m = mkp(PackagePart::Lib, &["a"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Lib).kind(),
-        ErrorKind::HardLinkOutside { .. }
-    ));
+    let err = refusal(PackagePart::Lib, &["a"], &[("a", b'1', b"", "/etc/passwd")]);
+    assert!(
+        matches!(err.kind(), ErrorKind::HardLinkOutside { .. }),
+        "{err}"
+    );
     // Link to a listed file of the same part: content copied (like ceph-11.0.0.mkp).
     let tar = raw_tar(&[
         ("x/real.py", b'0', b"code", ""),
@@ -207,19 +210,18 @@ fn hard_links_only_within_the_part() {
 
 #[test]
 fn duplicates_are_refused() {
-    let tar = raw_tar(&[("x", b'0', b"1", ""), ("x", b'0', b"2", "")]);
-    let m = mkp(PackagePart::Agents, &["x"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::DuplicateEntry { .. }
-    ));
-    // "./x" and "x" are the same target.
-    let tar = raw_tar(&[("x", b'0', b"1", ""), ("./x", b'0', b"2", "")]);
-    let m = mkp(PackagePart::Agents, &["x"], tar);
-    assert!(matches!(
-        extract_err(&m, PackagePart::Agents).kind(),
-        ErrorKind::DuplicateEntry { .. }
-    ));
+    // The second "x" collides with the first; "./x" and "x" are the same target.
+    for second in ["x", "./x"] {
+        let err = refusal(
+            PackagePart::Agents,
+            &["x"],
+            &[("x", b'0', b"1", ""), (second, b'0', b"2", "")],
+        );
+        assert!(
+            matches!(err.kind(), ErrorKind::DuplicateEntry { .. }),
+            "{second:?}: {err}"
+        );
+    }
 }
 
 #[cfg(unix)]
@@ -256,21 +258,9 @@ fn missing_tar_and_missing_member_are_clean_errors() {
     )
     .unwrap();
     let m = Mkp::from_bytes(&bytes, &Limits::default()).unwrap();
-    let e = m
-        .extract_part(
-            PackagePart::Agents,
-            tempfile::tempdir().unwrap().path(),
-            &Limits::default(),
-        )
-        .unwrap_err();
+    let e = extract_into_tempdir(&m, PackagePart::Agents, &Limits::default()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::MissingMember { .. }), "{e}");
-    let e = m
-        .extract_part(
-            PackagePart::Checks,
-            tempfile::tempdir().unwrap().path(),
-            &Limits::default(),
-        )
-        .unwrap();
+    let e = extract_into_tempdir(&m, PackagePart::Checks, &Limits::default()).unwrap();
     assert!(e.is_empty(), "nothing listed for checks");
 }
 
@@ -317,13 +307,7 @@ fn billion_byte_declared_size_fails_without_allocating() {
     let mut part = raw_header("a", b'0', 1_000_000_000, "").to_vec();
     part.extend_from_slice(b"abc");
     let m = mkp(PackagePart::Agents, &["a"], part);
-    let e = m
-        .extract_part(
-            PackagePart::Agents,
-            tempfile::tempdir().unwrap().path(),
-            &Limits::default(),
-        )
-        .unwrap_err();
+    let e = extract_into_tempdir(&m, PackagePart::Agents, &Limits::default()).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Damaged { .. }), "{e}");
 }
 
@@ -335,13 +319,8 @@ fn entry_count_is_capped() {
         .map(|n| (n.as_str(), b'0', &b"x"[..], ""))
         .collect();
     let m = mkp(PackagePart::Doc, &["f0"], raw_tar(&entries));
-    let e = m
-        .extract_part(
-            PackagePart::Doc,
-            tempfile::tempdir().unwrap().path(),
-            &Limits::default().max_entries(10),
-        )
-        .unwrap_err();
+    let e =
+        extract_into_tempdir(&m, PackagePart::Doc, &Limits::default().max_entries(10)).unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::LimitExceeded { .. }), "{e}");
 }
 

@@ -7,12 +7,15 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use site_merge::{ApplyOptions, Error, Fault, JOURNAL_DIR, Policy, Recovery, recover};
+use site_merge::{
+    Applied, ApplyOptions, Error, Fault, JOURNAL_DIR, Plan, Policy, Recovery, Update, recover,
+};
 
 /// A site whose update touches every kind of path: updated files, an
 /// installed file/dir/link, a vanished directory, a directory replaced by a
@@ -57,12 +60,50 @@ fn crash_fixture(extra: usize) -> Fx {
     fx
 }
 
+/// The update of a fixture, planned with `Policy::Install`.
+struct PlannedInstall {
+    up: Update,
+    plan: Plan,
+}
+
+impl PlannedInstall {
+    fn of(fx: &Fx) -> Self {
+        let up = fx.update();
+        let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
+        Self { up, plan }
+    }
+
+    /// Applies the plan without fsync.
+    fn apply(&self) -> site_merge::Result<Applied> {
+        self.up.apply(&self.plan, &ApplyOptions::new().sync(false))
+    }
+
+    /// Applies the plan without fsync and with `fault` injected; returns the error it ends with.
+    fn apply_with_fault(&self, fault: Fault) -> Error {
+        self.up
+            .apply(&self.plan, &ApplyOptions::new().sync(false).fault(fault))
+            .unwrap_err()
+    }
+}
+
+/// Asserts that recovery rolls the interrupted update back (from OLD to NEW) and that the
+/// whole fixture is then exactly `before`; `context` says what interrupted the update.
+#[track_caller]
+fn assert_recovery_rolls_back(fx: &Fx, before: &BTreeMap<String, Node>, context: &str) {
+    assert_eq!(
+        recover(&fx.site()).unwrap(),
+        Recovery::RolledBack {
+            from: OLD.into(),
+            to: NEW.into()
+        }
+    );
+    assert_eq!(snapshot(fx.root()), *before, "{context}");
+}
+
 /// The snapshot after a clean update of `crash_fixture(extra)`, and the number of operations.
-fn clean_result(extra: usize) -> (std::collections::BTreeMap<String, Node>, usize) {
+fn clean_result(extra: usize) -> (BTreeMap<String, Node>, usize) {
     let fx = crash_fixture(extra);
-    let up = fx.update();
-    let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-    let applied = up.apply(&plan, &ApplyOptions::new().sync(false)).unwrap();
+    let applied = PlannedInstall::of(&fx).apply().unwrap();
     (snapshot(fx.root()), applied.operations)
 }
 
@@ -90,14 +131,7 @@ fn injected_failure_before_every_operation_rolls_back_exactly() {
     for k in 0..ops {
         let fx = crash_fixture(0);
         let before = snapshot(fx.root());
-        let up = fx.update();
-        let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-        let err = up
-            .apply(
-                &plan,
-                &ApplyOptions::new().sync(false).fault(Fault::FailAfter(k)),
-            )
-            .unwrap_err();
+        let err = PlannedInstall::of(&fx).apply_with_fault(Fault::FailAfter(k));
         match &err {
             Error::RolledBack { source } => {
                 assert!(matches!(**source, Error::Injected { ops, .. } if ops == k))
@@ -110,9 +144,7 @@ fn injected_failure_before_every_operation_rolls_back_exactly() {
             "after a failure before operation {k}"
         );
         // And the update still works afterwards.
-        let up = fx.update();
-        let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-        up.apply(&plan, &ApplyOptions::new().sync(false)).unwrap();
+        PlannedInstall::of(&fx).apply().unwrap();
         assert_eq!(snapshot(fx.root()), clean);
     }
 }
@@ -121,11 +153,13 @@ fn injected_failure_before_every_operation_rolls_back_exactly() {
 fn real_io_error_midway_rolls_back_exactly() {
     let fx = crash_fixture(5);
     let before = snapshot(&fx.site());
-    let up = fx.update();
-    let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
+    let install = PlannedInstall::of(&fx);
     // The skeleton loses a file after planning: installing it fails mid-way.
     std::fs::remove_file(fx.new_skel().join("etc/r03")).unwrap();
-    let err = up.apply(&plan, &ApplyOptions::new()).unwrap_err();
+    let err = install
+        .up
+        .apply(&install.plan, &ApplyOptions::new())
+        .unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("the update failed and was rolled back: cannot install "),
@@ -141,36 +175,16 @@ fn simulated_crash_at_every_operation_then_recovery_rolls_back() {
     for k in 0..ops {
         let fx = crash_fixture(0);
         let before = snapshot(fx.root());
-        let up = fx.update();
-        let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-        let err = up
-            .apply(
-                &plan,
-                &ApplyOptions::new().sync(false).fault(Fault::CrashAfter(k)),
-            )
-            .unwrap_err();
+        let install = PlannedInstall::of(&fx);
+        let err = install.apply_with_fault(Fault::CrashAfter(k));
         assert!(matches!(err, Error::SimulatedCrash { ops } if ops == k));
         assert!(fx.exists(JOURNAL_DIR));
         // A new update refuses to start on top of the journal.
-        let again = up
-            .apply(&plan, &ApplyOptions::new().sync(false))
-            .unwrap_err();
+        let again = install.apply().unwrap_err();
         assert!(matches!(again, Error::JournalPresent { .. }), "{again}");
-        assert_eq!(
-            recover(&fx.site()).unwrap(),
-            Recovery::RolledBack {
-                from: OLD.into(),
-                to: NEW.into()
-            }
-        );
-        assert_eq!(
-            snapshot(fx.root()),
-            before,
-            "after a crash before operation {k}"
-        );
+        assert_recovery_rolls_back(&fx, &before, &format!("after a crash before operation {k}"));
         assert_eq!(recover(&fx.site()).unwrap(), Recovery::Clean);
-        let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-        up.apply(&plan, &ApplyOptions::new().sync(false)).unwrap();
+        PlannedInstall::of(&fx).apply().unwrap();
         assert_eq!(snapshot(fx.root()), clean);
     }
 }
@@ -179,16 +193,7 @@ fn simulated_crash_at_every_operation_then_recovery_rolls_back() {
 fn crash_after_the_commit_point_is_finished_by_recovery() {
     let (clean, _) = clean_result(0);
     let fx = crash_fixture(0);
-    let up = fx.update();
-    let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-    let err = up
-        .apply(
-            &plan,
-            &ApplyOptions::new()
-                .sync(false)
-                .fault(Fault::CrashAfterCommit),
-        )
-        .unwrap_err();
+    let err = PlannedInstall::of(&fx).apply_with_fault(Fault::CrashAfterCommit);
     assert!(matches!(err, Error::SimulatedCrash { .. }));
     assert!(fx.exists(JOURNAL_DIR));
     assert_eq!(
@@ -202,13 +207,7 @@ fn crash_after_the_commit_point_is_finished_by_recovery() {
 fn torn_last_journal_record_is_ignored() {
     let fx = crash_fixture(0);
     let before = snapshot(fx.root());
-    let up = fx.update();
-    let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-    up.apply(
-        &plan,
-        &ApplyOptions::new().sync(false).fault(Fault::CrashAfter(7)),
-    )
-    .unwrap_err();
+    PlannedInstall::of(&fx).apply_with_fault(Fault::CrashAfter(7));
     let log = fx.site().join(JOURNAL_DIR).join("log");
     let mut text = std::fs::read(&log).unwrap();
     text.extend_from_slice(b"{\"op\":\"sav");
@@ -223,13 +222,7 @@ fn torn_last_journal_record_is_ignored() {
 #[test]
 fn damaged_journal_is_reported_not_guessed() {
     let fx = crash_fixture(0);
-    let up = fx.update();
-    let plan = up.plan(&LineMerger, &mut Policy::Install).unwrap();
-    up.apply(
-        &plan,
-        &ApplyOptions::new().sync(false).fault(Fault::CrashAfter(3)),
-    )
-    .unwrap_err();
+    PlannedInstall::of(&fx).apply_with_fault(Fault::CrashAfter(3));
     let log = fx.site().join(JOURNAL_DIR).join("log");
     std::fs::write(&log, b"garbage\n").unwrap();
     let err = recover(&fx.site()).unwrap_err();
@@ -303,18 +296,7 @@ fn sigkill_of_a_child_at_chosen_operations_then_recovery() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         std::fs::remove_file(&marker).unwrap();
-        assert_eq!(
-            recover(&fx.site()).unwrap(),
-            Recovery::RolledBack {
-                from: OLD.into(),
-                to: NEW.into()
-            }
-        );
-        assert_eq!(
-            snapshot(fx.root()),
-            before,
-            "after SIGKILL at operation {k}"
-        );
+        assert_recovery_rolls_back(&fx, &before, &format!("after SIGKILL at operation {k}"));
     }
 }
 

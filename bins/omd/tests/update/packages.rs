@@ -10,7 +10,7 @@ use mkp_format::{
     PartFile, Site, StoreError,
 };
 
-use super::{Fixture, NEW, SITE, read, snapshot};
+use super::{Fixture, NEW, Output, SITE, read, snapshot};
 
 /// Checkmk version of OLD and NEW.
 const OLD_CMK: &str = "2.3.0p1";
@@ -135,6 +135,35 @@ fn pkg_names(doc: &serde_json::Value, key: &str) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that the site's `version` link points at NEW.
+fn assert_site_on_new_version(fx: &Fixture) {
+    assert_eq!(
+        fs::read_link(fx.site().join("version")).unwrap(),
+        Path::new("../../versions").join(NEW)
+    );
+}
+
+/// Runs `omd update --conflict=install`, which must exit with 3 and a warning line
+/// starting with `warning_start` while the update itself is finished (`Finished update.`,
+/// the site on NEW). Returns the output and the warning line.
+fn update_finished_with_warning(fx: &Fixture, warning_start: &str) -> (Output, String) {
+    let out = fx.omd(&["update", "--conflict=install", SITE]);
+    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
+    let warning = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(warning_start))
+        .unwrap_or_else(|| panic!("{}", out.stdout))
+        .to_owned();
+    assert!(
+        out.stdout.ends_with("Finished update.\n\n"),
+        "{}",
+        out.stdout
+    );
+    assert_site_on_new_version(fx);
+    (out, warning)
+}
+
 #[test]
 fn update_disables_outdated_packages_and_activates_the_fitting_version() {
     let fx = Fixture::new();
@@ -144,10 +173,7 @@ fn update_disables_outdated_packages_and_activates_the_fitting_version() {
 
     let out = fx.omd(&["update", "--conflict=install", SITE]);
     assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stdout);
-    assert_eq!(
-        fs::read_link(fx.site().join("version")).unwrap(),
-        Path::new("../../versions").join(NEW)
-    );
+    assert_site_on_new_version(&fx);
 
     // (a) outdated: uninstalled and no longer enabled (mkp.md 5.12: disable
     // = uninstall + remove the enabled mark); the stored package is kept.
@@ -289,29 +315,15 @@ fn an_edited_package_file_is_kept_and_reported_with_exit_code_3() {
     assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(snapshot(fx.root()), before);
 
-    let out = fx.omd(&["update", "--conflict=install", SITE]);
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
-    let warning = out
-        .stdout
-        .lines()
-        .find(|l| {
-            l.starts_with(" ! [old 1.0.0]: does not fit version 2.3.0p2 but was not disabled: ")
-        })
-        .unwrap_or_else(|| panic!("{}", out.stdout));
+    // The update is committed with a warning that names the file; the package is as it was.
+    let (out, warning) = update_finished_with_warning(
+        &fx,
+        " ! [old 1.0.0]: does not fit version 2.3.0p2 but was not disabled: ",
+    );
     assert!(warning.contains(&edited.display().to_string()), "{warning}");
     assert!(
         warning.contains("The update is done; the package stays as it was."),
         "{warning}"
-    );
-    assert!(
-        out.stdout.ends_with("Finished update.\n\n"),
-        "{}",
-        out.stdout
-    );
-    // The update is committed; the package is as it was.
-    assert_eq!(
-        fs::read_link(fx.site().join("version")).unwrap(),
-        Path::new("../../versions").join(NEW)
     );
     assert_eq!(read(&edited), "# my local fix\n");
     assert_eq!(installed_version(&fx, "old").as_deref(), Some("1.0.0"));
@@ -323,7 +335,7 @@ fn an_edited_package_file_is_kept_and_reported_with_exit_code_3() {
         "{}",
         out.stdout
     );
-    assert!(read(&fx.site().join("var/log/update.log")).contains(warning));
+    assert!(read(&fx.site().join("var/log/update.log")).contains(&warning));
 }
 
 #[test]
@@ -363,29 +375,13 @@ fn a_failing_package_step_warns_and_keeps_the_update() {
         "{doc}"
     );
 
-    let out = fx.omd(&["update", "--conflict=install", SITE]);
-    assert_eq!(out.code, 3, "{}\n{}", out.stdout, out.stderr);
-    let warning = out
-        .stdout
-        .lines()
-        .find(|l| {
-            l.starts_with(
-                " ! Updating the extension packages failed: cannot open the package store: ",
-            )
-        })
-        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let (_, warning) = update_finished_with_warning(
+        &fx,
+        " ! Updating the extension packages failed: cannot open the package store: ",
+    );
     assert!(
         warning.contains("The update is done (not rolled back)"),
         "{warning}"
-    );
-    assert!(
-        out.stdout.ends_with("Finished update.\n\n"),
-        "{}",
-        out.stdout
-    );
-    assert_eq!(
-        fs::read_link(fx.site().join("version")).unwrap(),
-        Path::new("../../versions").join(NEW)
     );
     // The packages were not touched.
     assert_eq!(
@@ -397,7 +393,7 @@ fn a_failing_package_step_warns_and_keeps_the_update() {
             .join("local/share/check_mk/agents/plugins/old.sh")
             .exists()
     );
-    assert!(read(&fx.site().join("var/log/update.log")).contains(warning));
+    assert!(read(&fx.site().join("var/log/update.log")).contains(&warning));
 }
 
 #[test]
