@@ -2,7 +2,8 @@
 //!
 //! * `tour.rs`: a guided tour of every capability on a sandbox under `target/`
 //!   (`cargo run --release --example tour`).
-//! * `merge_file.rs`: a drop-in for `git merge-file` built on `site-merge`.
-//!
-//! This library target is empty; Cargo needs one for the package to exist.
+//! * `merge_file.rs`: a drop-in for `git merge-file` built on `site-merge`;
+//!   its command line lives in [`git_merge_file`], where its tests can reach it.
 #![warn(missing_docs)]
+
+pub mod git_merge_file;

@@ -9,7 +9,9 @@
 //! variable.
 #![warn(missing_docs)]
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Environment variable that overrides where the shared folder is looked for.
 pub const SHARED_DIR_ENV: &str = "CMK_SHARED_DIR";
@@ -78,6 +80,45 @@ pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Whether `git` runs here, for tests that use it as an oracle; prints a
+/// skip message naming `what` when it does not (CI installs git, so there
+/// such tests always run).
+pub fn git_available(what: &str) -> bool {
+    let runs = Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !runs {
+        eprintln!("SKIPPED: git is not installed, {what} needs it");
+    }
+    runs
+}
+
+/// The environment under which `git` is a reproducible oracle in `dir`: no
+/// system or user configuration (so `merge.conflictStyle` and the like
+/// cannot change its output), English messages, and no repository looked
+/// for above `dir`.
+pub fn git_oracle_env(dir: &Path) -> Vec<(&'static str, OsString)> {
+    vec![
+        ("GIT_CONFIG_NOSYSTEM", "1".into()),
+        ("GIT_CONFIG_GLOBAL", "/dev/null".into()),
+        ("HOME", dir.into()),
+        ("LC_ALL", "C".into()),
+        ("LANGUAGE", "C".into()),
+        (
+            "GIT_CEILING_DIRECTORIES",
+            dir.parent().unwrap_or(dir).into(),
+        ),
+    ]
+}
+
+/// A `git` command run in `dir` under [`git_oracle_env`].
+pub fn git_in(dir: &Path) -> Command {
+    let mut git = Command::new("git");
+    git.current_dir(dir).envs(git_oracle_env(dir));
+    git
 }
 
 /// Returns the path of `relative` inside the shared folder, or returns from the

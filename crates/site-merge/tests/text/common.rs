@@ -125,10 +125,7 @@ pub(crate) fn git_merge_batch(
                 .arg("-c")
                 .arg(&script)
                 .current_dir(dir)
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .env("HOME", dir)
-                .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap_or(dir))
+                .envs(testkit::git_oracle_env(dir))
                 .spawn()
                 .expect("sh runs")
         })
@@ -147,15 +144,6 @@ pub(crate) fn git_merge_batch(
                 .collect()
         })
         .collect()
-}
-
-/// `true` when a usable git is on the PATH.
-pub(crate) fn have_git() -> bool {
-    Command::new("git")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 /// Shows bytes with visible line ends for failure messages.

@@ -2,7 +2,7 @@
 
 use site_merge::{Algorithm, ConflictStyle, Favor, MergeOptions};
 
-use crate::common::{Rng, Triple, git_merge_batch, have_git, show, triple};
+use crate::common::{Rng, Triple, git_merge_batch, show, triple};
 
 fn cases(seed: u64, n: usize) -> Vec<Triple> {
     let mut r = Rng(seed);
@@ -18,8 +18,7 @@ fn count(default: usize) -> usize {
 
 /// Compares every case and variant; panics with the first mismatches.
 fn check(seed: u64, n: usize, variants: &[(&str, MergeOptions)]) {
-    if !have_git() {
-        eprintln!("SKIPPED: git is not installed, the oracle tests need it");
+    if !testkit::git_available("the oracle tests") {
         return;
     }
     let cases = cases(seed, n);
@@ -141,8 +140,7 @@ fn large_inputs_on_the_parallel_paths_match_git() {
         ours: ours.concat().into_bytes(),
         theirs: theirs.concat().into_bytes(),
     };
-    if !have_git() {
-        eprintln!("SKIPPED: git is not installed, the oracle tests need it");
+    if !testkit::git_available("the oracle tests") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
