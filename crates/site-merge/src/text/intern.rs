@@ -449,6 +449,54 @@ mod tests {
         check(&base, &ours, &theirs);
     }
 
+    /// Text over a few short and long lines (some longer than a word, some
+    /// CRLF, some empty), so that lines repeat and sides resemble the base.
+    fn text() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let line = prop::sample::select(vec![
+            "",
+            "a",
+            "b",
+            "}",
+            "abcdefgh",
+            "abcdefghi",
+            "0123456789abcdef",
+            "x\r",
+            "key = 1",
+        ]);
+        (prop::collection::vec(line, 0..40), any::<bool>()).prop_map(|(lines, unterminated)| {
+            let mut t = lines.join("\n");
+            if !unterminated && !lines.is_empty() {
+                t.push('\n');
+            }
+            t.into_bytes()
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ids_are_canonical_for_any_text(base in text(), ours in text(), theirs in text()) {
+            check(&base, &ours, &theirs);
+        }
+
+        #[test]
+        fn ids_are_canonical_when_sides_edit_the_base(
+            base in text(),
+            cuts in proptest::collection::vec((0usize..200, 0usize..8, text()), 0..6),
+        ) {
+            // Sides made of slices of the base with other text spliced in,
+            // which is what the bulk comparison with the base sees most.
+            let mut ours = base.clone();
+            for (at, len, insert) in &cuts {
+                let at = (*at).min(ours.len());
+                let end = (at + len).min(ours.len());
+                ours.splice(at..end, insert.iter().copied());
+            }
+            let theirs: Vec<u8> = base.iter().rev().copied().collect();
+            check(&base, &ours, &theirs);
+        }
+    }
+
     #[test]
     fn the_line_estimate_extrapolates_the_sample() {
         assert_eq!(estimate_lines(b""), 0);
