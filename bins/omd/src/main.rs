@@ -18,6 +18,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use omd_versions::{OmdRoot, RegistryError, SitesListing, VersionOrder, VersionsListing};
 
@@ -29,7 +30,8 @@ Exit codes:
      site is running
   1  a valid request with a negative answer or a refusal: no such site, the
      site has no version, no default version is set, the given version does
-     not exist or is already the default; `create`: the site exists;
+     not exist or is already the default, or `setversion`'s menu was
+     cancelled (or needed a terminal); `create`: the site exists;
      `rm`: not confirmed, or the site is running; `status`: the site is
      stopped; `update`: every refusal of its checks (site running, version
      not installed or already the site's, incompatible versions without -f,
@@ -124,11 +126,14 @@ enum Command {
     /// Make VERSION the default version.
     ///
     /// Replaces `versions/default` atomically (a new link renamed over the
-    /// old one). Unlike upstream, VERSION is required (no interactive menu),
-    /// no root check is done and Debian's update-alternatives are not used.
+    /// old one). Without VERSION, on a terminal, Checkmk's "Choose new
+    /// default" menu lists the other installed versions; cancelling it
+    /// prints `Aborted.` (exit 1), and without a terminal VERSION is
+    /// required (exit 1). Unlike upstream, no root check is done and
+    /// Debian's update-alternatives are not used.
     Setversion {
         /// An installed version, as `omd versions` lists it.
-        version: String,
+        version: Option<String>,
     },
     /// List the sites with their versions and state.
     ///
@@ -301,6 +306,37 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// `omd setversion` without a version: Checkmk's menu of the installed
+/// versions other than the default, on a terminal only.
+fn choose_default_version(root: &OmdRoot) -> anyhow::Result<String> {
+    if !io::stdin().is_terminal() {
+        output::refuse!(
+            "omd setversion asks which version to make the default, but stdin is not a terminal. Name the version: 'omd setversion VERSION'."
+        );
+    }
+    let default = root.default_version()?;
+    let choices: Vec<String> = root
+        .versions(VersionOrder::Checkmk)?
+        .into_iter()
+        .filter(|v| Some(v) != default.as_ref())
+        .collect();
+    if choices.is_empty() {
+        output::refuse!("There is no other version to make the default.");
+    }
+    let chosen = menu::choose(
+        &mut menu::TtyConsole::default(),
+        "Choose new default",
+        "Please choose the version to make the new default",
+        &choices,
+        "Make default",
+    )
+    .context("cannot ask on the terminal")?;
+    match chosen {
+        Some(i) => Ok(choices[i].clone()),
+        None => output::refuse!("Aborted."),
+    }
+}
+
 fn run(cli: &Cli) -> anyhow::Result<u8> {
     let root = OmdRoot::new(&cli.root);
     let version = cli.use_version.as_deref();
@@ -357,7 +393,11 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             omd_versions::version_line(&version, *bare)
         }
         Command::Setversion { version } => {
-            root.set_default_version(version)?;
+            let version = match version {
+                Some(version) => version.clone(),
+                None => choose_default_version(&root)?,
+            };
+            root.set_default_version(&version)?;
             String::new()
         }
         Command::Sites { bare, json } => {

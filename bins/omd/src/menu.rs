@@ -207,6 +207,50 @@ pub(crate) fn confirm(
     }
 }
 
+/// The keys of the items of [`choose`]: digits, then letters other than
+/// `c` (which cancels).
+const ITEM_KEYS: &str = "123456789abdefghijklmnopqrstuvwxyz";
+
+/// A choice among `items` (at most 34): the item's key picks it, `c` or Enter
+/// cancels (`None`, as does the end of input). The cancel button reads like
+/// Checkmk's dialogs.
+pub(crate) fn choose(
+    console: &mut dyn Console,
+    title: &str,
+    text: &str,
+    items: &[String],
+    ok: &str,
+) -> io::Result<Option<usize>> {
+    let keys: Vec<char> = ITEM_KEYS.chars().take(items.len()).collect();
+    let mut out = format!("\n {title}\n\n");
+    for line in wrap(text, 76) {
+        out.push_str(&format!(" {line}\n"));
+    }
+    out.push('\n');
+    for (key, item) in keys.iter().zip(items) {
+        out.push_str(&format!(" {key}  {item}\n"));
+    }
+    out.push_str(&format!(" c  Cancel\n{ok}: "));
+    let shown: String = keys.iter().map(|k| format!("{k}/")).collect();
+    out.push_str(&format!("{shown}c ==> "));
+    console.write(&out)?;
+    loop {
+        let Some(key) = console.key()? else {
+            console.write("\n")?;
+            return Ok(None);
+        };
+        let key = key.to_ascii_lowercase();
+        if matches!(key, 'c' | '\r' | '\n') {
+            console.write("c\n")?;
+            return Ok(None);
+        }
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            console.write(&format!("{key}\n"))?;
+            return Ok(Some(i));
+        }
+    }
+}
+
 /// The menu as drawn: empty line, title, text (76 columns), the choices
 /// ` <name padded to 10> <description>` (the hotkey bold on a terminal) and
 /// the prompt `k/r/s/a ==> `.
@@ -622,6 +666,33 @@ mod tests {
             confirm(&mut c, "T", "text", "Yes!", "No", false).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn choose_takes_an_item_key_or_cancels() {
+        let items: Vec<String> = ["2.3.0p1.cre", "2.4.0p2.cee"].map(String::from).to_vec();
+        let mut c = ScriptedConsole::new("x2");
+        assert_eq!(
+            choose(&mut c, "Choose", "Pick one", &items, "Make default").unwrap(),
+            Some(1)
+        );
+        assert!(
+            c.output
+                .contains(" 1  2.3.0p1.cre\n 2  2.4.0p2.cee\n c  Cancel\n")
+        );
+        assert!(
+            c.output.ends_with("Make default: 1/2/c ==> 2\n"),
+            "{}",
+            c.output
+        );
+        for keys in ["c", "\n", ""] {
+            let mut c = ScriptedConsole::new(keys);
+            assert_eq!(choose(&mut c, "T", "t", &items, "Ok").unwrap(), None);
+        }
+        let many: Vec<String> = (0..20).map(|i| format!("v{i}")).collect();
+        let mut c = ScriptedConsole::new("d");
+        // 1-9, then a, b, d: `c` is skipped because it cancels.
+        assert_eq!(choose(&mut c, "T", "t", &many, "Ok").unwrap(), Some(11));
     }
 
     #[test]

@@ -221,8 +221,70 @@ fn setversion_changes_the_default() {
         (out.code, out.stderr.as_str()),
         (1, "The given version does not exist.\n")
     );
+    // Without a version and without a terminal there is nobody to ask.
     let out = omd(tmp.path(), &["setversion"]);
-    assert_eq!(out.code, 2);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("stdin is not a terminal"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Runs `omd setversion` on a pseudo-terminal, typing `keys`; the terminal
+/// output and exit status, or `None` (and a skip message) without `script`.
+fn setversion_on_a_terminal(root: &Path, keys: &str) -> Option<(String, i32)> {
+    use std::io::Write as _;
+    let command = format!(
+        "'{}' --root '{}' setversion; echo \"exit=$?\"",
+        env!("CARGO_BIN_EXE_omd"),
+        root.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("OMD_ROOT_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(keys.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let Some((shown, code)) = text.rsplit_once("exit=") else {
+        eprintln!("SKIPPED: util-linux `script` did not run omd on a terminal");
+        return None;
+    };
+    Some((shown.to_string(), code.trim().parse().ok()?))
+}
+
+#[test]
+fn setversion_without_a_version_asks_on_a_terminal() {
+    let tmp = spec_root();
+    let Some((shown, code)) = setversion_on_a_terminal(tmp.path(), "2") else {
+        return;
+    };
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        shown.contains(
+            " Choose new default\n\n Please choose the version to make the new default\n\n \
+             1  1.2.3p4\n 2  1.6.0p14\n c  Cancel\nMake default: 1/2/c ==> 2\n"
+        ),
+        "{shown}"
+    );
+    assert_eq!(
+        omd(tmp.path(), &["versions"]).stdout,
+        "1.2.3p4\n1.6.0p4\n1.6.0p14 (default)\n"
+    );
+
+    let Some((shown, code)) = setversion_on_a_terminal(tmp.path(), "c") else {
+        return;
+    };
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.ends_with("==> c\nAborted.\n"), "{shown}");
+    assert_eq!(
+        omd(tmp.path(), &["versions"]).stdout,
+        "1.2.3p4\n1.6.0p4\n1.6.0p14 (default)\n"
+    );
 }
 
 #[test]
