@@ -225,6 +225,17 @@ impl MergeOptions {
     /// of the inputs: [`MergeView::write_to`] writes it out piece by piece
     /// without building the merged text in memory first, which saves a copy
     /// and an output-sized allocation on large files.
+    ///
+    /// ```
+    /// let options = site_merge::MergeOptions::new();
+    /// let view = options
+    ///     .merge_view(b"a\nb\nc\n", b"a\nb\nC\n", b"A\nb\nc\n")
+    ///     .unwrap();
+    /// let mut out = Vec::new();
+    /// view.write_to(&mut out).unwrap();
+    /// assert_eq!(out, b"A\nb\nC\n");
+    /// assert!(view.is_clean());
+    /// ```
     pub fn merge_view<'a>(
         &'a self,
         base: &'a [u8],
