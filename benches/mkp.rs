@@ -22,21 +22,10 @@ use mkp_format::{
     Limits, Manifest, Mkp, PackOptions, PackageName, PackagePart, PartFile, build_part_tar,
     read_manifest, write_mkp,
 };
+use toolkit_benches::Rng;
 
 const FILES: usize = 5_000;
 const TOTAL: usize = 50 << 20;
-
-/// xorshift64*: deterministic input, comparable runs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 const WORDS: &[&str] = &[
     "def",
@@ -95,11 +84,11 @@ fn generate() -> Vec<(PackagePart, Vec<PartFile>)> {
     for i in 0..FILES {
         let mut text = String::with_capacity(per_file + 16);
         while text.len() < per_file {
-            let w = WORDS[(rng.next() % WORDS.len() as u64) as usize];
+            let w = WORDS[(rng.next_u64() % WORDS.len() as u64) as usize];
             text.push_str(w);
             text.push(' ');
-            if rng.next().is_multiple_of(11) {
-                text.push_str(&format!("{}", rng.next() % 10_000));
+            if rng.next_u64().is_multiple_of(11) {
+                text.push_str(&format!("{}", rng.next_u64() % 10_000));
             }
         }
         text.truncate(per_file);
@@ -133,12 +122,7 @@ fn corpus() -> Vec<Vec<u8>> {
         let Some(dir) = testkit::shared_path(dir) else {
             continue;
         };
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "mkp"))
-            .collect();
-        paths.sort();
+        let paths = testkit::files_with_extension(&dir, "mkp");
         out.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
     }
     out

@@ -21,50 +21,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use site_merge::{
-    ApplyOptions, MergeFailure, MergedText, Policy, SiteCreation, Skeleton, TextMerger, Update,
-};
+use site_merge::{ApplyOptions, GitMerge, Policy, SiteCreation, Skeleton, Update};
 
 const FILES: usize = 10_000;
 const PER_DIR: usize = 100;
 const LINES: usize = 40;
-
-/// Line-by-line merge of equal-length texts (enough for this workload).
-struct LineMerger;
-
-impl TextMerger for LineMerger {
-    fn merge(&self, base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<MergedText, MergeFailure> {
-        let split = |t: &[u8]| {
-            t.split_inclusive(|&b| b == b'\n')
-                .map(<[u8]>::to_vec)
-                .collect::<Vec<_>>()
-        };
-        let (b, o, t) = (split(base), split(ours), split(theirs));
-        if b.len() != o.len() || b.len() != t.len() {
-            return Ok(MergedText {
-                text: ours.to_vec(),
-                conflicts: 1,
-            });
-        }
-        let mut text = Vec::new();
-        let mut conflicts = 0;
-        for i in 0..b.len() {
-            if o[i] == b[i] {
-                text.extend_from_slice(&t[i]);
-            } else if t[i] == b[i] || t[i] == o[i] {
-                text.extend_from_slice(&o[i]);
-            } else {
-                conflicts += 1;
-                text.extend_from_slice(b"<<<<<<< ours\n");
-                text.extend_from_slice(&o[i]);
-                text.extend_from_slice(b"=======\n");
-                text.extend_from_slice(&t[i]);
-                text.extend_from_slice(b">>>>>>> theirs\n");
-            }
-        }
-        Ok(MergedText { text, conflicts })
-    }
-}
 
 fn content(i: usize, changed_line: Option<(usize, &str)>) -> String {
     let mut s = String::with_capacity(LINES * 48);
@@ -181,7 +142,7 @@ fn bench(c: &mut Criterion) {
                 sync();
                 let start = Instant::now();
                 let up = update(&site, &versions);
-                let plan = up.plan(&LineMerger, &mut Policy::KeepOld).unwrap();
+                let plan = up.plan(&GitMerge::new(), &mut Policy::KeepOld).unwrap();
                 up.apply(&plan, &options).unwrap();
                 total += start.elapsed();
                 fs::remove_dir_all(&site).unwrap();
@@ -206,7 +167,7 @@ fn bench(c: &mut Criterion) {
     // One checked run: the numbers above measure a correct update.
     cp_a(&template, &site);
     let up = update(&site, &versions);
-    let plan = up.plan(&LineMerger, &mut Policy::KeepOld).unwrap();
+    let plan = up.plan(&GitMerge::new(), &mut Policy::KeepOld).unwrap();
     let conflicts = plan.conflicts().len();
     let changes = plan.changes();
     up.apply(&plan, &ApplyOptions::new()).unwrap();

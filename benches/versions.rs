@@ -8,24 +8,9 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use omd_versions::{Version, mkp_version_number};
+use toolkit_benches::Rng;
 
 const COUNT: usize = 100_000;
-
-/// xorshift64*: tiny, deterministic, good enough to spread the forms.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// 100,000 version strings: mostly patch releases, plus innovation, beta and
 /// stable releases, release candidates, `+meta`, branch and master dailies.

@@ -323,6 +323,12 @@ fn choose_default_version(root: &OmdRoot) -> anyhow::Result<String> {
     if choices.is_empty() {
         output::refuse!("There is no other version to make the default.");
     }
+    if choices.len() > menu::MAX_CHOICES {
+        output::refuse!(
+            "{} versions to choose from are more than the menu can offer. Name the version: 'omd setversion VERSION'.",
+            choices.len()
+        );
+    }
     let chosen = menu::choose(
         &mut menu::TtyConsole::default(),
         "Choose new default",

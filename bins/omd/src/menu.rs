@@ -211,7 +211,10 @@ pub(crate) fn confirm(
 /// `c` (which cancels).
 const ITEM_KEYS: &str = "123456789abdefghijklmnopqrstuvwxyz";
 
-/// A choice among `items` (at most 34): the item's key picks it, `c` or Enter
+/// The most items [`choose`] can offer, one key each.
+pub(crate) const MAX_CHOICES: usize = ITEM_KEYS.len();
+
+/// A choice among `items` (at most [`MAX_CHOICES`]): the item's key picks it, `c` or Enter
 /// cancels (`None`, as does the end of input). The cancel button reads like
 /// Checkmk's dialogs.
 pub(crate) fn choose(
@@ -221,6 +224,15 @@ pub(crate) fn choose(
     items: &[String],
     ok: &str,
 ) -> io::Result<Option<usize>> {
+    if items.len() > MAX_CHOICES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{} choices are more than the {MAX_CHOICES} a menu can offer",
+                items.len()
+            ),
+        ));
+    }
     let keys: Vec<char> = ITEM_KEYS.chars().take(items.len()).collect();
     let mut out = format!("\n {title}\n\n");
     for line in wrap(text, 76) {
@@ -693,6 +705,9 @@ mod tests {
         let mut c = ScriptedConsole::new("d");
         // 1-9, then a, b, d: `c` is skipped because it cancels.
         assert_eq!(choose(&mut c, "T", "t", &many, "Ok").unwrap(), Some(11));
+        let too_many: Vec<String> = (0..=MAX_CHOICES).map(|i| format!("v{i}")).collect();
+        let err = choose(&mut ScriptedConsole::new("1"), "T", "t", &too_many, "Ok").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

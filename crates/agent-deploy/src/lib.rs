@@ -83,7 +83,7 @@ pub use controller::{
 };
 pub use rating::{
     Rating, RatingLine, RatingMode, RatingParams, Section, SectionCert, SectionError, State,
-    parse_not_after, rate_section,
+    format_not_after, parse_not_after, rate_section,
 };
 pub use server::{
     ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,

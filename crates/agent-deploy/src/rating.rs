@@ -228,6 +228,22 @@ impl Rating {
     }
 }
 
+/// Writes `not_after` (Unix seconds) as the section reports it, ISO 8601 in
+/// UTC (`2036-11-21T00:32:55+00:00`); `None` outside the representable years.
+/// [`parse_not_after`] reads it back.
+pub fn format_not_after(unix: i64) -> Option<String> {
+    let dt = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    ))
+}
+
 /// Parses `not_after`: ISO 8601 with an offset or `Z` (`2036-11-21T00:32:55+00:00`), or ASN.1
 /// GeneralizedTime / UTCTime (`20430525111300Z`, `430525111300Z`). Returns Unix seconds.
 pub fn parse_not_after(text: &str) -> Option<i64> {
@@ -492,6 +508,15 @@ mod tests {
     #[test]
     fn not_after_formats() {
         assert_eq!(parse_not_after("1970-01-02T00:00:00+00:00"), Some(86_400));
+        assert_eq!(
+            super::format_not_after(86_400).as_deref(),
+            Some("1970-01-02T00:00:00+00:00")
+        );
+        let t = 2_110_000_123;
+        assert_eq!(
+            super::format_not_after(t).and_then(|s| parse_not_after(&s)),
+            Some(t)
+        );
         assert_eq!(parse_not_after("1970-01-02T01:00:00+01:00"), Some(86_400));
         assert_eq!(parse_not_after("1970-01-01T23:00:00-01:00"), Some(86_400));
         assert_eq!(parse_not_after("1970-01-02T00:00:00Z"), Some(86_400));

@@ -308,19 +308,7 @@ impl TrustedCertInfo {
                 common_name: None,
             };
         };
-        let not_after = time::OffsetDateTime::from_unix_timestamp(cert.not_after())
-            .ok()
-            .map(|dt| {
-                format!(
-                    "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-                    dt.year(),
-                    u8::from(dt.month()),
-                    dt.day(),
-                    dt.hour(),
-                    dt.minute(),
-                    dt.second()
-                )
-            });
+        let not_after = crate::rating::format_not_after(cert.not_after());
         // `sha512WithRSAEncryption` -> `sha512`, as Checkmk reports the hash name.
         let signature_algorithm = cert
             .signature_algorithm()

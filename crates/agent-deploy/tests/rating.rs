@@ -1,22 +1,15 @@
 //! The "Check_MK Agent" service rating of the section (spec section 3.4, requirement 26).
 
-use agent_deploy::{RatingMode, RatingParams, Section, State, parse_not_after, rate_section};
+use agent_deploy::{
+    RatingMode, RatingParams, Section, State, format_not_after, parse_not_after, rate_section,
+};
 
 const DAY: i64 = 86_400;
 /// A fixed "now": 2026-11-21T00:00:00Z.
 const NOW: i64 = 1_795_219_200;
 
 fn iso(t: i64) -> String {
-    let dt = time::OffsetDateTime::from_unix_timestamp(t).unwrap();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
-        dt.year(),
-        u8::from(dt.month()),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
+    format_not_after(t).unwrap()
 }
 
 /// A healthy section (checked an hour ago) with one key valid for `days` more days.

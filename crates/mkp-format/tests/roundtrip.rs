@@ -4,8 +4,6 @@
 // Test helpers outside #[test] functions may unwrap too (clippy.toml only covers tests).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-
 use mkp_format::{
     Limits, Manifest, Mkp, PackOptions, PackageName, PackagePart, PackageVersion, PartFile,
     PyValue, build_part_tar, write_mkp,
@@ -143,12 +141,7 @@ proptest! {
 fn mutation_inputs() -> Vec<Vec<u8>> {
     let mut inputs = Vec::new();
     if let Some(dir) = testkit::shared_path("corpus/mkp-peer") {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "mkp"))
-            .collect();
-        paths.sort();
+        let paths = testkit::files_with_extension(&dir, "mkp");
         inputs.extend(paths.iter().map(|p| std::fs::read(p).unwrap()));
     }
     if let Some(dir) = testkit::shared_path("corpus/mkp-real") {

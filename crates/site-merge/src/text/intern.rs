@@ -268,19 +268,14 @@ fn split_base<'a>(t: &mut Table<'a>) -> File<'a> {
         };
         let line = &data[s..end];
         let h = fold_mul(h ^ line.len() as u64, K2);
+        // The line's end goes in first: an insert may grow the table, and
+        // rehashing reads every line in it, this one included.
+        starts.push(end as u32);
         let id = match t.find(line, h, &starts) {
             Ok(id) => id,
-            Err(slot) => {
-                let rep = ids.len() as u32;
-                // The table may grow and rehash: the line's end must be known.
-                starts.push(end as u32);
-                let id = t.insert(slot, h, rep, &starts);
-                starts.pop();
-                id
-            }
+            Err(slot) => t.insert(slot, h, ids.len() as u32, &starts),
         };
         ids.push(id);
-        starts.push(end as u32);
         s = end;
     }
     File { data, starts, ids }
