@@ -1,18 +1,19 @@
 //! Updating a site of 10,000 skeleton files (20% changed upstream, 5% edited
 //! by the operator, 1% conflicting) compared with `cp -a` of the same tree.
+//! Content merges go through `GitMerge`, as in `omd update`.
 //!
 //! Run: `cargo bench -p toolkit-benches --bench update`.
 //!
-//! Figures of 2026-11-21 (shared 2-core VM, ext4 on virtio, load average
-//! 3-16 from other jobs, so ±20%; median of 10 runs, plan + apply, policy
-//! keepold, `.version_meta` refreshed, i.e. 10,000 more files copied):
+//! Figures of 2026-11-21, session 2 (idle 2-core VM, ext4 on virtio; median
+//! of 10 runs, plan + apply, policy keepold, `.version_meta` refreshed, i.e.
+//! 10,000 more files copied):
 //!
 //! | what | time |
 //! |---|---|
-//! | `cp -a` of the site | 15.9 s |
-//! | update without fsync | 15.9 s |
-//! | `cp -a` + `sync` | 7.5 s |
-//! | update with fsync (batched journal + one syncfs) | 14.7 s |
+//! | `cp -a` of the site | 5.53 s |
+//! | update without fsync | 6.61 s |
+//! | `cp -a` + `sync` | 6.45 s |
+//! | update with fsync (batched journal + one syncfs) | 7.08 s |
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;

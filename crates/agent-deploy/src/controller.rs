@@ -359,19 +359,7 @@ impl Updater {
             limit,
         )?;
         plan.check_package(&package)?;
-        let signature = if skip {
-            tracing::warn!(
-                "WARNING: installing agent {} WITHOUT checking its signature",
-                target.aghash
-            );
-            None
-        } else {
-            Some(
-                self.verifier()
-                    .verify_package(&package, &info)?
-                    .signature_index,
-            )
-        };
+        let signature = self.check_signature(&package, &info, skip, &target.aghash)?;
         self.install(&package, &target.aghash)?;
         let agent_info = AgentInfo {
             hash: target.aghash.clone(),

@@ -432,6 +432,27 @@ impl Updater {
         self
     }
 
+    /// The signature check of a downloaded package before it is installed: the index of the
+    /// signature that verified it, or `None` when signatures are skipped by hand (with a
+    /// warning in the log).
+    pub(crate) fn check_signature(
+        &self,
+        package: &[u8],
+        info: &TargetInfo<'_>,
+        skip: bool,
+        aghash: &str,
+    ) -> Result<Option<usize>, UpdateError> {
+        if skip {
+            tracing::warn!("WARNING: installing agent {aghash} WITHOUT checking its signature");
+            return Ok(None);
+        }
+        Ok(Some(
+            self.verifier()
+                .verify_package(package, info)?
+                .signature_index,
+        ))
+    }
+
     /// The current verifier (replaced when a new metadata root is accepted).
     pub fn verifier(&self) -> Arc<dyn PackageVerifier> {
         Arc::clone(
@@ -737,18 +758,7 @@ impl Updater {
             .min(self.download_cap);
         let package = client.download(&base, &form, limit, &self.paths.var_dir)?;
         plan.check_package(&package)?;
-        let signature = if skip {
-            tracing::warn!(
-                "WARNING: installing agent {target_hash} WITHOUT checking its signature"
-            );
-            None
-        } else {
-            Some(
-                self.verifier()
-                    .verify_package(&package, &info)?
-                    .signature_index,
-            )
-        };
+        let signature = self.check_signature(&package, &info, skip, &target_hash)?;
         if self.deferred {
             let candidate = self.candidate_path(&target_hash);
             let doc = json!({
