@@ -255,7 +255,7 @@ fn corpus_packages_extract_or_fail_cleanly() {
 /// what Python's `tarfile`/`gzip` write). A change of any of these bytes fails here.
 #[test]
 fn gzip_header_bytes_match_checkmks_tool() {
-    let m = mkp_format::Manifest::template(
+    let m = Manifest::template(
         mkp_format::PackageName::new("gz").unwrap(),
         "",
         Some(vec![]),
