@@ -48,8 +48,8 @@ Exit codes (Checkmk's, so that scripts written for Checkmk's mkp keep working):
      are reported in Checkmk's words: `Cannot read file <path>: [Errno N] <reason>`.
   2  usage error: unknown command, invalid argument, a site command without a site, a site
      root that does not exist or is not a directory, an option of the other mode
-With --json, an error is also printed on stdout as one JSON document:
-  {\"schema\": 1, \"error\": \"<message>\", \"exit_code\": <1 or 2>}";
+With --json, a failed command (exit code 1) also prints one JSON document on stdout:
+  {\"schema\": 1, \"error\": \"<message>\", \"exit_code\": 1}";
 
 /// Command line interface for the Checkmk Extension Packages.
 #[derive(Debug, Parser)]
