@@ -617,3 +617,43 @@ fn key_delete_asks_on_a_terminal() {
     assert!(shown.contains("deleted key #1"), "{shown}");
     assert_eq!(code(&env.run(&["key", "show", "1"])), 2);
 }
+
+#[test]
+fn key_import_reads_a_key_from_a_plain_openssl_req() {
+    let env = Env::new();
+    let out = Command::new("openssl")
+        .current_dir(env.dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-subj",
+            "/CN=from openssl",
+            "-days",
+            "30",
+            "-passout",
+        ])
+        .arg(format!("pass:{PASS}"))
+        .output()
+        .expect("openssl is required");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let combined = std::fs::read_to_string(env.path("k.pem")).unwrap()
+        + &std::fs::read_to_string(env.path("c.pem")).unwrap();
+    std::fs::write(env.path("combined.pem"), combined).unwrap();
+    let out = env.run(&["key", "import", "combined.pem", "--alias", "openssl req"]);
+    assert_eq!(ok(&out).trim(), "1");
+    let list = ok(&env.run(&["key", "list"]));
+    assert!(
+        list.contains("openssl req") && list.contains("rsa2048"),
+        "{list}"
+    );
+}
