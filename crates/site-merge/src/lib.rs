@@ -189,7 +189,7 @@ mod tree;
 pub use input::InputBuffer;
 pub use text::{
     Algorithm, ConflictStyle, DEFAULT_MARKER_SIZE, Favor, Input, Level, MergeError, MergeOptions,
-    MergeOutput, MergeView, merge,
+    MergeOutput, MergeView, merge, patch_merge,
 };
 pub use tree::{
     Answer, Applied, ApplyOptions, Choice, Conflict, ConflictKind, ConflictReport, Created,
