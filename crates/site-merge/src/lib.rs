@@ -189,13 +189,14 @@ mod tree;
 pub use input::InputBuffer;
 pub use text::{
     Algorithm, ConflictStyle, DEFAULT_MARKER_SIZE, Favor, Input, Level, MergeError, MergeOptions,
-    MergeOutput, MergeView, merge, patch_merge,
+    MergeOutput, MergeView, diff_utf8_error, merge, patch_merge,
 };
 pub use tree::{
     Answer, Applied, ApplyOptions, Choice, Conflict, ConflictKind, ConflictReport, Created,
-    DEFAULT_IGNORED, Entry, Error, Fault, GitMerge, JOURNAL_DIR, Kind, MergeFailure, MergeTexts,
-    MergedText, Outcome, PermissionOutcome, PermissionStep, PermissionTable, Plan, Policy,
-    PolicyParseError, Question, Recovery, Replacements, Resolver, Result, SiteCreation, Skeleton,
-    TextMerger, Update, UpdateBuilder, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
-    site_version, unified_diff, version_link_target,
+    DEFAULT_IGNORED, Entry, Error, Fault, GitMerge, JOURNAL_DIR, Kind, MergeFailure, MergeMethod,
+    MergeMethodParseError, MergeTexts, MergedText, Outcome, PatchMerge, PermissionOutcome,
+    PermissionStep, PermissionTable, Plan, Policy, PolicyParseError, Question, Recovery,
+    Replacements, Resolver, Result, SiteCreation, Skeleton, TextMerger, Update, UpdateBuilder,
+    VERSION_LINK, VERSION_META_DIR, recover, remove_site, site_version, unified_diff,
+    version_link_target,
 };

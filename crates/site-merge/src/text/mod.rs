@@ -9,7 +9,7 @@ mod xdiff;
 #[cfg(test)]
 mod xdiff_tests;
 
-pub use patch::patch_merge;
+pub use patch::{diff_utf8_error, patch_merge};
 pub use xdiff::Algorithm;
 
 /// How conflicts are written.

@@ -46,6 +46,31 @@ pub fn patch_merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<MergeOutpu
     Ok(apply_merge(&hunks, ours))
 }
 
+/// Where the body of `diff -u base theirs` first fails to decode as UTF-8:
+/// the offending byte, its offset in the hunk lines as diff prints them
+/// (headers not counted) and Python's reason, or `None` when it decodes.
+///
+/// Checkmk reads diff's output as text, so such a diff makes its merge raise.
+pub fn diff_utf8_error(base: &[u8], theirs: &[u8]) -> Option<(u8, usize, &'static str)> {
+    let old = split_lines(base);
+    let new = split_lines(theirs);
+    let mut body = Vec::new();
+    for h in unified_hunks(&old, &new, base, theirs) {
+        for (c, line) in h.lines {
+            body.push(c);
+            body.extend_from_slice(line);
+        }
+    }
+    let err = std::str::from_utf8(&body).err()?;
+    let at = err.valid_up_to();
+    let reason = match err.error_len() {
+        None => "unexpected end of data",
+        Some(_) if (0x80..0xc2).contains(&body[at]) || body[at] > 0xf4 => "invalid start byte",
+        Some(_) => "invalid continuation byte",
+    };
+    Some((body[at], at, reason))
+}
+
 /// The lines of `text`, each with its `\n` (the last one may lack it).
 fn split_lines(text: &[u8]) -> Vec<&[u8]> {
     text.split_inclusive(|&b| b == b'\n').collect()

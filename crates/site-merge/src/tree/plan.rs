@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::error::{Error, IoContext, Result};
 use super::fsx::{self, Kind};
 use super::macros::{Replacements, substituted_when_comparing};
-use super::merge::TextMerger;
+use super::merge::{MergedText, TextMerger};
 use super::perms::{PermDecision, PermInput, PermissionTable, permission_action};
 use super::resolve::{
     Answer, Conflict, ConflictKind, ConflictReport, MergeTexts, Question, Resolver, merge_question,
@@ -941,15 +941,18 @@ impl Planner<'_, '_> {
         let (old_v, new_v) = (self.up.from.version(), self.up.to.version());
         let mut yours = original.to_vec();
         let mut attempt = 0;
+        // Checkmk prints ` ! Cannot merge: <exception>` when the merge raises
+        // and then goes on to the conflict menu (resolved by the policy).
+        let mut cannot_merge: Option<String> = None;
         loop {
             let merged = match self.merger.merge(base, &yours, theirs) {
                 Ok(m) => m,
                 Err(e) => {
-                    return Ok(Step::new(
-                        Outcome::CannotMerge,
-                        Some(format!(" ! Cannot merge: {e}")),
-                        Action::Nothing,
-                    ));
+                    cannot_merge = Some(format!(" ! Cannot merge: {e}"));
+                    MergedText {
+                        text: yours.clone(),
+                        conflicts: 1,
+                    }
                 }
             };
             if merged.conflicts == 0 {
@@ -1029,6 +1032,18 @@ impl Planner<'_, '_> {
                 }
             };
             step.conflict = Some(ConflictReport::new(&conflict, &answer));
+            if let Some(line) = cannot_merge {
+                step.status = Some(match step.status {
+                    Some(rest) => format!("{line}\n{rest}"),
+                    None => line,
+                });
+                if matches!(
+                    step.outcome,
+                    Outcome::Restored | Outcome::KeptConflictMarkers
+                ) {
+                    step.outcome = Outcome::CannotMerge;
+                }
+            }
             return Ok(step);
         }
     }
