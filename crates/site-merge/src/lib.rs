@@ -60,8 +60,11 @@
 //!
 //! The [`Update`] planner and executor apply a new version's skeleton to a site
 //! (`omd update`), [`SiteCreation`] and [`remove_site`] do `omd create` and
-//! `omd rm`. Content merges (decision-table row 14) go through a [`TextMerger`];
-//! [`GitMerge`] is the one backed by the text engine above. [`Error`] is the
+//! `omd rm`. Content merges (decision-table row 14) go through a [`TextMerger`]:
+//! [`PatchMerge`] merges as Checkmk does (`diff -u old new | patch --merge`,
+//! reproduced byte for byte by [`patch_merge`]), [`GitMerge`] with the
+//! git-exact engine above; [`MergeMethod`] chooses between the two (default
+//! [`MergeMethod::Patch`]). [`Error`] is the
 //! error of the tree level, [`MergeError`] that of the text engine.
 //!
 //! ## Flow

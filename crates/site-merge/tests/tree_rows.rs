@@ -370,17 +370,38 @@ fn row_14_conflict_keepold_restores_and_install_installs() {
 
 #[test]
 fn row_14_merge_engine_failure() {
+    // Checkmk prints ` ! Cannot merge: <exception>` and then resolves the file
+    // through the conflict menu, i.e. by the policy.
+    for (policy, rest, content) in [
+        (Policy::KeepOld, "Restored your version.", "FAIL-MERGE\n"),
+        (
+            Policy::Install,
+            "Installed default file of version 2.0.0.",
+            "new\n",
+        ),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.new_skel(), "etc/a", "new\n");
+        file(&fx.site(), "etc/a", "FAIL-MERGE\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.row, 14);
+        assert_eq!(
+            e.status.as_deref(),
+            Some(format!(" ! Cannot merge: merge engine refused\n{rest}").as_str())
+        );
+        assert_eq!(fx.read("etc/a"), content);
+    }
     let fx = Fx::new();
     file(&fx.old_skel(), "etc/a", "old\n");
     file(&fx.new_skel(), "etc/a", "new\n");
     file(&fx.site(), "etc/a", "FAIL-MERGE\n");
-    let plan = fx.run_policy(Policy::Abort);
-    let e = plan.entry("etc/a").unwrap();
-    assert_eq!((e.row, e.outcome), (14, Outcome::CannotMerge));
-    assert_eq!(
-        e.status.as_deref(),
-        Some(" ! Cannot merge: merge engine refused")
-    );
+    let err = fx
+        .update()
+        .plan(&LineMerger, &mut Policy::Abort)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Update aborted.");
     assert_eq!(fx.read("etc/a"), "FAIL-MERGE\n");
 }
 
