@@ -117,7 +117,9 @@
 //!   copied verbatim. Paths below a top-level `tmp/` are not managed.
 //! * `share/omd/skel.permissions` – optional; lines `relpath octal-mode`
 //!   (`etc/ssl/private 700`), blank lines and `#` comments ignored. A path
-//!   without an entry gets the mode of its skeleton file.
+//!   without an entry gets 0750 if it is a directory, else 0640 (Checkmk's
+//!   current `get_skel_permissions`; older releases used the skeleton
+//!   file's own mode).
 //!
 //! A site is a directory `<sites>/<site>/` with a symlink
 //! `version -> ../../versions/<name>` and a `.version_meta/` directory

@@ -161,6 +161,15 @@ fn placement_cases_match_gnu_patch() {
         // empty site file
         ("a\nb\n", "", "a\nc\n"),
         ("", "x\n", "a\n"),
+        // "would empty out the file, which is already empty": skipped, status 1
+        ("line 0\n", "", ""),
+        ("a\nb\n", "x\n", ""),
+        // a hunk never lands on lines an earlier (approximately merged) hunk consumed
+        (
+            "0\n0\n0\n2\n3\n2\n3\n0\n0\n0\n",
+            "0\n0\n0\n4\n3\n2\n3\n0\n0\n0\n",
+            "0\n1\n0\n2\n3\n2\n3\n0\n0\n0",
+        ),
     ];
     for (i, (b, o, t)) in cases.iter().enumerate() {
         let (expected, failed) =

@@ -49,7 +49,9 @@ fn row_01_installed_file_dir_and_link_with_macros() {
             .to_str(),
         Some("../x/###SITE###")
     );
-    assert_eq!(fx.mode("etc/new.conf"), 0o644);
+    // Not in skel.permissions: 0640 (Checkmk's get_skel_permissions).
+    assert_eq!(fx.mode("etc/new.conf"), 0o640);
+    assert_eq!(fx.mode("etc/newdir"), 0o750);
 }
 
 #[test]
@@ -560,8 +562,9 @@ fn perm_fixture(old_mode: u32, new_mode: u32, user_mode: u32) -> Fx {
         "etc/a",
         "same\n",
     );
-    chmod(&fx.old_skel(), "etc/a", old_mode);
-    chmod(&fx.new_skel(), "etc/a", new_mode);
+    // The defaults come from skel.permissions (an unlisted file would get 0640).
+    permissions(&fx.old_skel(), &format!("etc/a {old_mode:o}\n"));
+    permissions(&fx.new_skel(), &format!("etc/a {new_mode:o}\n"));
     chmod(&fx.site(), "etc/a", user_mode);
     fx
 }
@@ -610,8 +613,8 @@ fn perm_rule_3_special_directories_always_get_the_default() {
     for root in [fx.old_skel(), fx.new_skel(), fx.site()] {
         dir(&root, "etc/ssl/private");
     }
-    chmod(&fx.old_skel(), "etc/ssl/private", 0o775);
-    chmod(&fx.new_skel(), "etc/ssl/private", 0o770);
+    permissions(&fx.old_skel(), "etc/ssl/private 775\n");
+    permissions(&fx.new_skel(), "etc/ssl/private 770\n");
     chmod(&fx.site(), "etc/ssl/private", 0o750);
     let plan = fx.run_policy(Policy::Abort);
     let p = plan
@@ -676,12 +679,13 @@ fn perm_rule_5_operator_kept_the_old_default() {
 #[test]
 fn perm_rule_6_type_changed_by_us() {
     // O=file, N=U=dir: the file step says "Identical", the permission step asks.
-    for (user_mode, expect_conflict) in [(0o700, true), (0o644, false)] {
+    // The old file is unlisted in skel.permissions: its default is 0640.
+    for (user_mode, expect_conflict) in [(0o700, true), (0o640, false)] {
         let fx = Fx::new();
         file(&fx.old_skel(), "etc/x", "old\n");
         dir(&fx.new_skel(), "etc/x");
         dir(&fx.site(), "etc/x");
-        chmod(&fx.new_skel(), "etc/x", 0o755);
+        permissions(&fx.new_skel(), "etc/x 755\n");
         chmod(&fx.site(), "etc/x", user_mode);
         let plan = fx.run_policy(Policy::Install);
         let e = plan.entry("etc/x").unwrap();
@@ -714,14 +718,74 @@ fn perm_rule_7_operator_mode_stays_when_defaults_are_unchanged() {
 #[test]
 fn perm_from_table_beats_the_skeleton_mode() {
     let fx = perm_fixture(0o644, 0o644, 0o644);
-    permissions(&fx.new_skel(), "etc/a 0640\n");
+    chmod(&fx.new_skel(), "etc/a", 0o644);
+    permissions(&fx.new_skel(), "etc/a 0600\n");
     let plan = fx.run_policy(Policy::Abort);
     let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
     assert_eq!(
         p.status.as_deref(),
-        Some(" * Permissions    0644 -> 0640 etc/a")
+        Some(" * Permissions    0644 -> 0600 etc/a")
     );
-    assert_eq!(fx.mode("etc/a"), 0o640);
+    assert_eq!(fx.mode("etc/a"), 0o600);
+}
+
+/// Category 3 of issue 17: paths without a line in skel.permissions get
+/// 0640 (files) and 0750 (directories), whatever the skeleton's own mode,
+/// as Checkmk's `get_skel_permissions` gives them; status lines follow.
+#[test]
+fn perm_unlisted_paths_get_0640_and_0750() {
+    // (path, is_dir, skeleton mode, site mode (0: absent), expected line, expected mode)
+    type Case = (&'static str, bool, u32, u32, Option<&'static str>, u32);
+    let cases: [Case; 4] = [
+        // Installed: created with the unlisted default.
+        ("etc/new.sh", false, 0o755, 0, None, 0o640),
+        ("etc/newd", true, 0o755, 0, None, 0o750),
+        // Unchanged in both versions, operator mode kept (rule 7).
+        ("etc/same", false, 0o755, 0o755, None, 0o755),
+        ("etc/samed", true, 0o755, 0o755, None, 0o755),
+    ];
+    let fx = Fx::new();
+    dir(&fx.old_skel(), "etc");
+    dir(&fx.site(), "etc");
+    for (rel, is_dir, skel_mode, site_mode, _, _) in cases {
+        let roots: Vec<_> = if site_mode == 0 {
+            vec![fx.new_skel()]
+        } else {
+            vec![fx.old_skel(), fx.new_skel(), fx.site()]
+        };
+        for root in &roots {
+            if is_dir {
+                dir(root, rel);
+            } else {
+                file(root, rel, "x\n");
+            }
+            chmod(
+                root,
+                rel,
+                if *root == fx.site() {
+                    site_mode
+                } else {
+                    skel_mode
+                },
+            );
+        }
+    }
+    let plan = fx.run_policy(Policy::Install);
+    for (rel, _, _, _, line, mode) in cases {
+        let p = plan.entry(rel).unwrap().permission.clone();
+        assert_eq!(p.and_then(|p| p.status).as_deref(), line, "{rel}");
+        assert_eq!(fx.mode(rel), mode, "{rel}");
+    }
+    // An unlisted old default (0640) against a listed new one (0600) with the
+    // operator's 0755: rule 4 conflict, install sets the new default.
+    let fx = perm_fixture(0o640, 0o600, 0o755);
+    permissions(&fx.old_skel(), "");
+    let plan = fx.run_policy(Policy::Install);
+    let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
+    assert_eq!(
+        p.status.as_deref(),
+        Some(" * Permissions    0755 -> 0600 etc/a")
+    );
 }
 
 #[test]

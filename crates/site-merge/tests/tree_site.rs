@@ -55,8 +55,8 @@ fn create_site_from_a_version_directory() {
     );
     assert_eq!(
         mode(&home.join("etc/init.d/core")),
-        0o755,
-        "from the skeleton file"
+        0o640,
+        "not in skel.permissions: 0640, whatever the skeleton file's mode"
     );
     assert_eq!(mode(&home.join("etc/ssl/private")), 0o700);
     assert_eq!(

@@ -244,7 +244,11 @@ fn create_builds_the_site_from_the_version_skeleton() {
         0o640,
         "skel.permissions"
     );
-    assert_eq!(mode(&site.join("etc/init.d/core")), 0o755, "skeleton mode");
+    assert_eq!(
+        mode(&site.join("etc/init.d/core")),
+        0o640,
+        "not in skel.permissions: 0640 (Checkmk's get_skel_permissions)"
+    );
     assert_eq!(
         fs::read_link(site.join("etc/rc.d/80-core")).unwrap(),
         Path::new("../init.d/core")

@@ -43,6 +43,14 @@ pub fn patch_merge(base: &[u8], ours: &[u8], theirs: &[u8]) -> Result<MergeOutpu
     let old = split_lines(base);
     let new = split_lines(theirs);
     let hunks = unified_hunks(&old, &new, base, theirs);
+    if ours.is_empty() && theirs.is_empty() && !hunks.is_empty() {
+        // patch: "The next patch would empty out the file …, which is already
+        // empty!  Skipping patch." (its hunk is ignored, exit status 1).
+        return Ok(MergeOutput {
+            bytes: Vec::new(),
+            conflicts: hunks.len(),
+        });
+    }
     Ok(apply_merge(&hunks, ours))
 }
 
@@ -1071,7 +1079,8 @@ impl<'a> Patcher<'a> {
         let mut prefix_fuzz = prefix_context - context;
         let suffix_fuzz = suffix_context - context;
         let max_where = self.input_lines() - (pat_lines - suffix_fuzz) + 1;
-        let min_where = self.last_frozen_line + 1 - (prefix_context - prefix_fuzz);
+        // Patch 2.7.6 never places a hunk over lines an earlier hunk consumed.
+        let min_where = self.last_frozen_line + 1;
         let max_pos_offset = max_where - first_guess;
         let mut max_neg_offset = first_guess - min_where;
         let max_offset = max_pos_offset.max(max_neg_offset);
