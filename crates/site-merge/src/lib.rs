@@ -201,7 +201,7 @@ pub use tree::{
     DEFAULT_IGNORED, Entry, Error, Fault, GitMerge, JOURNAL_DIR, Kind, MergeFailure, MergeMethod,
     MergeMethodParseError, MergeTexts, MergedText, Outcome, PatchMerge, PermissionOutcome,
     PermissionStep, PermissionTable, Plan, Policy, PolicyParseError, Question, Recovery,
-    Replacements, Resolver, Result, SiteCreation, Skeleton, TextMerger, Update, UpdateBuilder,
-    VERSION_LINK, VERSION_META_DIR, recover, remove_site, site_version, unified_diff,
-    version_link_target,
+    Replacements, Resolver, Result, SITE_DIR_MODE, SiteCreation, Skeleton, TextMerger, Update,
+    UpdateBuilder, VERSION_DIR_LINKS, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
+    site_version, unified_diff, version_link_target,
 };

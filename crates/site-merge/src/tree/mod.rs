@@ -36,6 +36,7 @@ pub use resolve::{
     Question, Resolver,
 };
 pub use site::{
-    Created, SiteCreation, VERSION_LINK, remove_site, site_version, version_link_target,
+    Created, SITE_DIR_MODE, SiteCreation, VERSION_DIR_LINKS, VERSION_LINK, remove_site,
+    site_version, version_link_target,
 };
 pub use skeleton::{Skeleton, VERSION_META_DIR};

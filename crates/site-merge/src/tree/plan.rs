@@ -357,12 +357,39 @@ impl Update {
 /// relative path starts with `tmp` are skipped, as are the `ignore` paths.
 pub(crate) fn walk(root: &Path, ignore: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    walk_dir(root, "", ignore, &mut out)?;
+    walk_dir(
+        root,
+        "",
+        ignore,
+        &|reldir| reldir.starts_with("tmp"),
+        &mut out,
+    )?;
     Ok(out)
 }
 
-fn walk_dir(root: &Path, reldir: &str, ignore: &[String], out: &mut Vec<String>) -> Result<()> {
-    if reldir.starts_with("tmp") {
+/// The walk of `omd create`: like [`walk`], but only the contents of `tmp`
+/// itself are left out (Checkmk's `create_skeleton_files` skips paths
+/// starting with `tmp/`), so skeleton directories such as `tmpfoo` are copied.
+pub(crate) fn walk_for_create(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    walk_dir(
+        root,
+        "",
+        &[],
+        &|reldir| reldir == "tmp" || reldir.starts_with("tmp/"),
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+fn walk_dir(
+    root: &Path,
+    reldir: &str,
+    ignore: &[String],
+    skip: &dyn Fn(&str) -> bool,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    if skip(reldir) {
         return Ok(());
     }
     let dir = if reldir.is_empty() {
@@ -401,7 +428,7 @@ fn walk_dir(root: &Path, reldir: &str, ignore: &[String], out: &mut Vec<String>)
     }
     for (rel, real_dir) in dirs {
         if real_dir {
-            walk_dir(root, &rel, ignore, out)?;
+            walk_dir(root, &rel, ignore, skip, out)?;
         }
     }
     Ok(())
