@@ -172,9 +172,11 @@
 //! Deliberate differences from Checkmk: skeleton directories are walked in
 //! sorted order (not readdir order); an error on one path rolls back the
 //! whole update instead of printing ` ! Exception` and continuing; the
-//! merge-conflict menu has no `missing` entry (there is no `.rej`); a new
-//! path whose parent directory the operator removed is skipped with
-//! ` ! Skipped        X (parent directory missing)`; file ownership is not
+//! merge-conflict menu has no `missing` entry (there is no `.rej`); where
+//! Checkmk's code raises for a new file or link whose parent directory the
+//! operator removed or replaced, the status is ` ! Exception      X` plus a
+//! line saying why (a new directory gets its missing parents, as in
+//! Checkmk); file ownership is not
 //! changed (the update runs as the site user); the 2.3/2.4 special case
 //! for `etc/mk-livestatus/nagios.cfg` (`edition=raw`) is not reproduced; an
 //! unreadable skeleton file reads as empty when comparing (as in Checkmk)

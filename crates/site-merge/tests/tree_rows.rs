@@ -826,25 +826,90 @@ fn tmp_and_ignored_paths_are_not_walked() {
     assert_eq!(paths, ["etc", "tmp", "etc/ok"]);
 }
 
+/// Issue 17 category 1: a new path below a directory the operator removed or
+/// replaced. Checkmk creates a new directory with its missing parents
+/// (`mkdir -p`) and raises for a new file or link (` ! Exception      X`,
+/// here followed by a line saying why).
 #[test]
-fn new_file_below_a_directory_the_operator_removed_is_skipped() {
-    let fx = Fx::new();
-    file(&fx.old_skel(), "etc/sub/a", "a\n");
-    file(&fx.new_skel(), "etc/sub/a", "a\n");
-    file(&fx.new_skel(), "etc/sub/b", "new\n");
-    dir(&fx.site(), "etc");
-    let plan = fx.run_policy(Policy::Abort);
-    assert_eq!(
-        lines(&plan),
-        [
-            " * Unwanted       etc/sub (unchanged, removed by you)",
-            " * Unwanted       etc/sub/a (unchanged, removed by you)",
-            " ! Skipped        etc/sub/b (parent directory missing)",
-        ]
+fn new_paths_below_a_directory_the_operator_removed_or_replaced() {
+    // (what the operator did to etc/sub, what the new version adds, lines, etc/sub afterwards)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        Option<Kind>,
     );
-    assert_eq!(
-        plan.entry("etc/sub/b").unwrap().outcome,
-        Outcome::ParentMissing
-    );
-    assert!(!fx.exists("etc/sub"));
+    let cases: [Case; 4] = [
+        (
+            "removed",
+            "file",
+            &[
+                " * Unwanted       etc/sub (unchanged, removed by you)",
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+                " ! Exception      etc/sub/new\n   etc/sub/new: cannot create it: the directory etc/sub is missing in the site.",
+            ],
+            None,
+        ),
+        (
+            "removed",
+            "dir",
+            &[
+                " * Unwanted       etc/sub (unchanged, removed by you)",
+                " * Installed dir  etc/sub/new",
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+            ],
+            Some(Kind::Dir),
+        ),
+        (
+            "file",
+            "file",
+            // etc/sub: the operator changed the type, we did not (row 11, no line)
+            &[
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+                " ! Exception      etc/sub/new\n   etc/sub/new: cannot create it: etc/sub is a file in the site, not a directory.",
+            ],
+            Some(Kind::File),
+        ),
+        (
+            "file",
+            "dir",
+            &[
+                " ! Exception      etc/sub/new\n   etc/sub/new: cannot create it: etc/sub is a file in the site, not a directory.",
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+            ],
+            Some(Kind::File),
+        ),
+    ];
+    for (operator, added, expected, after) in cases {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/sub/a", "a\n");
+        file(&fx.new_skel(), "etc/sub/a", "a\n");
+        if added == "dir" {
+            dir(&fx.new_skel(), "etc/sub/new");
+        } else {
+            file(&fx.new_skel(), "etc/sub/new", "new\n");
+        }
+        dir(&fx.site(), "etc");
+        if operator == "file" {
+            file(&fx.site(), "etc/sub", "mine\n");
+        }
+        let plan = fx.run_policy(Policy::KeepOld);
+        let got: Vec<String> = lines(&plan)
+            .into_iter()
+            .filter(|l| l.contains("etc/sub"))
+            .collect();
+        assert_eq!(got, expected, "{operator} / {added}");
+        let kind = fx
+            .site()
+            .join("etc/sub")
+            .symlink_metadata()
+            .ok()
+            .map(|m| if m.is_dir() { Kind::Dir } else { Kind::File });
+        assert_eq!(kind, after, "{operator} / {added}");
+        if after == Some(Kind::Dir) {
+            assert_eq!(fx.mode("etc/sub"), 0o755, "created like mkdir -p");
+            assert!(fx.site().join("etc/sub/new").is_dir());
+            assert!(!fx.exists("etc/sub/a"));
+        }
+    }
 }

@@ -81,8 +81,11 @@ pub enum Outcome {
     LinkChanged,
     /// Rows 16-18 (replace): the new default replaces the operator's path.
     Replaced,
-    /// The new path cannot be created because its parent directory is missing
-    /// in the site (the operator removed it). Our addition: Checkmk raises an exception here.
+    /// The new file or link cannot be created because its parent directory is
+    /// missing in the site (the operator removed or replaced it): Checkmk's
+    /// code raises there and prints ` ! Exception      X`; the status says so
+    /// and, on its next line, why. (A new directory is created with its
+    /// missing parents instead, as `mkdir -p`.)
     ParentMissing,
     /// A conflict left open (dry run).
     Pending,
@@ -330,11 +333,29 @@ impl Update {
             merger,
             resolver,
             overlay: HashMap::new(),
+            made_parents: Vec::new(),
         };
         let new_paths = walk(self.to.skel_dir(), &self.ignore)?;
-        let mut entries = Vec::with_capacity(new_paths.len());
+        let mut entries: Vec<Entry> = Vec::with_capacity(new_paths.len());
+        let mut index: HashMap<String, usize> = HashMap::new();
         for rel in &new_paths {
-            entries.push(planner.visit(rel)?);
+            let entry = planner.visit(rel)?;
+            // A new directory below a missing one: the missing parents (each
+            // visited before, as "Missing"/"Unwanted") are created first.
+            for parent in planner.made_parents.drain(..) {
+                if let Some(e) = index.get(&parent).map(|&i| &mut entries[i]) {
+                    e.action = Action::Install;
+                    e.permission = Some(PermissionStep {
+                        user_mode: 0,
+                        new_mode: MKDIR_PARENTS_MODE,
+                        outcome: PermissionOutcome::Set,
+                        status: None,
+                        conflict: None,
+                    });
+                }
+            }
+            index.insert(rel.clone(), entries.len());
+            entries.push(entry);
         }
         let old_paths = walk(self.from.skel_dir(), &self.ignore)?;
         for rel in old_paths.iter().rev() {
@@ -518,6 +539,19 @@ fn name(kind: Option<Kind>) -> &'static str {
     kind.map(Kind::name).unwrap_or("none")
 }
 
+/// The mode of parent directories created for a new directory: Python's
+/// `mkdir(parents=True)` under the usual umask 022.
+const MKDIR_PARENTS_MODE: u32 = 0o755;
+
+/// ` ! Exception      X` and, on the next line, what went wrong in words.
+fn exception_step(rel: &str, words: &str) -> Step {
+    Step::new(
+        Outcome::ParentMissing,
+        Some(format!(" ! Exception      {rel}\n   {rel}: {words}.")),
+        Action::Nothing,
+    )
+}
+
 fn installed_line(kind: Option<Kind>, rel: &str) -> String {
     format!(" * Installed {:<4} {rel}", name(kind))
 }
@@ -549,6 +583,9 @@ struct Planner<'u, 'r> {
     resolver: &'r mut dyn Resolver,
     /// Paths changed by earlier decisions.
     overlay: HashMap<String, Sim>,
+    /// Missing parent directories a new directory needs (`mkdir -p`), top-down,
+    /// not yet marked in the plan.
+    made_parents: Vec<String>,
 }
 
 /// The result of the file step of one path.
@@ -917,18 +954,45 @@ impl Planner<'_, '_> {
         Ok((row, self.two_way(rel, row, q, branches)?))
     }
 
-    /// Creates a path from the new skeleton, unless its parent is missing in the site.
-    fn install_new(&self, rel: &str, nk: Option<Kind>, outcome: Outcome) -> Result<Step> {
-        if let Some(idx) = rel.rfind('/') {
-            let parent = &rel[..idx];
-            if self.user_kind(parent)? != Some(Kind::Dir) {
-                return Ok(Step::new(
-                    Outcome::ParentMissing,
-                    Some(format!(
-                        " ! Skipped        {rel} (parent directory missing)"
-                    )),
-                    Action::Nothing,
+    /// Creates a path from the new skeleton. Below a directory missing in the
+    /// site, a new directory gets its missing parents (Checkmk's
+    /// `mkdir(parents=True)`); a file or link cannot be created there
+    /// (Checkmk's code raises: ` ! Exception      X` and, on the next line, why).
+    fn install_new(&mut self, rel: &str, nk: Option<Kind>, outcome: Outcome) -> Result<Step> {
+        let mut missing = Vec::new();
+        let mut p = rel;
+        let mut blocker = None;
+        while let Some(idx) = p.rfind('/') {
+            p = &p[..idx];
+            match self.user_kind(p)? {
+                Some(Kind::Dir) => break,
+                None => missing.push(p.to_owned()),
+                Some(kind) => {
+                    blocker = Some((p.to_owned(), kind));
+                    break;
+                }
+            }
+        }
+        if let Some((parent, kind)) = blocker {
+            return Ok(exception_step(
+                rel,
+                &format!(
+                    "cannot create it: {parent} is a {} in the site, not a directory",
+                    name(Some(kind)).trim_end()
+                ),
+            ));
+        }
+        if let Some(parent) = missing.first() {
+            if nk != Some(Kind::Dir) {
+                return Ok(exception_step(
+                    rel,
+                    &format!("cannot create it: the directory {parent} is missing in the site"),
                 ));
+            }
+            for parent in missing.iter().rev() {
+                self.overlay
+                    .insert(parent.clone(), Sim::Installed(Some(Kind::Dir)));
+                self.made_parents.push(parent.clone());
             }
         }
         Ok(Step::new(
