@@ -177,11 +177,13 @@
 //! operator removed or replaced, the status is ` ! Exception      X` plus a
 //! line saying why (a new directory gets its missing parents, as in
 //! Checkmk); file ownership is not
-//! changed (the update runs as the site user); the 2.3/2.4 special case
-//! for `etc/mk-livestatus/nagios.cfg` (`edition=raw`) is not reproduced; an
-//! unreadable skeleton file reads as empty when comparing (as in Checkmk)
+//! changed (the update runs as the site user); an unreadable skeleton file reads as empty when comparing (as in Checkmk)
 //! and fails the update (with rollback) when it has to be installed, where
-//! Checkmk offers retry/ignore.
+//! Checkmk offers retry/ignore. The 2.3/2.4 special case of
+//! `etc/mk-livestatus/nagios.cfg` (fix for #15721: a site file saying
+//! `edition=raw` is compared with the raw instantiation of the old skeleton;
+//! an unreadable one is ` ! Exception`) is reproduced for from-versions 2.3
+//! and 2.4 with a non-raw old edition.
 //!
 //! # Crate features
 //!

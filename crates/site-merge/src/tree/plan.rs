@@ -89,6 +89,9 @@ pub enum Outcome {
     ParentMissing,
     /// A conflict left open (dry run).
     Pending,
+    /// Checkmk's code raises on this path (printed as ` ! Exception      X`
+    /// plus a line saying why); nothing is changed there.
+    Exception,
 }
 
 /// What the permission step does.
@@ -543,10 +546,21 @@ fn name(kind: Option<Kind>) -> &'static str {
 /// `mkdir(parents=True)` under the usual umask 022.
 const MKDIR_PARENTS_MODE: u32 = 0o755;
 
+/// The file of Checkmk's 2.3/2.4 special case (fix for #15721).
+const LIVESTATUS_NAGIOS_CFG: &str = "etc/mk-livestatus/nagios.cfg";
+
+/// Whether the #15721 special case applies: an update from 2.3 or 2.4 with
+/// an old edition other than `raw` (removed again in 2.5).
+fn livestatus_fix_applies(up: &Update) -> bool {
+    let v = up.from.version();
+    (v.starts_with("2.3.") || v.starts_with("2.4."))
+        && up.from.edition_name().is_some_and(|e| e != "raw")
+}
+
 /// ` ! Exception      X` and, on the next line, what went wrong in words.
-fn exception_step(rel: &str, words: &str) -> Step {
+fn exception_step(rel: &str, outcome: Outcome, words: &str) -> Step {
     Step::new(
-        Outcome::ParentMissing,
+        outcome,
         Some(format!(" ! Exception      {rel}\n   {rel}: {words}.")),
         Action::Nothing,
     )
@@ -651,7 +665,43 @@ impl Planner<'_, '_> {
 
     fn visit(&mut self, rel: &str) -> Result<Entry> {
         let up = self.up;
-        let o = Side::skel(up.from.skel_dir(), rel, &up.old_repl)?;
+        let forced_raw;
+        let mut old_repl = &up.old_repl;
+        if rel == LIVESTATUS_NAGIOS_CFG && livestatus_fix_applies(up) {
+            // 2.3/2.4 (fix for #15721): the site file is read to see whether it
+            // still says `edition=raw`; Checkmk raises when it cannot be read.
+            let path = up.site_home.join(rel);
+            match fs::read(&path) {
+                Ok(content) => {
+                    if memchr::memmem::find(&content, b"edition=raw").is_some() {
+                        forced_raw = up.old_repl.clone().with_edition(Some("raw".to_owned()));
+                        old_repl = &forced_raw;
+                    }
+                }
+                Err(e) => {
+                    let o = fsx::kind_of(&up.from.skel_dir().join(rel)).ctx("inspect", rel)?;
+                    let n = fsx::kind_of(&up.to.skel_dir().join(rel)).ctx("inspect", rel)?;
+                    let step = exception_step(
+                        rel,
+                        Outcome::Exception,
+                        &format!("cannot read it to check for edition=raw ({e})"),
+                    );
+                    return Ok(Entry {
+                        path: rel.to_owned(),
+                        row: 0,
+                        old: o,
+                        new: n,
+                        user: self.user_kind(rel)?,
+                        outcome: step.outcome,
+                        status: step.status,
+                        conflict: None,
+                        permission: None,
+                        action: Action::Nothing,
+                    });
+                }
+            }
+        }
+        let o = Side::skel(up.from.skel_dir(), rel, old_repl)?;
         let n = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
         // A path is visited twice only when the new skeleton has a dangling
         // link there (the old-only walk tests existence following links).
@@ -976,6 +1026,7 @@ impl Planner<'_, '_> {
         if let Some((parent, kind)) = blocker {
             return Ok(exception_step(
                 rel,
+                Outcome::ParentMissing,
                 &format!(
                     "cannot create it: {parent} is a {} in the site, not a directory",
                     name(Some(kind)).trim_end()
@@ -986,6 +1037,7 @@ impl Planner<'_, '_> {
             if nk != Some(Kind::Dir) {
                 return Ok(exception_step(
                     rel,
+                    Outcome::ParentMissing,
                     &format!("cannot create it: the directory {parent} is missing in the site"),
                 ));
             }
