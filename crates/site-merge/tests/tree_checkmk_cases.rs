@@ -176,6 +176,7 @@ fn livestatus_nagios_cfg_special_case_of_2_3_and_2_4() {
         fs::create_dir_all(site.join("etc/mk-livestatus")).unwrap();
         if let Some(c) = site_content {
             file(&site, REL, c);
+            chmod(&site, REL, 0o640);
         }
         let from = Skeleton::of_version(&versions, "2.4.0p1.cee").edition("enterprise");
         let to = Skeleton::of_version(&versions, "2.4.0p2.cee").edition("enterprise");

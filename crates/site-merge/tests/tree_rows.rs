@@ -69,7 +69,12 @@ fn row_02_identical_new() {
 fn row_03_new_path_conflicts_with_operators_own() {
     for (policy, line, content) in [
         (Policy::KeepOld, " ! Keeping your   etc/a", "mine\n"),
-        (Policy::Install, " * Installed file etc/a", "new\n"),
+        // Checkmk's line, then (issue 12) that the operator's own file went.
+        (
+            Policy::Install,
+            " * Installed file etc/a\n   your own file etc/a was replaced by the new version's file",
+            "new\n",
+        ),
     ] {
         let fx = Fx::new();
         file(&fx.new_skel(), "etc/a", "new\n");
@@ -258,6 +263,7 @@ fn row_12_updated_file() {
     file(&fx.old_skel(), "etc/a", "old ###SITE###\n");
     file(&fx.new_skel(), "etc/a", "new ###SITE###\n");
     file(&fx.site(), "etc/a", "old s\n");
+    chmod(&fx.site(), "etc/a", 0o640);
     let plan = fx.run_policy(Policy::Abort);
     let e = plan.entry("etc/a").unwrap();
     assert_eq!(
@@ -265,6 +271,41 @@ fn row_12_updated_file() {
         (12, Some(" * Updated        etc/a"))
     );
     assert_eq!(fx.read("etc/a"), "new s\n");
+}
+
+/// Issue 12: when re-creating the path also changes its permissions, the
+/// `Updated` line is followed by a line naming the change.
+#[test]
+fn row_12_updated_names_a_permission_change() {
+    // (site mode, skel.permissions line, expected status, mode afterwards)
+    let cases = [
+        (0o640, "", " * Updated        etc/a", 0o640),
+        (
+            0o644,
+            "",
+            " * Updated        etc/a\n   permissions 0644 -> 0640",
+            0o640,
+        ),
+        (
+            0o640,
+            "etc/a 600\n",
+            " * Updated        etc/a\n   permissions 0640 -> 0600",
+            0o600,
+        ),
+    ];
+    for (site_mode, table, line, after) in cases {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.new_skel(), "etc/a", "new\n");
+        file(&fx.site(), "etc/a", "old\n");
+        chmod(&fx.site(), "etc/a", site_mode);
+        permissions(&fx.old_skel(), &table.replace("600", "640"));
+        permissions(&fx.new_skel(), table);
+        let plan = fx.run_policy(Policy::Abort);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.status.as_deref(), Some(line), "{site_mode:o} {table:?}");
+        assert_eq!(fx.mode("etc/a"), after);
+    }
 }
 
 #[test]
@@ -277,7 +318,10 @@ fn row_12_updated_directory_into_file_removes_it_recursively() {
     let e = plan.entry("etc/x").unwrap();
     assert_eq!(
         (e.row, e.status.as_deref()),
-        (12, Some(" * Updated        etc/x"))
+        (
+            12,
+            Some(" * Updated        etc/x\n   permissions 0755 -> 0640")
+        )
     );
     // The old child is then obsolete and already gone.
     assert_eq!(

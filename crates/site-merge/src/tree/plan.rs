@@ -792,7 +792,18 @@ impl Planner<'_, '_> {
             );
             let branches = Branches {
                 keep: (Outcome::KeptYours, keep_line),
-                replace: (Outcome::Installed, installed_line(nk, rel), Action::Install),
+                // Checkmk's line alone does not say that the operator's own
+                // file went; the next line does.
+                replace: (
+                    Outcome::Installed,
+                    format!(
+                        "{}\n   your own {} {rel} was replaced by the new version's {}",
+                        installed_line(nk, rel),
+                        un.trim_end(),
+                        nn.trim_end()
+                    ),
+                    Action::Install,
+                ),
             };
             return Ok((3, self.two_way(rel, 3, q, branches)?));
         }
@@ -897,14 +908,19 @@ impl Planner<'_, '_> {
         }
         let (user_changed_type, user_changed_content) = status(o, u)?;
         if !(user_changed_type || user_changed_content) {
-            return Ok((
-                12,
-                Step::new(
-                    Outcome::Updated,
-                    Some(format!(" * Updated        {rel}")),
-                    Action::Install,
-                ),
-            ));
+            // Re-creating the path also sets the new default permission;
+            // Checkmk's line does not say so, the next line does.
+            let mut line = format!(" * Updated        {rel}");
+            if !matches!(nk, Some(Kind::Link) | None) && !matches!(uk, Some(Kind::Link) | None) {
+                let user_mode = fsx::mode_following(&self.up.site_home.join(rel));
+                let new_mode = self.up.new_perms.skel_perm(self.up.to.skel_dir(), rel);
+                if user_mode != 0 && user_mode != new_mode {
+                    line.push_str(&format!(
+                        "\n   permissions {user_mode:04o} -> {new_mode:04o}"
+                    ));
+                }
+            }
+            return Ok((12, Step::new(Outcome::Updated, Some(line), Action::Install)));
         }
         if !changed(u, n)? {
             return Ok((
