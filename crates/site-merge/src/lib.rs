@@ -179,7 +179,12 @@
 //! Checkmk); file ownership is not
 //! changed (the update runs as the site user); an unreadable skeleton file reads as empty when comparing (as in Checkmk)
 //! and fails the update (with rollback) when it has to be installed, where
-//! Checkmk offers retry/ignore. The 2.3/2.4 special case of
+//! Checkmk offers retry/ignore. An operator's symlink where the skeletons
+//! have none and that cannot be followed (dangling, a loop, or pointing out
+//! of the site — the latter treated like a dangling link so that nothing is
+//! ever written outside the site root) is kept and reported as
+//! ` ! Exception      X`; a link to a path inside the site is not yet
+//! followed the way Checkmk follows it. The 2.3/2.4 special case of
 //! `etc/mk-livestatus/nagios.cfg` (fix for #15721: a site file saying
 //! `edition=raw` is compared with the raw instantiation of the old skeleton;
 //! an unreadable one is ` ! Exception`) is reproduced for from-versions 2.3

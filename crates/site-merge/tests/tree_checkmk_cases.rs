@@ -192,3 +192,44 @@ fn livestatus_nagios_cfg_special_case_of_2_3_and_2_4() {
         }
     }
 }
+
+/// Category 2 (the part done): an operator's link that cannot be followed —
+/// dangling, a loop, or out of the site (our one deliberate difference:
+/// treated like a dangling link) — is kept and reported as
+/// ` ! Exception      X`; the update completes.
+#[test]
+fn operator_links_that_cannot_be_followed_are_kept_and_reported() {
+    let outside = tempfile::tempdir().unwrap();
+    let outside_file = outside.path().join("elsewhere.conf");
+    fs::write(&outside_file, "old\n").unwrap();
+    // (link target, words on the next line)
+    let cases: [(String, &str); 3] = [
+        ("nowhere".into(), "cannot be followed"),
+        ("a".into(), "cannot be followed"),
+        (
+            outside_file.display().to_string(),
+            "points outside the site",
+        ),
+    ];
+    for (target, words) in cases {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.new_skel(), "etc/a", "new\n");
+        dir(&fx.site(), "etc");
+        link(&fx.site(), "etc/a", &target);
+        let plan = run_with(&fx, &MergeMethod::Patch, Policy::Install);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.outcome, Outcome::Exception, "{target}");
+        let status = e.status.clone().unwrap();
+        let (first, second) = status.split_once('\n').unwrap();
+        assert_eq!(first, " ! Exception      etc/a");
+        assert!(!second.starts_with(" * ") && !second.starts_with(" ! "));
+        assert!(second.contains(words), "{second}");
+        assert_eq!(
+            fs::read_link(fx.site().join("etc/a")).unwrap().to_str(),
+            Some(target.as_str())
+        );
+        assert_eq!(fx.read(".version_meta/version"), "2.0.0\n");
+    }
+    assert_eq!(fs::read_to_string(&outside_file).unwrap(), "old\n");
+}

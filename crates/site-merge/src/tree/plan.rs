@@ -644,6 +644,45 @@ impl Planner<'_, '_> {
         fsx::kind_of(&path).ctx("inspect", &path)
     }
 
+    /// An operator's symlink where neither skeleton has one, that cannot be
+    /// followed: dangling, a loop, or pointing outside the site. Checkmk's
+    /// existence checks follow links, so it raises on a dangling one and keeps
+    /// it (` ! Exception      X`); a link out of the site is treated the same
+    /// (we never write outside the site root: the one deliberate difference).
+    /// Returns why, in words.
+    fn unfollowable_operator_link(
+        &self,
+        rel: &str,
+        ok: Option<Kind>,
+        nk: Option<Kind>,
+    ) -> Result<Option<String>> {
+        if ok == Some(Kind::Link) || nk == Some(Kind::Link) || self.overlay.contains_key(rel) {
+            return Ok(None);
+        }
+        if self.user_kind(rel)? != Some(Kind::Link) {
+            return Ok(None);
+        }
+        let path = self.up.site_home.join(rel);
+        let target = fs::read_link(&path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let resolved = match fs::canonicalize(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "your symbolic link to {target} cannot be followed ({e}); it is kept"
+                )));
+            }
+        };
+        let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
+        if !resolved.starts_with(&home) {
+            return Ok(Some(format!(
+                "your symbolic link to {target} points outside the site; it is kept and nothing is written through it"
+            )));
+        }
+        Ok(None)
+    }
+
     /// `non_empty_directory`, taking removals decided so far into account.
     fn non_empty_dir(&self, rel: &str) -> Result<bool> {
         let path = self.up.site_home.join(rel);
@@ -703,6 +742,21 @@ impl Planner<'_, '_> {
         }
         let o = Side::skel(up.from.skel_dir(), rel, old_repl)?;
         let n = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
+        if let Some(words) = self.unfollowable_operator_link(rel, o.kind, n.kind)? {
+            let step = exception_step(rel, Outcome::Exception, &words);
+            return Ok(Entry {
+                path: rel.to_owned(),
+                row: 0,
+                old: o.kind,
+                new: n.kind,
+                user: Some(Kind::Link),
+                outcome: step.outcome,
+                status: step.status,
+                conflict: None,
+                permission: None,
+                action: Action::Nothing,
+            });
+        }
         // A path is visited twice only when the new skeleton has a dangling
         // link there (the old-only walk tests existence following links).
         let installed_before = matches!(self.overlay.get(rel), Some(Sim::Installed(_)));
