@@ -210,6 +210,12 @@ enum Command {
         /// yours), `abort` (stop at the first conflict; nothing is changed).
         #[arg(long, value_name = "MODE", default_value = "ask")]
         conflict: String,
+        /// How files changed by you and by the new version are merged:
+        /// `patch` (Checkmk's own `diff -u | patch --merge`, the default) or
+        /// `git` (the stricter git-exact three-way merge: a conflict wherever
+        /// both sides touch neighbouring lines).
+        #[arg(long, value_name = "METHOD", default_value = "patch")]
+        merge: site_merge::MergeMethod,
         /// Print the plan and every question, change nothing (not even the
         /// update log). With `ask` or `abort` the questions stay open.
         #[arg(long)]
@@ -351,6 +357,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Rm { site } => return create::rm(&root, site, cli.force),
         Command::Update {
             conflict,
+            merge,
             dry_run,
             json,
             confirm_version,
@@ -360,6 +367,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             let options = update::UpdateOptions {
                 site,
                 conflict,
+                merge: *merge,
                 dry_run: *dry_run,
                 json: *json,
                 force: cli.force,

@@ -40,13 +40,13 @@ use crate::skel::{
     edition_macro, edition_of, edition_title, installed_skeleton, root_macro, with_edition,
 };
 use crate::state;
-use site_merge::GitMerge;
 
 /// The command-line options of `omd update`.
 #[derive(Debug, Clone)]
 pub(crate) struct UpdateOptions<'a> {
     pub(crate) site: &'a str,
     pub(crate) conflict: &'a str,
+    pub(crate) merge: site_merge::MergeMethod,
     pub(crate) dry_run: bool,
     pub(crate) json: bool,
     pub(crate) force: bool,
@@ -191,7 +191,7 @@ pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8
         log.line(note)?;
     }
 
-    let merger = GitMerge::new();
+    let merger = o.merge;
     let planned = if o.dry_run {
         // A dry run lists every question: `ask` and `abort` leave them open.
         let mut resolver = match policy {
