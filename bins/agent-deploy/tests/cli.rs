@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
-use agent_deploy::{
-    AgentSignVerifier, InstallCommand, Mode, Paths, RegisterOptions, RunOptions, UpdateOutcome,
-    Updater, package_hash,
-};
+use agent_deploy::package_hash;
 use agent_sign::{
     Clock as _, KdfParams, KeyStore, KeyType, MetaKey, NewKey, Passphrase, PrivateKey, RoleKeys,
     Roles, Root, SignedDocument, SystemClock, Targets, Timestamp, TrustedRoot,
+};
+use agent_updater::{
+    AgentSignVerifier, InstallCommand, Mode, Paths, RegisterOptions, RunOptions, UpdateOutcome,
+    Updater,
 };
 
 mod support {

@@ -1,16 +1,17 @@
 //! `cmk-update-agent`: registers this host at the Checkmk deployment server and installs new,
-//! signed agent packages. The logic lives in the `agent-deploy` crate.
+//! signed agent packages. The logic lives in the `agent-updater` crate.
 
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agent_deploy::{
-    AgentSignVerifier, ControllerPaths, InstallCommand, Mode, Origin, Paths, Platform,
-    ReceiverConnection, RegisterOptions, RunOptions, UpdateError, UpdateOutcome, Updater,
-};
 use agent_sign::VerifyPolicy;
+use agent_updater::{
+    AgentSignVerifier, ControllerPaths, InstallCommand, Mode, Origin, Paths, ReceiverConnection,
+    RegisterOptions, RunOptions, UpdateError, UpdateOutcome, Updater,
+};
+use agent_wire::Platform;
 use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
@@ -165,10 +166,10 @@ const PROGRAM: &str = "cmk-update-agent";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = agent_deploy::cli::init_logging(cli.verbose, cli.logfile.as_deref()) {
-        return agent_deploy::cli::report(PROGRAM, &e, 2);
+    if let Err(e) = agent_wire::cli::init_logging(cli.verbose, cli.logfile.as_deref()) {
+        return agent_wire::cli::report(PROGRAM, &e, 2);
     }
-    agent_deploy::cli::finish(PROGRAM, run(cli), |e| {
+    agent_wire::cli::finish(PROGRAM, run(cli), |e| {
         match e.downcast_ref::<UpdateError>() {
             Some(
                 UpdateError::Settings(_)

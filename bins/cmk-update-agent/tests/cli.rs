@@ -5,8 +5,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use agent_deploy::{Advertise, DeployStore, Platform, ServerOptions};
+use agent_deploy::{Advertise, DeployStore, ServerOptions};
 use agent_sign::{Certificate, Passphrase, PrivateKey, Subject, SystemClock};
+use agent_wire::Platform;
 
 #[path = "../../agent-deploy/tests/support/tls.rs"]
 mod tls;

@@ -30,8 +30,8 @@ use agent_sign::{
     LogEntry, LogRecord, PackageSignature, SignedDocument, SigningLog, Targets, Timestamp,
 };
 
-use crate::fsutil::write_atomic;
-use crate::wire::{
+use agent_wire::fsutil::write_atomic;
+use agent_wire::{
     AgentResult, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, Platform, RegisterForm,
     RegisterResult, StatusResult, TargetMetadata, truncate_last_error, valid_aghash,
     valid_host_name,

@@ -15,14 +15,11 @@ use std::sync::Arc;
 use agent_sign::RollbackState;
 use serde::{Deserialize, Serialize};
 
-use crate::updater::{
-    Mode, RunOptions, SECTION_HEADER, SectionLine, TrustedCerts, UpdateError, UpdateOutcome,
-    Updater,
-};
+use crate::updater::{Mode, RunOptions, UpdateError, UpdateOutcome, Updater};
 use crate::verify::{TargetInfo, TargetPlan};
-use crate::wire::{
-    DOWNLOAD_AGENT_PAGE, DownloadAgentRequest, UPDATE_STATUS_PAGE, UpdateStatusRequest,
-    UpdateStatusResponse, truncate_last_error, valid_aghash,
+use agent_wire::{
+    DOWNLOAD_AGENT_PAGE, DownloadAgentRequest, SectionLine, UPDATE_STATUS_PAGE,
+    UpdateStatusRequest, UpdateStatusResponse, truncate_last_error, valid_aghash,
 };
 
 /// The 2.5 mode's files.
@@ -137,7 +134,7 @@ impl ControllerState {
     /// Writes the state atomically (temporary file, fsync, rename) with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), UpdateError> {
         let data = serde_json::to_vec_pretty(self).map_err(|e| file_err(path, e))?;
-        crate::fsutil::write_atomic(path, &data, false).map_err(|e| file_err(path, e))
+        agent_wire::fsutil::write_atomic(path, &data, false).map_err(|e| file_err(path, e))
     }
 }
 
@@ -173,7 +170,7 @@ impl ReceiverConnection {
                 _ => None,
             })
             .ok_or_else(|| file_err(&self.client_cert, "no certificate found"))?;
-        crate::server::common_name(der.der())
+        agent_wire::certificate_host_name(der.der())
             .ok_or_else(|| file_err(&self.client_cert, "the certificate has no subject CN"))
     }
 
@@ -367,7 +364,7 @@ impl Updater {
         };
         let data =
             serde_json::to_vec(&agent_info).map_err(|e| file_err(&files.agent_info_file, e))?;
-        crate::fsutil::write_atomic(&files.agent_info_file, &data, false)
+        agent_wire::fsutil::write_atomic(&files.agent_info_file, &data, false)
             .map_err(|e| file_err(&files.agent_info_file, e))?;
         let mut state = ControllerState::load(&files.state_file)?;
         state.last_update = u64::try_from(self.clock.now()).ok();
@@ -465,19 +462,15 @@ impl Updater {
             aghash,
             pending_hash: state.pending_hash,
             update_url: Some(conn.base_url.clone()),
-            trusted_certs: TrustedCerts(
-                cfg.signature_keys
-                    .iter()
-                    .map(|pem| self.verifier().describe_key(pem))
-                    .collect(),
-            ),
+            trusted_certs: cfg
+                .signature_keys
+                .iter()
+                .map(|pem| self.verifier().describe_key(pem))
+                .collect(),
             error: (!error.is_empty()).then(|| error.join("; ")),
             host_name: conn.host_name().ok(),
         };
-        format!(
-            "{SECTION_HEADER}\n{}\n",
-            serde_json::to_string(&line).unwrap_or_default()
-        )
+        line.render()
     }
 }
 

@@ -6,10 +6,10 @@
 //! use std::process::ExitCode;
 //! fn run() -> Result<ExitCode, std::io::Error> { Ok(ExitCode::SUCCESS) }
 //! fn main() -> ExitCode {
-//!     if let Err(e) = agent_deploy::cli::init_logging(0, None) {
-//!         return agent_deploy::cli::report("my-tool", &e, 2);
+//!     if let Err(e) = agent_wire::cli::init_logging(0, None) {
+//!         return agent_wire::cli::report("my-tool", &e, 2);
 //!     }
-//!     agent_deploy::cli::finish("my-tool", run(), |_| 2)
+//!     agent_wire::cli::finish("my-tool", run(), |_| 2)
 //! }
 //! ```
 

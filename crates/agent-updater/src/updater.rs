@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -16,10 +15,10 @@ use zeroize::Zeroizing;
 use agent_sign::{Clock, PackageSignature, RollbackState, SystemClock};
 
 use crate::settings::{ProxySetting, Settings, SettingsError};
-use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, TrustedCertInfo, VerifyError};
-use crate::wire::{
+use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, VerifyError};
+use agent_wire::{
     AU_API, AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN,
-    LOGIN_PAGE, Platform, REGISTER_PAGE, RegisterResult, StatusResult, TargetMetadata,
+    LOGIN_PAGE, Platform, REGISTER_PAGE, RegisterResult, SectionLine, StatusResult, TargetMetadata,
     truncate_last_error, valid_aghash,
 };
 
@@ -28,8 +27,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// [`RollbackState`]: highest accepted targets version and hash per host and platform, highest
 /// timestamp version).
 pub const ROLLBACK_STATE_KEY: &str = "rollback_state";
-/// Header of the monitoring section.
-pub const SECTION_HEADER: &str = "<<<cmk_update_agent_status:sep(0)>>>";
 
 /// Errors of the updater. The texts are what ends up in `last_error` and the section.
 #[derive(Debug, thiserror::Error)]
@@ -771,7 +768,8 @@ impl Updater {
                 },
             });
             let data = serde_json::to_vec(&doc).map_err(|e| UpdateError::Garbled(e.to_string()))?;
-            crate::fsutil::write_atomic(&candidate, &data, false).map_err(io_err(&candidate))?;
+            agent_wire::fsutil::write_atomic(&candidate, &data, false)
+                .map_err(io_err(&candidate))?;
             let mut s = self.settings()?;
             s.set_state("pending_hash", Value::String(target_hash.clone()));
             s.set_state("last_error", Value::Null);
@@ -1007,27 +1005,18 @@ impl Updater {
             )),
         };
         let cache = &self.paths.cache_file;
-        if let Err(e) = crate::fsutil::write_atomic(cache, section.as_bytes(), false) {
+        if let Err(e) = agent_wire::fsutil::write_atomic(cache, section.as_bytes(), false) {
             tracing::warn!("{}: {e}", cache.display());
         }
         section
     }
 
     fn error_section(&self, error: &str) -> String {
-        let line = SectionLine {
-            last_check: None,
-            last_update: None,
-            aghash: None,
-            pending_hash: None,
-            update_url: None,
-            trusted_certs: TrustedCerts(Vec::new()),
+        SectionLine {
             error: Some(error.to_owned()),
-            host_name: None,
-        };
-        format!(
-            "{SECTION_HEADER}\n{}\n",
-            serde_json::to_string(&line).unwrap_or_default()
-        )
+            ..SectionLine::default()
+        }
+        .render()
     }
 
     /// The `<<<cmk_update_agent_status:sep(0)>>>` section for the given settings.
@@ -1039,19 +1028,15 @@ impl Updater {
             aghash: text("installed_aghash"),
             pending_hash: text("pending_hash"),
             update_url: text("update_url"),
-            trusted_certs: TrustedCerts(
-                s.get_str_list("signature_keys")
-                    .iter()
-                    .map(|pem| self.verifier().describe_key(pem))
-                    .collect(),
-            ),
+            trusted_certs: s
+                .get_str_list("signature_keys")
+                .iter()
+                .map(|pem| self.verifier().describe_key(pem))
+                .collect(),
             error: text("last_error"),
             host_name: text("host_name"),
         };
-        format!(
-            "{SECTION_HEADER}\n{}\n",
-            serde_json::to_string(&line).unwrap_or_default()
-        )
+        line.render()
     }
 
     /// `--trust-cert`: if the server's certificate doesn't verify with the current trust,
@@ -1076,32 +1061,6 @@ impl Updater {
         s.set_state("local_certificates", Value::Array(local));
         s.save_state()?;
         Ok(Some(pem))
-    }
-}
-
-#[derive(Serialize)]
-pub(crate) struct SectionLine {
-    pub(crate) last_check: Option<f64>,
-    pub(crate) last_update: Option<f64>,
-    pub(crate) aghash: Option<String>,
-    pub(crate) pending_hash: Option<String>,
-    pub(crate) update_url: Option<String>,
-    pub(crate) trusted_certs: TrustedCerts,
-    pub(crate) error: Option<String>,
-    pub(crate) host_name: Option<String>,
-}
-
-/// `{"0": {...}, "1": {...}}` in index order.
-pub(crate) struct TrustedCerts(pub(crate) Vec<TrustedCertInfo>);
-
-impl Serialize for TrustedCerts {
-    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut m = ser.serialize_map(Some(self.0.len()))?;
-        for (i, c) in self.0.iter().enumerate() {
-            m.serialize_entry(&i.to_string(), c)?;
-        }
-        m.end()
     }
 }
 

@@ -8,9 +8,7 @@ use agent_sign::{
     Certificate, Clock, PackageSignature, RollbackState, Targets, Timestamp, TrustedCertificates,
     TrustedRoot, VerifyPolicy,
 };
-use serde::{Deserialize, Serialize};
-
-use crate::wire::{Platform, TargetMetadata};
+use agent_wire::{Platform, TargetMetadata, TrustedCertInfo};
 
 /// What the updater knows about the offered package when it asks the verifier.
 #[derive(Clone, Copy)]
@@ -279,46 +277,6 @@ impl PackageVerifier for AgentSignVerifier {
                 log: report.log,
             }),
             _ => Err(VerifyError::NoValidSignature),
-        }
-    }
-}
-
-/// One entry of `trusted_certs` in the monitoring section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrustedCertInfo {
-    /// The certificate doesn't parse.
-    pub corrupt: bool,
-    /// Expiry as ISO 8601 with UTC offset.
-    pub not_after: Option<String>,
-    /// Hash name of the certificate's signature (`sha256`, `sha512`, …).
-    pub signature_algorithm: Option<String>,
-    /// Subject CN.
-    pub common_name: Option<String>,
-}
-
-impl TrustedCertInfo {
-    /// Parses a PEM certificate with `agent-sign`; `corrupt` if it doesn't parse (which
-    /// includes key types `agent-sign` does not support, i.e. anything but RSA and Ed25519).
-    pub fn from_pem(pem: &str) -> TrustedCertInfo {
-        let Ok(cert) = Certificate::from_pem(pem) else {
-            return TrustedCertInfo {
-                corrupt: true,
-                not_after: None,
-                signature_algorithm: None,
-                common_name: None,
-            };
-        };
-        let not_after = crate::rating::format_not_after(cert.not_after());
-        // `sha512WithRSAEncryption` -> `sha512`, as Checkmk reports the hash name.
-        let signature_algorithm = cert
-            .signature_algorithm()
-            .strip_suffix("WithRSAEncryption")
-            .map(str::to_owned);
-        TrustedCertInfo {
-            corrupt: false,
-            not_after,
-            signature_algorithm,
-            common_name: cert.common_name().map(str::to_owned),
         }
     }
 }
