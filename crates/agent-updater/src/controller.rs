@@ -393,7 +393,7 @@ impl Updater {
         let result = self.run_controller(files, conn, opts);
         let error = result.as_ref().err().map(ToString::to_string);
         if let Some(e) = &error {
-            tracing::error!("{e}");
+            tracing::error!(target: agent_wire::FILE_ONLY_TARGET, "{e}");
         }
         let recorded = ControllerState::load(&files.state_file).and_then(|mut s| {
             s.last_error = error;

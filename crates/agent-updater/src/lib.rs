@@ -59,8 +59,8 @@ pub use settings::{
     CONFIG_KEYS, DEFAULT_INTERVAL, MAX_INTERVAL, Origin, ProxySetting, Settings, SettingsError,
 };
 pub use updater::{
-    InstallCommand, Mode, Paths, ROLLBACK_STATE_KEY, RegisterOptions, Registered, RunOptions,
-    UpdateError, UpdateOutcome, Updater,
+    BadInstallCommand, InstallCommand, Mode, Paths, ROLLBACK_STATE_KEY, RegisterOptions,
+    Registered, RunOptions, UpdateError, UpdateOutcome, Updater,
 };
 pub use verify::{
     AgentSignVerifier, PackageVerifier, TargetInfo, TargetPlan, Verified, VerifyError,

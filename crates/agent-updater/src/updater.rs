@@ -218,22 +218,42 @@ impl InstallCommand {
         }
     }
 
-    /// Splits a command line on white space (no quoting).
-    pub fn parse(line: &str) -> Option<InstallCommand> {
-        let mut words = line.split_whitespace().map(str::to_owned);
-        let program = words.next()?;
-        Some(InstallCommand {
+    /// Parses a command line as POSIX shell words: white space separates words, single
+    /// quotes keep everything literally, double quotes and backslashes work as in `sh`.
+    /// Nothing is expanded (no variables, globs, pipes or redirections; use `sh -c '...'` for
+    /// those, where the appended package path is `$0`).
+    pub fn parse(line: &str) -> Result<InstallCommand, BadInstallCommand> {
+        let words = shlex::split(line).ok_or(BadInstallCommand::Quoting)?;
+        let mut words = words.into_iter();
+        let program = words.next().ok_or(BadInstallCommand::Empty)?;
+        Ok(InstallCommand {
             program,
             args: words.collect(),
         })
     }
 
-    fn display(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// The command as shell words (quoted where needed), for messages.
+    pub fn display(&self) -> String {
+        let words =
+            std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str));
+        shlex::try_join(words).unwrap_or_else(|_| {
+            std::iter::once(self.program.as_str())
+                .chain(self.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
     }
+}
+
+/// An install command line that [`InstallCommand::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadInstallCommand {
+    /// No words at all.
+    #[error("the install command is empty")]
+    Empty,
+    /// An unclosed quote or a trailing backslash.
+    #[error("the install command has an unclosed quote or a trailing backslash")]
+    Quoting,
 }
 
 /// Options of one update run.
@@ -989,7 +1009,7 @@ impl Updater {
     pub fn record_result(&self, result: &Result<UpdateOutcome, UpdateError>) -> String {
         let error = result.as_ref().err().map(ToString::to_string);
         if let Some(e) = &error {
-            tracing::error!("{e}");
+            tracing::error!(target: agent_wire::FILE_ONLY_TARGET, "{e}");
         }
         let section = match self.settings() {
             Ok(mut s) => {

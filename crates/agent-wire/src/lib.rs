@@ -31,3 +31,8 @@ pub use rating::{
     format_not_after, parse_not_after, rate_section,
 };
 pub use section::{SECTION_HEADER, SectionLine, TrustedCertInfo};
+
+/// Target of log events that a binary also reports itself on stderr (the error of an update
+/// run): `cli::init_logging` sends them to the log file only, so that each error appears once
+/// on the terminal.
+pub const FILE_ONLY_TARGET: &str = "file_only";
