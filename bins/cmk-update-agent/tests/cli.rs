@@ -628,3 +628,115 @@ fn register_asks_again_on_a_bad_answer() {
         "{shown}"
     );
 }
+
+/// A self-signed server certificate for 127.0.0.1 made by `openssl req -x509` with `extra`
+/// arguments, written to `dir`; `None` (and a skip message) without openssl.
+fn openssl_server_cert(dir: &Path, extra: &[&str]) -> Option<tls::TlsFiles> {
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(extra)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(tls::TlsFiles {
+            ca_pem: std::fs::read_to_string(&cert).unwrap(),
+            cert,
+            key,
+        }),
+        _ => {
+            eprintln!("SKIPPED: openssl is not available (apt-get install openssl)");
+            None
+        }
+    }
+}
+
+/// Issue 15, defect 10: `register -t` with an ordinary self-signed certificate. OpenSSL's
+/// default (CA:TRUE) can never be a TLS server certificate for rustls/webpki: refused with a
+/// plain sentence and nothing saved; with CA:FALSE, trust on first use works.
+#[test]
+fn trust_on_first_use_with_openssl_self_signed_certificates() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ca_true) = openssl_server_cert(dir.path(), &[]) else {
+        return;
+    };
+    // The operator's cfg trusts nothing for HTTPS: the certificate must come from -t.
+    let key_pem = s.cert.to_pem();
+    std::fs::write(
+        s.conf.path().join("cmk-update-agent.cfg"),
+        format!(
+            "signature_keys = {}\n",
+            serde_json::to_string(&[&key_pem]).unwrap()
+        ),
+    )
+    .unwrap();
+    let register = |handle: &agent_deploy::ServerHandle| {
+        let server = format!("127.0.0.1:{}", handle.local_addr().port());
+        s.cmd(&[
+            "register",
+            "-t",
+            "-s",
+            &server,
+            "-i",
+            "mysite",
+            "-p",
+            "https",
+            "-H",
+            "web01",
+            "-U",
+            "automation",
+            "-S",
+            "s3cret-s3cret",
+        ])
+        .output()
+        .unwrap()
+    };
+    let handle = spawn_server(&s.store, &ca_true, None);
+    let out = register(&handle);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the server's certificate is a CA certificate (basicConstraints CA:TRUE"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CaUsedAsEndEntity"), "{stderr}");
+    let state =
+        std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap_or_default();
+    assert!(!state.contains("local_certificates"), "{state}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_false = openssl_server_cert(
+        dir.path(),
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    )
+    .unwrap();
+    let handle = spawn_server(&s.store, &ca_false, None);
+    let out = register(&handle);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Successfully registered host web01"));
+    let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(state.contains("local_certificates"), "{state}");
+    // Later runs trust the saved certificate without -t.
+    let hash = s.publish(b"agent over a pinned certificate");
+    let install = s.install_cmd();
+    let out = s
+        .cmd(&["--install-command", &install])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&hash));
+}

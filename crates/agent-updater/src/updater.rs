@@ -134,10 +134,24 @@ pub enum UpdateError {
         /// What is wrong.
         reason: String,
     },
+    /// The server's own certificate is a CA certificate, which TLS never accepts as a server
+    /// certificate, so trusting it on first use (`--trust-cert`) cannot work.
+    #[error("{server}: {CA_AS_SERVER_CERTIFICATE}")]
+    CaServerCertificate {
+        /// The server (host and port).
+        server: String,
+    },
     /// Another updater holds the lock.
     #[error("Another cmk-update-agent is already running (lock {0}). Aborting.")]
     Locked(PathBuf),
 }
+
+/// Why a self-signed CA certificate cannot be the server's certificate.
+const CA_AS_SERVER_CERTIFICATE: &str = "the server's certificate is a CA certificate \
+(basicConstraints CA:TRUE, the default of `openssl req -x509`); TLS (rustls/webpki) never accepts \
+a CA certificate as a server's own certificate, even a trusted one, so it cannot be trusted on \
+first use. Give the server a certificate with CA:FALSE (`openssl req -x509 ... -addext \
+basicConstraints=critical,CA:FALSE`) or one issued by a CA, and trust that CA";
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UpdateError + '_ {
     move |source| UpdateError::Io {
@@ -1069,7 +1083,13 @@ impl Updater {
         if client.agent.head(&url).call().is_ok() {
             return Ok(None);
         }
-        let pem = fetch_peer_certificate(server, self.timeout)?;
+        let (der, only) = fetch_peer_certificate(server, self.timeout)?;
+        if only && is_ca_certificate(&der) {
+            return Err(UpdateError::CaServerCertificate {
+                server: server.to_owned(),
+            });
+        }
+        let pem = to_pem(&der);
         tracing::warn!("Trusting the certificate of {server} without verification (--trust-cert)");
         let mut local = match s.state_value("local_certificates") {
             Some(Value::Array(a)) => a.clone(),
@@ -1196,7 +1216,7 @@ impl Client {
             .send_form(pairs.iter().copied())
             .map_err(|e| UpdateError::Connection {
                 url: url.to_owned(),
-                reason: e.to_string(),
+                reason: connection_reason(&e),
             })?;
         Ok(resp)
     }
@@ -1348,6 +1368,17 @@ impl Client {
     }
 }
 
+/// The reason of a failed request, with a plain sentence for a CA certificate used as the
+/// server's certificate (rustls says only `CaUsedAsEndEntity`).
+fn connection_reason(e: &ureq::Error) -> String {
+    let text = e.to_string();
+    if text.contains("CaUsedAsEndEntity") {
+        format!("{text}: {CA_AS_SERVER_CERTIFICATE}")
+    } else {
+        text
+    }
+}
+
 fn envelope_result(env: Envelope) -> Result<Value, UpdateError> {
     if env.result_code == 0 {
         Ok(env.result)
@@ -1382,9 +1413,31 @@ fn parse_envelope(url: &str, status: u16, body: &[u8]) -> Result<Value, UpdateEr
     }
 }
 
+/// Whether a DER certificate says `CA:TRUE`.
+fn is_ca_certificate(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, cert)| {
+        cert.basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+    })
+}
+
+fn to_pem(der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// Fetches the server's certificate chain without verifying it and returns the last
-/// certificate (the issuer closest to the root) as PEM.
-fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<String, UpdateError> {
+/// certificate (the issuer closest to the root) as DER, and whether it is the only one (the
+/// server's own certificate).
+fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<(Vec<u8>, bool), UpdateError> {
     let conn_err = |reason: String| UpdateError::Connection {
         url: format!("https://{server}/"),
         reason,
@@ -1418,14 +1471,7 @@ fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<String, Upd
     let last = chain
         .last()
         .ok_or_else(|| conn_err("no certificate".into()))?;
-    let b64 = B64.encode(last.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    Ok(pem)
+    Ok((last.as_ref().to_vec(), chain.len() == 1))
 }
 
 /// Accepts any server certificate; used only to fetch it for `--trust-cert`.
