@@ -355,8 +355,9 @@ impl Updater {
             },
             limit,
         )?;
-        plan.check_package(&package)?;
-        let signature = self.check_signature(&package, &info, skip, &target.aghash)?;
+        let digest = agent_sign::PackageDigest::of(&package);
+        plan.check_package(&digest)?;
+        let signature = self.check_signature(&digest, &info, skip, &target.aghash)?;
         self.install(&package, &target.aghash)?;
         let agent_info = AgentInfo {
             hash: target.aghash.clone(),

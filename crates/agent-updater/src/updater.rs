@@ -9,10 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use agent_sign::{Clock, PackageSignature, RollbackState, SystemClock};
+use agent_sign::{Clock, PackageDigest, PackageSignature, RollbackState, SystemClock};
 
 use crate::settings::{ProxySetting, Settings, SettingsError};
 use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, VerifyError};
@@ -468,7 +467,7 @@ impl Updater {
     /// warning in the log).
     pub(crate) fn check_signature(
         &self,
-        package: &[u8],
+        package: &PackageDigest,
         info: &TargetInfo<'_>,
         skip: bool,
         aghash: &str,
@@ -788,8 +787,10 @@ impl Updater {
             })
             .min(self.download_cap);
         let package = client.download(&base, &form, limit, &self.paths.var_dir)?;
-        plan.check_package(&package)?;
-        let signature = self.check_signature(&package, &info, skip, &target_hash)?;
+        // One SHA-256 pass serves the metadata and the signature checks.
+        let digest = PackageDigest::of(&package);
+        plan.check_package(&digest)?;
+        let signature = self.check_signature(&digest, &info, skip, &target_hash)?;
         if self.deferred {
             let candidate = self.candidate_path(&target_hash);
             let doc = json!({
@@ -797,7 +798,7 @@ impl Updater {
                 "target_state": {
                     "signatures": status.signatures,
                     "target_hash": target_hash,
-                    "sha256": hex::encode(Sha256::digest(&package)),
+                    "sha256": digest.sha256_hex(),
                     "target_metadata": status.target_metadata,
                 },
             });
@@ -903,8 +904,9 @@ impl Updater {
         if state["target_hash"].as_str() != Some(hash.as_str()) {
             return fail(&mut s, UpdateError::InconsistentPending);
         }
+        let digest = PackageDigest::of(&package);
         if let Some(sha) = state["sha256"].as_str()
-            && hex::encode(Sha256::digest(&package)) != sha
+            && digest.sha256_hex() != sha
         {
             return fail(&mut s, UpdateError::CandidateTampered);
         }
@@ -924,8 +926,8 @@ impl Updater {
         };
         // Everything is checked again: the candidate file may have been changed on disk.
         let checked = self.gate(&info).and_then(|plan| {
-            plan.check_package(&package)?;
-            let verified = self.verifier().verify_package(&package, &info)?;
+            plan.check_package(&digest)?;
+            let verified = self.verifier().verify_package(&digest, &info)?;
             Ok((plan, verified))
         });
         let (plan, verified) = match checked {

@@ -5,8 +5,8 @@
 //! only decides *when* each check runs and turns the results into the updater's errors.
 
 use agent_sign::{
-    Certificate, Clock, PackageSignature, RollbackState, Targets, Timestamp, TrustedCertificates,
-    TrustedRoot, VerifyPolicy,
+    Certificate, Clock, PackageDigest, PackageSignature, RollbackState, Targets, Timestamp,
+    TrustedCertificates, TrustedRoot, VerifyPolicy,
 };
 use agent_wire::{Platform, TargetMetadata, TrustedCertInfo};
 
@@ -61,10 +61,11 @@ impl TargetPlan {
         self.targets.as_ref().map(|t| t.length)
     }
 
-    /// Checks downloaded bytes against the signed length and SHA-256 (no-op without metadata).
-    pub fn check_package(&self, package: &[u8]) -> Result<(), VerifyError> {
+    /// Checks a downloaded package's digest against the signed length and SHA-256 (no-op
+    /// without metadata).
+    pub fn check_package(&self, package: &PackageDigest) -> Result<(), VerifyError> {
         match &self.targets {
-            Some(t) => Ok(t.check_package(package)?),
+            Some(t) => Ok(t.check_digest(package)?),
             None => Ok(()),
         }
     }
@@ -134,10 +135,12 @@ pub trait PackageVerifier: Send + Sync {
     /// (if this verifier requires any) valid for this host, platform, time and rollback state?
     fn check_target(&self, target: &TargetInfo<'_>) -> Result<TargetPlan, VerifyError>;
 
-    /// Post-download check of the exact package bytes against the signature list.
+    /// Post-download check of the package against the signature list, on its
+    /// [`PackageDigest`] (the SHA-256 computed once while the package was read, so that the
+    /// updater's memory does not grow with the package).
     fn verify_package(
         &self,
-        package: &[u8],
+        package: &PackageDigest,
         target: &TargetInfo<'_>,
     ) -> Result<Verified, VerifyError>;
 
@@ -267,10 +270,19 @@ impl PackageVerifier for AgentSignVerifier {
         })
     }
 
-    fn verify_package(&self, package: &[u8], t: &TargetInfo<'_>) -> Result<Verified, VerifyError> {
+    fn verify_package(
+        &self,
+        package: &PackageDigest,
+        t: &TargetInfo<'_>,
+    ) -> Result<Verified, VerifyError> {
         let trusted = trusted_certificates(t.trusted_keys);
-        let report =
-            agent_sign::verify_package(package, t.signatures, &trusted, self.policy, t.clock);
+        let report = agent_sign::verify_package_digest(
+            package,
+            t.signatures,
+            &trusted,
+            self.policy,
+            t.clock,
+        );
         match report.valid_signatures.first() {
             Some(&n) if report.accepted => Ok(Verified {
                 signature_index: n,

@@ -41,7 +41,7 @@ fn verify(
     let verifier = AgentSignVerifier::checkmk();
     verifier.check_target(&info)?;
     verifier
-        .verify_package(package, &info)
+        .verify_package(&agent_sign::PackageDigest::of(package), &info)
         .map(|v| (v.signature_index, v.log))
 }
 
