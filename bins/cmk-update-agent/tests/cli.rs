@@ -13,7 +13,15 @@ use agent_wire::Platform;
 mod tls;
 use tls::write_tls_files;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cmk-update-agent");
+/// The binary under test: this package's, or another build of it (e.g. the portable one of
+/// `scripts/build-portable-updater`) named by `CMK_UPDATE_AGENT_BIN`.
+fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("CMK_UPDATE_AGENT_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cmk-update-agent").to_owned())
+    })
+}
 
 struct Setup {
     _srv_dir: tempfile::TempDir,
@@ -101,7 +109,7 @@ fn setup() -> Setup {
 
 impl Setup {
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(args)
             .env("MK_CONFDIR", self.conf.path())
             .env("MK_VARDIR", self.var.path())
@@ -174,7 +182,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn help_documents_exit_codes_and_flags() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let out = Command::new(bin()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = text(&out.stdout);
     for needle in [
@@ -190,7 +198,7 @@ fn help_documents_exit_codes_and_flags() {
     ] {
         assert!(help.contains(needle), "{needle} missing in\n{help}");
     }
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["register", "--help"])
         .output()
         .unwrap();
@@ -381,7 +389,7 @@ fn controller_mode_over_mtls() {
         handle.local_addr().port()
     );
     let run = |extra: &[&str]| {
-        Command::new(BIN)
+        Command::new(bin())
             .args(extra)
             .args(["--install-command", &format!("sh {}", script.display())])
             .arg("controller")
@@ -453,7 +461,7 @@ fn register_with_password_uses_a_gui_session() {
 /// message) when `script` is not available.
 fn on_a_terminal(s: &Setup, args: &str, input: &str, env: &[(&str, &str)]) -> Option<String> {
     use std::io::Write as _;
-    let command = format!("'{BIN}' {args}");
+    let command = format!("'{}' {args}", bin());
     let mut cmd = Command::new("script");
     cmd.args(["-qec", &command, "/dev/null"])
         .env("MK_CONFDIR", s.conf.path())
@@ -541,7 +549,7 @@ fn install_command_is_parsed_as_shell_words() {
         "{}",
         text(&out.stderr)
     );
-    let help = text(&Command::new(BIN).arg("--help").output().unwrap().stdout);
+    let help = text(&Command::new(bin()).arg("--help").output().unwrap().stdout);
     assert!(help.contains("POSIX shell words"), "{help}");
 }
 
@@ -588,7 +596,7 @@ fn errors_once_missing_config_warning_and_cfg_help() {
         text(&out.stderr)
     );
 
-    let help = text(&Command::new(BIN).arg("--help").output().unwrap().stdout);
+    let help = text(&Command::new(bin()).arg("--help").output().unwrap().stdout);
     for needle in [
         "Keys of the cfg file",
         "signature_keys",
