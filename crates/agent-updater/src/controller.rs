@@ -221,6 +221,20 @@ fn post(
     body: &impl Serialize,
     limit: u64,
 ) -> Result<Vec<u8>, UpdateError> {
+    let mut data = Vec::new();
+    post_into(agent, url, body, limit, &mut data)?;
+    Ok(data)
+}
+
+/// POSTs JSON and copies at most `limit` bytes of a 200 answer into `out`, through a
+/// bounded buffer.
+fn post_into(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &impl Serialize,
+    limit: u64,
+    out: &mut impl std::io::Write,
+) -> Result<(), UpdateError> {
     let conn = |reason: String| UpdateError::Connection {
         url: url.to_owned(),
         reason,
@@ -232,35 +246,41 @@ fn post(
         .send(&json[..])
         .map_err(|e| conn(e.to_string()))?;
     let status = resp.status();
-    let mut data = Vec::new();
-    resp.into_body()
+    let mut reader = resp
+        .into_body()
         .into_with_config()
         .limit(u64::MAX)
         .reader()
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut data)
-        .map_err(|e| conn(e.to_string()))?;
-    if data.len() as u64 > limit {
-        return Err(UpdateError::TooLarge {
-            url: url.to_owned(),
-            limit,
-        });
-    }
+        .take(limit.saturating_add(1));
     if !status.is_success() {
+        let mut data = Vec::new();
+        (&mut reader)
+            .take(4096)
+            .read_to_end(&mut data)
+            .map_err(|e| conn(e.to_string()))?;
         let detail = serde_json::from_slice::<serde_json::Value>(&data)
             .ok()
             .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&data).chars().take(200).collect());
         return Err(conn(format!("HTTP {}: {detail}", status.as_u16())));
     }
-    Ok(data)
+    let copied = std::io::copy(&mut reader, out).map_err(|e| conn(e.to_string()))?;
+    if copied > limit {
+        return Err(UpdateError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        });
+    }
+    out.flush().map_err(|e| conn(e.to_string()))?;
+    Ok(())
 }
 
 impl Updater {
     /// One update run in the 2.5 mode: `update_status` and `download_agent` over the
     /// controller's mTLS connection, then the same signature (and, with a metadata root,
-    /// metadata) checks and install as [`run`](Self::run). The package stays in memory until
-    /// its signature has been checked. Records `last_check`, and on success `last_update` and
+    /// metadata) checks and install as [`run`](Self::run). The package is written to a private
+    /// file in the var directory as it arrives, hashed in one pass and installed from there only
+    /// after its signature has been checked. Records `last_check`, and on success `last_update` and
     /// `agent_info.json`. Does nothing when the config says `activated = false`.
     pub fn run_controller(
         &self,
@@ -346,7 +366,10 @@ impl Updater {
             .length()
             .map_or(self.download_cap, |len| len.min(self.download_cap));
         let url = format!("{base}/{DOWNLOAD_AGENT_PAGE}");
-        let package = post(
+        // The package goes straight into a private file (bounded buffer), is hashed in one
+        // pass from there and installed from there: memory does not grow with its size.
+        let mut file = self.package_file(&target.aghash)?;
+        post_into(
             &agent,
             &url,
             &DownloadAgentRequest {
@@ -354,11 +377,16 @@ impl Updater {
                 aghash: target.aghash.clone(),
             },
             limit,
+            file.as_file_mut(),
         )?;
-        let digest = agent_sign::PackageDigest::of(&package);
+        let digest = file
+            .reopen()
+            .and_then(|mut f| agent_sign::PackageDigest::read_from(&mut f))
+            .map_err(|e| file_err(file.path(), e))?;
         plan.check_package(&digest)?;
         let signature = self.check_signature(&digest, &info, skip, &target.aghash)?;
-        self.install(&package, &target.aghash)?;
+        self.install_file(file.path(), &target.aghash)?;
+        drop(file);
         let agent_info = AgentInfo {
             hash: target.aghash.clone(),
             platform: self.platform.as_str().to_owned(),

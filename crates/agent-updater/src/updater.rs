@@ -958,20 +958,30 @@ impl Updater {
     }
 
     pub(crate) fn install(&self, package: &[u8], hash: &str) -> Result<(), UpdateError> {
-        let dir = &self.paths.var_dir;
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!("new_agent_{hash}."))
-            .tempfile_in(dir)
-            .map_err(io_err(dir))?;
+        let mut tmp = self.package_file(hash)?;
         tmp.write_all(package)
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(io_err(tmp.path()))?;
+        self.install_file(tmp.path(), hash)
+    }
+
+    /// A private temporary file in the var directory for a package of `hash`.
+    pub(crate) fn package_file(&self, hash: &str) -> Result<tempfile::NamedTempFile, UpdateError> {
+        let dir = &self.paths.var_dir;
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        tempfile::Builder::new()
+            .prefix(&format!("new_agent_{hash}."))
+            .tempfile_in(dir)
+            .map_err(io_err(dir))
+    }
+
+    /// Runs the install command on the package in `path`.
+    pub(crate) fn install_file(&self, path: &Path, hash: &str) -> Result<(), UpdateError> {
         let command = self.install.display();
         tracing::info!("Installing agent {hash} with {command}");
         let output = std::process::Command::new(&self.install.program)
             .args(&self.install.args)
-            .arg(tmp.path())
+            .arg(path)
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| UpdateError::Install {
