@@ -6,6 +6,10 @@
 //!   RSA-4096 PKCS#1 v1.5/SHA-256 signature (certificate parse + SHA-256 over
 //!   the bytes + one RSA verification). The key is the Checkmk-style test
 //!   fixture of the crate, so no RSA key is generated here.
+//! * `verify_package/50MiB-file`: the same package read from a file in one pass
+//!   with a 64 KiB buffer (`verify_package_reader`, what `agent-sign verify`
+//!   does); compare with `openssl dgst -sha256 -verify pub.pem -signature
+//!   sig.bin big.deb` on the same file (see BENCHMARKS.md).
 //! * `verify_metadata/10000/ed25519`: 10,000 small signed targets documents
 //!   parsed from JSON and verified against a trusted root (canonical JSON +
 //!   signature + expiry, host, platform and rollback checks) with an Ed25519
@@ -21,7 +25,7 @@ use std::hint::black_box;
 use agent_sign::{
     Certificate, FixedClock, MetaKey, Passphrase, PrivateKey, RoleKeys, Roles, RollbackState, Root,
     SignedDocument, Targets, TrustedCertificates, TrustedRoot, VerifyPolicy, sign_package,
-    verify_package,
+    verify_package, verify_package_reader,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -59,6 +63,24 @@ fn package_verification(c: &mut Criterion) {
                 VerifyPolicy::default(),
                 &clock,
             );
+            assert!(report.accepted);
+        })
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.deb");
+    std::fs::write(&path, &package).unwrap();
+    drop(package);
+    group.bench_function("50MiB-file", |b| {
+        b.iter(|| {
+            let mut file = std::fs::File::open(black_box(&path)).unwrap();
+            let report = verify_package_reader(
+                &mut file,
+                &signatures,
+                &trusted,
+                VerifyPolicy::default(),
+                &clock,
+            )
+            .unwrap();
             assert!(report.accepted);
         })
     });

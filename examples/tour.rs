@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agent_deploy::{
-    Advertise, AgentSignVerifier, DEFAULT_PBKDF2_ITERATIONS, DeployStore, InstallCommand, Limits,
-    Mode, Paths, Platform, RegisterOptions, RunOptions, ServerOptions, TargetMetadata, Updater,
-    package_hash, spawn,
+    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, Limits, ServerOptions, package_hash, spawn,
 };
 use agent_sign::{
     Clock as _, ExpiryThresholds, KdfParams, KeyStore, KeyType, MetaKey, NewKey, PackageSignature,
@@ -24,6 +22,10 @@ use agent_sign::{
     Targets, TrustedCertificates, TrustedRoot, VerifyPolicy, sign_package, signatures_to_json,
     verify_package,
 };
+use agent_updater::{
+    AgentSignVerifier, InstallCommand, Mode, Paths, RegisterOptions, RunOptions, Updater,
+};
+use agent_wire::{Platform, TargetMetadata};
 use anyhow::{Context as _, Result};
 use mkp_format::{
     ChangeOptions, Manifest, Mkp, PackOptions, PackageId, PackageName, PackagePart, PackageVersion,

@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agent_deploy::{
-    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, Limits, Platform, RatingMode,
-    RatingParams, Section, ServerOptions, State, TargetMetadata,
+    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, Limits, ServerOptions,
 };
 use agent_sign::SignedDocument;
+use agent_wire::{Platform, RatingMode, RatingParams, Section, State, TargetMetadata};
 use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 
@@ -209,10 +209,10 @@ const PROGRAM: &str = "agent-deploy";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = agent_deploy::cli::init_logging(cli.verbose, None) {
-        return agent_deploy::cli::report(PROGRAM, &e, 2);
+    if let Err(e) = agent_wire::cli::init_logging(cli.verbose, None) {
+        return agent_wire::cli::report(PROGRAM, &e, 2);
     }
-    agent_deploy::cli::finish(PROGRAM, run(cli), |_| 2)
+    agent_wire::cli::finish(PROGRAM, run(cli), |_| 2)
 }
 
 fn read_document(path: &std::path::Path) -> anyhow::Result<SignedDocument> {
@@ -245,7 +245,7 @@ fn check_section(
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
     });
-    let rating = agent_deploy::rate_section(&section, params, mode, now);
+    let rating = agent_wire::rate_section(&section, params, mode, now);
     let mut out = io::stdout().lock();
     let res = (|| {
         writeln!(out, "{} - {}", rating.state, rating.summary())?;

@@ -8,13 +8,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
-use agent_deploy::{
-    AgentSignVerifier, InstallCommand, Mode, Paths, RegisterOptions, RunOptions, UpdateOutcome,
-    Updater, package_hash,
-};
+use agent_deploy::package_hash;
 use agent_sign::{
     Clock as _, KdfParams, KeyStore, KeyType, MetaKey, NewKey, Passphrase, PrivateKey, RoleKeys,
     Roles, Root, SignedDocument, SystemClock, Targets, Timestamp, TrustedRoot,
+};
+use agent_updater::{
+    AgentSignVerifier, InstallCommand, Mode, Paths, RegisterOptions, RunOptions, UpdateOutcome,
+    Updater,
 };
 
 mod support {
@@ -562,4 +563,102 @@ fn log_verify_checks_the_chain_written_by_publish() {
     let out = cmd(&state, &["log-verify"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_stderr_contains(&out, "signing.log");
+}
+
+/// Writes `content` as a package and its signature list into `dir`; returns both paths.
+fn package_files(dir: &Path, keys: &SiteKeys, name: &str, content: &[u8]) -> (PathBuf, PathBuf) {
+    let pkg = dir.join(format!("{name}.deb"));
+    std::fs::write(&pkg, content).unwrap();
+    let sigs = dir.join(format!("{name}.deb.signatures.json"));
+    std::fs::write(&sigs, keys.signatures_json(content)).unwrap();
+    (pkg, sigs)
+}
+
+fn publish(state: &Path, pkg: &Path, sigs: &Path) -> Output {
+    cmd(state, &["publish", "--host", "web01", "--os", "linux_deb"])
+        .arg("--package")
+        .arg(pkg)
+        .arg("--signatures")
+        .arg(sigs)
+        .output()
+        .unwrap()
+}
+
+/// Issue 15, defect 8: a signature list that belongs to other bytes is refused before
+/// anything is logged or published.
+#[test]
+fn publish_refuses_signatures_of_other_bytes() {
+    let (dir, state, keys) = site_with_user_and_keys();
+    let (_, original_sigs) = package_files(dir.path(), &keys, "original", b"original package");
+    let tampered = dir.path().join("tampered.deb");
+    std::fs::write(&tampered, b"tampered package").unwrap();
+    let out = publish(&state, &tampered, &original_sigs);
+    assert_eq!(out.status.code(), Some(2));
+    assert_stderr_contains(&out, "signature #1 does not verify against the package");
+    assert!(out.stdout.is_empty());
+    assert!(!state.join("agents").join("web01").exists());
+    let log = std::fs::read_to_string(state.join("signing.log")).unwrap_or_default();
+    assert_eq!(log, "", "nothing may be logged");
+
+    // A signature list made for the package itself is accepted.
+    let (pkg, sigs) = package_files(dir.path(), &keys, "good", b"good package");
+    assert_success(&publish(&state, &pkg, &sigs));
+}
+
+/// Issue 15, defect 9: `status` shows the configured target, after `publish` and after
+/// `set-target`, also when the host's last contact was offered another one.
+#[test]
+fn status_shows_the_configured_target() {
+    let (dir, state, keys) = site_with_user_and_keys();
+    let mut hashes = Vec::new();
+    for name in ["a", "b"] {
+        let (pkg, sigs) = package_files(dir.path(), &keys, name, name.as_bytes());
+        let out = publish(&state, &pkg, &sigs);
+        assert_success(&out);
+        hashes.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    }
+    let target = || {
+        let out = cmd(&state, &["status", "--json"]).output().unwrap();
+        assert_success(&out);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let host = doc["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["host_name"] == "web01")
+            .cloned()
+            .unwrap_or_else(|| panic!("web01 missing: {doc}"));
+        host["target_hash"].as_str().unwrap_or("-").to_owned()
+    };
+    assert_eq!(target(), hashes[1], "after publish");
+    // The server recorded that it offered B at the host's last contact.
+    std::fs::create_dir_all(state.join("status")).unwrap();
+    std::fs::write(
+        state.join("status/web01.json"),
+        format!(
+            r#"{{"host_name": "web01", "platform": "linux_deb", "target_hash": "{}"}}"#,
+            hashes[1]
+        ),
+    )
+    .unwrap();
+    let out = cmd(
+        &state,
+        &[
+            "set-target",
+            "--host",
+            "web01",
+            "--os",
+            "linux_deb",
+            "--hash",
+            &hashes[0],
+        ],
+    )
+    .output()
+    .unwrap();
+    assert_success(&out);
+    assert_eq!(target(), hashes[0], "after set-target");
+    let out = cmd(&state, &["status"]).output().unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row = table.lines().find(|l| l.starts_with("web01 ")).unwrap();
+    assert!(row.contains(&hashes[0]), "{table}");
 }

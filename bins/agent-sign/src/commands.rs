@@ -518,7 +518,8 @@ fn verify(
     json: bool,
 ) -> Result<ExitCode> {
     let sig_path = default_signatures(package, signatures);
-    let bytes = fs::read(package).with_context(|| format!("reading {}", package.display()))?;
+    let mut file =
+        fs::File::open(package).with_context(|| format!("reading {}", package.display()))?;
     let text =
         fs::read_to_string(&sig_path).with_context(|| format!("reading {}", sig_path.display()))?;
     let list = agent_sign::signatures_from_json(&text)
@@ -538,7 +539,10 @@ fn verify(
         threshold,
         ..VerifyPolicy::default()
     };
-    let report = agent_sign::verify_package(&bytes, &list, &trusted, policy, &SystemClock);
+    // One pass with a bounded buffer: memory stays small whatever the package size.
+    let report =
+        agent_sign::verify_package_reader(&mut file, &list, &trusted, policy, &SystemClock)
+            .with_context(|| format!("reading {}", package.display()))?;
     if json {
         let mut v = serde_json::to_value(&report)?;
         v["schema"] = serde_json::json!(1);

@@ -1,16 +1,17 @@
 //! `cmk-update-agent`: registers this host at the Checkmk deployment server and installs new,
-//! signed agent packages. The logic lives in the `agent-deploy` crate.
+//! signed agent packages. The logic lives in the `agent-updater` crate.
 
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agent_deploy::{
-    AgentSignVerifier, ControllerPaths, InstallCommand, Mode, Origin, Paths, Platform,
-    ReceiverConnection, RegisterOptions, RunOptions, UpdateError, UpdateOutcome, Updater,
-};
 use agent_sign::VerifyPolicy;
+use agent_updater::{
+    AgentSignVerifier, ControllerPaths, InstallCommand, Mode, Origin, Paths, ReceiverConnection,
+    RegisterOptions, RunOptions, UpdateError, UpdateOutcome, Updater,
+};
+use agent_wire::Platform;
 use anyhow::{Context as _, anyhow};
 use clap::{Parser, Subcommand};
 use zeroize::Zeroizing;
@@ -25,9 +26,21 @@ use zeroize::Zeroizing;
 /// once per interval, otherwise prints the cached output; always prints the
 /// `<<<cmk_update_agent_status:sep(0)>>>` section on stdout and exits 0.
 ///
-/// Files: `$MK_CONFDIR/cmk-update-agent.cfg` (default `/etc/check_mk`),
-/// `$MK_VARDIR/cmk-update-agent.state` (default `/var/lib/check_mk_agent`). Precedence:
-/// state < cfg < command line.
+/// Files: `$MK_CONFDIR/cmk-update-agent.cfg` (default `/etc/check_mk`; written by the Agent
+/// Bakery, read only), `$MK_VARDIR/cmk-update-agent.state` (default `/var/lib/check_mk_agent`;
+/// written by `register` and every run). Both hold Python literals (`key = value` lines or a
+/// dict). Precedence: state < cfg < command line.
+///
+/// Keys of the cfg file:
+///   server, site, protocol    the deployment server (`register` saves them in the state);
+///   signature_keys            list of PEM certificates whose signatures are trusted; REQUIRED:
+///                             without it every agent is refused ("No signature keys are
+///                             configured."), as in Checkmk;
+///   certificates              list of PEM CA certificates trusted for HTTPS (else the
+///                             system's WebPKI roots, plus `local_certificates` of --trust-cert);
+///   interval                  seconds between checks in plug-in mode (default 3600);
+///   proxy, use_proxy_env      an explicit proxy dict, or the *_proxy environment variables;
+///   ignore_update_url         True: ignore the `update_url` the server hands out.
 ///
 /// Signatures are checked with Checkmk's rules (the log carries "Signature check OK." and
 /// friends). With `--metadata-root` the updater also requires signed target metadata
@@ -37,7 +50,12 @@ use zeroize::Zeroizing;
 /// Exit codes: 0 success (also "no update needed"); 1 the server, a signature check or the
 /// install refused or failed; 2 usage, configuration or local file errors.
 #[derive(Debug, Parser)]
-#[command(name = "cmk-update-agent", version, max_term_width = 100)]
+#[command(
+    name = "cmk-update-agent",
+    version,
+    max_term_width = 100,
+    verbatim_doc_comment
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -95,7 +113,10 @@ struct Cli {
     /// Valid package signatures from distinct trusted keys required (k of n; Checkmk: 1).
     #[arg(long = "signature-threshold", default_value_t = 1, global = true)]
     signature_threshold: usize,
-    /// Install command; the package path is appended (default: by platform, e.g. `dpkg -i`).
+    /// Install command, parsed as POSIX shell words (quotes and backslashes as in `sh`,
+    /// nothing expanded); the package path is appended as the last argument. Default: by
+    /// platform, e.g. `dpkg -i`. Example: --install-command "sh -c 'dpkg -i \"$0\" && touch
+    /// /run/agent-updated'" (the package path is `$0` of `sh -c`).
     #[arg(
         long = "install-command",
         env = "CMK_UPDATE_AGENT_INSTALL_COMMAND",
@@ -165,10 +186,10 @@ const PROGRAM: &str = "cmk-update-agent";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = agent_deploy::cli::init_logging(cli.verbose, cli.logfile.as_deref()) {
-        return agent_deploy::cli::report(PROGRAM, &e, 2);
+    if let Err(e) = agent_wire::cli::init_logging(cli.verbose, cli.logfile.as_deref()) {
+        return agent_wire::cli::report(PROGRAM, &e, 2);
     }
-    agent_deploy::cli::finish(PROGRAM, run(cli), |e| {
+    agent_wire::cli::finish(PROGRAM, run(cli), |e| {
         match e.downcast_ref::<UpdateError>() {
             Some(
                 UpdateError::Settings(_)
@@ -210,9 +231,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             updater.with_metadata_root_file(root, cli.metadata_root_dir.as_deref(), policy)?;
     }
     if let Some(cmd) = &cli.install_command {
-        let cmd =
-            InstallCommand::parse(cmd).ok_or_else(|| anyhow!("--install-command is empty"))?;
+        let cmd = InstallCommand::parse(cmd).context("--install-command")?;
         updater = updater.with_install_command(cmd);
+    }
+    if !matches!(cli.command, Some(Command::Controller { .. })) {
+        let cfg = &updater.paths().config_file;
+        if !cfg.exists() {
+            tracing::warn!(
+                "Missing config file at {}. Configuration may be incomplete.",
+                cfg.display()
+            );
+        }
     }
     let manual_env = std::env::var_os("MK_AGENT_UPDATER_MANUAL").is_some();
     let plugin = cli.plugin || (std::env::var_os("MK_CONFDIR").is_some() && !manual_env);
@@ -275,14 +304,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "Deployment server to connect to",
                 None,
             )?;
-            let protocol = value_or_prompt(
+            let protocol = value_or_prompt_valid(
                 have(protocol, "protocol"),
                 "Protocol to use (http/https)",
                 Some("https"),
+                |p| {
+                    (p == "http" || p == "https")
+                        .then_some(())
+                        .ok_or("http or https")
+                },
             )?;
-            if protocol != "http" && protocol != "https" {
-                return Err(anyhow!("protocol must be http or https, not {protocol:?}"));
-            }
             let site = value_or_prompt(
                 have(site, "site"),
                 "Checkmk site on the deployment server",
@@ -388,25 +419,52 @@ fn value_or_prompt(
     question: &str,
     default: Option<&str>,
 ) -> anyhow::Result<String> {
+    value_or_prompt_valid(value, question, default, |_| Ok(()))
+}
+
+/// Attempts at one question before `register` gives up (a closed or scripted terminal).
+const PROMPT_ATTEMPTS: usize = 5;
+
+/// The given value, or the answer to `question` on a terminal (`default` on an empty answer).
+/// A given value that `check` refuses is an error; an answer it refuses, or an empty one
+/// without a default, is asked again.
+fn value_or_prompt_valid(
+    value: Option<String>,
+    question: &str,
+    default: Option<&str>,
+    check: impl Fn(&str) -> Result<(), &'static str>,
+) -> anyhow::Result<String> {
     if let Some(v) = value.filter(|v| !v.is_empty()) {
+        check(&v).map_err(|want| anyhow!("{question}: {v:?} is not {want}"))?;
         return Ok(v);
     }
     if !io::stdin().is_terminal() {
         return Err(anyhow!("{question}: no value given and no terminal to ask"));
     }
-    match default {
-        Some(d) => eprint!("{question} [{d}]: "),
-        None => eprint!("{question}: "),
+    for _ in 0..PROMPT_ATTEMPTS {
+        match default {
+            Some(d) => eprint!("{question} [{d}]: "),
+            None => eprint!("{question}: "),
+        }
+        io::stderr().flush()?;
+        let mut line = String::new();
+        if io::stdin().lock().read_line(&mut line)? == 0 {
+            return Err(anyhow!("{question}: no value given"));
+        }
+        let answer = match (line.trim(), default) {
+            ("", Some(d)) if !d.is_empty() => d.to_owned(),
+            ("", _) => {
+                eprintln!("Please enter a value.");
+                continue;
+            }
+            (a, _) => a.to_owned(),
+        };
+        match check(&answer) {
+            Ok(()) => return Ok(answer),
+            Err(want) => eprintln!("Please enter {want}, not {answer:?}."),
+        }
     }
-    io::stderr().flush()?;
-    let mut line = String::new();
-    io::stdin().lock().read_line(&mut line)?;
-    let line = line.trim();
-    match (line.is_empty(), default) {
-        (false, _) => Ok(line.to_owned()),
-        (true, Some(d)) if !d.is_empty() => Ok(d.to_owned()),
-        _ => Err(anyhow!("{question}: no value given")),
-    }
+    Err(anyhow!("{question}: no valid value given"))
 }
 
 fn show_config(updater: &Updater) -> anyhow::Result<ExitCode> {

@@ -5,14 +5,23 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
-use agent_deploy::{Advertise, DeployStore, Platform, ServerOptions};
+use agent_deploy::{Advertise, DeployStore, ServerOptions};
 use agent_sign::{Certificate, Passphrase, PrivateKey, Subject, SystemClock};
+use agent_wire::Platform;
 
 #[path = "../../agent-deploy/tests/support/tls.rs"]
 mod tls;
 use tls::write_tls_files;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cmk-update-agent");
+/// The binary under test: this package's, or another build of it (e.g. the portable one of
+/// `scripts/build-portable-updater`) named by `CMK_UPDATE_AGENT_BIN`.
+fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("CMK_UPDATE_AGENT_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_cmk-update-agent").to_owned())
+    })
+}
 
 struct Setup {
     _srv_dir: tempfile::TempDir,
@@ -100,7 +109,7 @@ fn setup() -> Setup {
 
 impl Setup {
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(args)
             .env("MK_CONFDIR", self.conf.path())
             .env("MK_VARDIR", self.var.path())
@@ -173,7 +182,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn help_documents_exit_codes_and_flags() {
-    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let out = Command::new(bin()).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = text(&out.stdout);
     for needle in [
@@ -189,7 +198,7 @@ fn help_documents_exit_codes_and_flags() {
     ] {
         assert!(help.contains(needle), "{needle} missing in\n{help}");
     }
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["register", "--help"])
         .output()
         .unwrap();
@@ -380,7 +389,7 @@ fn controller_mode_over_mtls() {
         handle.local_addr().port()
     );
     let run = |extra: &[&str]| {
-        Command::new(BIN)
+        Command::new(bin())
             .args(extra)
             .args(["--install-command", &format!("sh {}", script.display())])
             .arg("controller")
@@ -445,4 +454,297 @@ fn register_with_password_uses_a_gui_session() {
     let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
     assert!(state.contains("'host_secret': '"), "{state}");
     assert!(!state.contains("s3cret-s3cret"));
+}
+
+/// Runs `cmk-update-agent` with `args` (shell words) on a pseudo-terminal through util-linux
+/// `script`, with `input` typed in; returns what the terminal showed, or `None` (and a skip
+/// message) when `script` is not available.
+fn on_a_terminal(s: &Setup, args: &str, input: &str, env: &[(&str, &str)]) -> Option<String> {
+    use std::io::Write as _;
+    let command = format!("'{}' {args}", bin());
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &command, "/dev/null"])
+        .env("MK_CONFDIR", s.conf.path())
+        .env("MK_VARDIR", s.var.path())
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .env_remove("NO_COLOR")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let Ok(mut child) = cmd.spawn() else {
+        eprintln!("SKIPPED: util-linux `script` is not available to provide a terminal");
+        return None;
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    for line in input.lines() {
+        // One answer at a time, as a person types.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    Some(text(&out.stdout).replace("\r\n", "\n"))
+}
+
+/// Issue 15, defect 11: colour only on a terminal, and never with `NO_COLOR`.
+#[test]
+fn colour_only_on_a_terminal() {
+    let s = setup();
+    let out = s
+        .cmd(&["-v", "show-config"])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    let err = s
+        .cmd(&["-v"])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    for o in [&out, &err] {
+        assert!(!text(&o.stderr).contains('\x1b'), "{:?}", text(&o.stderr));
+    }
+    // A warning on a terminal is coloured, unless NO_COLOR is set.
+    std::fs::remove_file(s.conf.path().join("cmk-update-agent.cfg")).unwrap();
+    let Some(shown) = on_a_terminal(&s, "show-config", "", &[]) else {
+        return;
+    };
+    assert!(shown.contains("Missing config file"), "{shown}");
+    assert!(shown.contains('\x1b'), "{shown:?}");
+    let shown = on_a_terminal(&s, "show-config", "", &[("NO_COLOR", "1")]).unwrap();
+    assert!(shown.contains("Missing config file"), "{shown}");
+    assert!(!shown.contains('\x1b'), "{shown:?}");
+}
+
+/// Issue 15, defect 12: `--install-command` is parsed as shell words.
+#[test]
+fn install_command_is_parsed_as_shell_words() {
+    let s = setup();
+    assert!(s.register().status.success());
+    let hash = s.publish(b"agent package v1");
+    let target = s.var.path().join("installed copy");
+    let install = format!("sh -c 'cp \"$0\" \"$1\"' '{}'", target.display());
+    // sh -c SCRIPT TARGET PACKAGE: $0 is the target, $1 the package; swap them in the script.
+    let install = install.replace("cp \"$0\" \"$1\"", "cp \"$1\" \"$0\"");
+    let out = s
+        .cmd(&["--install-command", &install])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&hash));
+    assert_eq!(std::fs::read(&target).unwrap(), b"agent package v1");
+    // An unclosed quote is a usage error naming the option.
+    let out = s
+        .cmd(&["--install-command", "sh -c 'cp"])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--install-command: the install command has an unclosed quote"),
+        "{}",
+        text(&out.stderr)
+    );
+    let help = text(&Command::new(bin()).arg("--help").output().unwrap().stdout);
+    assert!(help.contains("POSIX shell words"), "{help}");
+}
+
+/// Issue 15, defect 13: each error once; a missing cfg file is named; the cfg keys and
+/// `signature_keys` are explained in `--help`.
+#[test]
+fn errors_once_missing_config_warning_and_cfg_help() {
+    let s = setup();
+    let log = s.var.path().join("updater.log");
+    let out = s
+        .cmd(&["-l", &log.display().to_string()])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(
+        stderr
+            .matches("Please run 'cmk-update-agent register' first.")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(
+        stderr.starts_with("cmk-update-agent: Not yet registered"),
+        "{stderr}"
+    );
+    // The log file still records the error.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("Not yet registered"), "{logged}");
+
+    let cfg = s.conf.path().join("cmk-update-agent.cfg");
+    let out = s.cmd(&["show-config"]).output().unwrap();
+    assert!(!text(&out.stderr).contains("Missing config file"));
+    std::fs::remove_file(&cfg).unwrap();
+    let out = s.cmd(&["show-config"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "Missing config file at {}. Configuration may be incomplete.",
+            cfg.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let help = text(&Command::new(bin()).arg("--help").output().unwrap().stdout);
+    for needle in [
+        "Keys of the cfg file",
+        "signature_keys",
+        "REQUIRED",
+        "certificates",
+        "interval",
+        "ignore_update_url",
+    ] {
+        assert!(help.contains(needle), "{needle} missing in\n{help}");
+    }
+}
+
+/// Issue 15, defect 13: a bad answer in interactive `register` is asked again.
+#[test]
+fn register_asks_again_on_a_bad_answer() {
+    let s = setup();
+    let args = format!(
+        "register -s '{}' -i mysite -H web01 -U automation -S s3cret-s3cret",
+        s.server()
+    );
+    let Some(shown) = on_a_terminal(&s, &args, "ftp\nhttps\n", &[]) else {
+        return;
+    };
+    assert_eq!(
+        shown
+            .matches("Protocol to use (http/https) [https]:")
+            .count(),
+        2,
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Please enter http or https, not \"ftp\"."),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Successfully registered host web01"),
+        "{shown}"
+    );
+}
+
+/// A self-signed server certificate for 127.0.0.1 made by `openssl req -x509` with `extra`
+/// arguments, written to `dir`; `None` (and a skip message) without openssl.
+fn openssl_server_cert(dir: &Path, extra: &[&str]) -> Option<tls::TlsFiles> {
+    let cert = dir.join("server.crt");
+    let key = dir.join("server.key");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .args(extra)
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(tls::TlsFiles {
+            ca_pem: std::fs::read_to_string(&cert).unwrap(),
+            cert,
+            key,
+        }),
+        _ => {
+            eprintln!("SKIPPED: openssl is not available (apt-get install openssl)");
+            None
+        }
+    }
+}
+
+/// Issue 15, defect 10: `register -t` with an ordinary self-signed certificate. OpenSSL's
+/// default (CA:TRUE) can never be a TLS server certificate for rustls/webpki: refused with a
+/// plain sentence and nothing saved; with CA:FALSE, trust on first use works.
+#[test]
+fn trust_on_first_use_with_openssl_self_signed_certificates() {
+    let s = setup();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(ca_true) = openssl_server_cert(dir.path(), &[]) else {
+        return;
+    };
+    // The operator's cfg trusts nothing for HTTPS: the certificate must come from -t.
+    let key_pem = s.cert.to_pem();
+    std::fs::write(
+        s.conf.path().join("cmk-update-agent.cfg"),
+        format!(
+            "signature_keys = {}\n",
+            serde_json::to_string(&[&key_pem]).unwrap()
+        ),
+    )
+    .unwrap();
+    let register = |handle: &agent_deploy::ServerHandle| {
+        let server = format!("127.0.0.1:{}", handle.local_addr().port());
+        s.cmd(&[
+            "register",
+            "-t",
+            "-s",
+            &server,
+            "-i",
+            "mysite",
+            "-p",
+            "https",
+            "-H",
+            "web01",
+            "-U",
+            "automation",
+            "-S",
+            "s3cret-s3cret",
+        ])
+        .output()
+        .unwrap()
+    };
+    let handle = spawn_server(&s.store, &ca_true, None);
+    let out = register(&handle);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("the server's certificate is a CA certificate (basicConstraints CA:TRUE"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("CaUsedAsEndEntity"), "{stderr}");
+    let state =
+        std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap_or_default();
+    assert!(!state.contains("local_certificates"), "{state}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca_false = openssl_server_cert(
+        dir.path(),
+        &["-addext", "basicConstraints=critical,CA:FALSE"],
+    )
+    .unwrap();
+    let handle = spawn_server(&s.store, &ca_false, None);
+    let out = register(&handle);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("Successfully registered host web01"));
+    let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(state.contains("local_certificates"), "{state}");
+    // Later runs trust the saved certificate without -t.
+    let hash = s.publish(b"agent over a pinned certificate");
+    let install = s.install_cmd();
+    let out = s
+        .cmd(&["--install-command", &install])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&hash));
 }

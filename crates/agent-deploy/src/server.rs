@@ -21,7 +21,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::Semaphore;
 
 use crate::store::{DeployAnswer, DeployStore, ServerError};
-use crate::wire::{
+use agent_wire::{
     DEPLOY_PAGE, DOWNLOAD_AGENT_PAGE, DeployForm, DeployMode, DownloadAgentRequest, Envelope,
     LOGIN_PAGE, LoginForm, RECEIVER_PREFIX, REGISTER_PAGE, RegisterForm, TargetAgent,
     UPDATE_STATUS_PAGE, UpdateStatusRequest, UpdateStatusResponse,
@@ -183,13 +183,6 @@ pub fn mtls_config(
 /// extension by [`serve`]; the 2.5 API answers only requests that carry it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientHost(pub String);
-
-/// The subject CN of a DER certificate.
-pub(crate) fn common_name(der: &[u8]) -> Option<String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
-    Some(cn.to_owned())
-}
 
 struct App {
     store: Arc<DeployStore>,
@@ -638,7 +631,7 @@ pub async fn serve(
                                 .1
                                 .peer_certificates()
                                 .and_then(|c| c.first())
-                                .and_then(|c| common_name(c));
+                                .and_then(|c| agent_wire::certificate_host_name(c));
                             let svc = match host {
                                 Some(h) => {
                                     tracing::debug!(%peer, host = %h, "client certificate");

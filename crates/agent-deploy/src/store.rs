@@ -27,11 +27,12 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use agent_sign::{
-    LogEntry, LogRecord, PackageSignature, SignedDocument, SigningLog, Targets, Timestamp,
+    LogEntry, LogRecord, PackageDigest, PackageSignature, SignedDocument, SigningLog, Targets,
+    Timestamp,
 };
 
-use crate::fsutil::write_atomic;
-use crate::wire::{
+use agent_wire::fsutil::write_atomic;
+use agent_wire::{
     AgentResult, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, Platform, RegisterForm,
     RegisterResult, StatusResult, TargetMetadata, truncate_last_error, valid_aghash,
     valid_host_name,
@@ -100,6 +101,17 @@ pub enum ServerError {
         /// Platform.
         platform: Platform,
         /// What does not fit.
+        reason: String,
+    },
+    /// A signature offered for publishing was not made over the package by its certificate's
+    /// key (signature lists are checked before anything is logged or published).
+    #[error(
+        "signature #{index} does not verify against the package ({reason}); nothing was published"
+    )]
+    Signature {
+        /// 1-based position in the signature list.
+        index: usize,
+        /// What is wrong.
         reason: String,
     },
     /// A TLS certificate or key could not be loaded.
@@ -240,7 +252,9 @@ pub struct HostStatus {
     pub registered_by: Option<String>,
     /// Platform the host reported last.
     pub platform: Option<String>,
-    /// Target hash offered at the last contact.
+    /// The configured target (`agents/<host>/<os>/current`) for the platform the host
+    /// reported, or for the only platform published for it ([`DeployStore::statuses`]); in
+    /// `status/<host>.json`, the target offered at the last contact.
     pub target_hash: Option<String>,
     /// Hash of the last package the host downloaded.
     pub downloaded_aghash: Option<String>,
@@ -812,6 +826,18 @@ impl DeployStore {
             return Err(ServerError::InvalidHost(host.to_owned()));
         }
         let hash = package_hash(package);
+        let digest = PackageDigest::of(package);
+        for (i, sig) in signatures.iter().enumerate() {
+            sig.check(&digest).map_err(|e| ServerError::Signature {
+                index: i + 1,
+                reason: match e {
+                    agent_sign::Error::NoValidSignature => {
+                        "made over other bytes or by another key".to_owned()
+                    }
+                    other => other.to_string(),
+                },
+            })?;
+        }
         if let Some(md) = metadata {
             check_metadata(md, host, platform, package, &hash).map_err(|reason| {
                 ServerError::Metadata {
@@ -1020,7 +1046,8 @@ impl DeployStore {
         Ok(pending.len())
     }
 
-    /// Statuses of all registered or seen hosts, sorted by host name.
+    /// Statuses of all registered or seen hosts and of hosts with a published agent, sorted by
+    /// host name, each with its configured target.
     pub fn statuses(&self) -> Vec<HostStatus> {
         let book = lock(&self.status);
         let hosts = self
@@ -1036,8 +1063,57 @@ impl DeployStore {
                 });
             }
         }
+        drop(book);
+        drop(hosts);
+        // Hosts with a published agent that never registered nor called.
+        if let Ok(entries) = fs::read_dir(self.dir.join("agents")) {
+            for name in entries
+                .flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+            {
+                if valid_host_name(&name) && !out.iter().any(|s| s.host_name == name) {
+                    out.push(HostStatus {
+                        host_name: name,
+                        ..HostStatus::default()
+                    });
+                }
+            }
+        }
+        for status in &mut out {
+            self.fill_configured_target(status);
+        }
         out.sort_by(|a, b| a.host_name.cmp(&b.host_name));
         out
+    }
+
+    /// Sets `target_hash` (and, when the host never reported one, `platform`) to the configured
+    /// target: the `current` file of the reported platform, or of the only platform published
+    /// for the host. Left as it is when that is ambiguous or unreadable.
+    fn fill_configured_target(&self, status: &mut HostStatus) {
+        let reported = status.platform.as_deref().and_then(Platform::parse);
+        let platforms: Vec<Platform> = match reported {
+            Some(p) => vec![p],
+            None => Platform::ALL
+                .into_iter()
+                .filter(|p| {
+                    self.target_dir(&status.host_name, *p)
+                        .join("current")
+                        .is_file()
+                })
+                .collect(),
+        };
+        let [platform] = platforms[..] else {
+            return;
+        };
+        let current = self.target_dir(&status.host_name, platform).join("current");
+        match fs::read_to_string(&current) {
+            Ok(text) if valid_aghash(text.trim()) => {
+                status.target_hash = Some(text.trim().to_owned());
+                status.platform = Some(platform.to_string());
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => status.target_hash = None,
+            _ => {}
+        }
     }
 
     /// Removes a host's registration (its secret stops working at once).

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use agent_deploy::{Limits, Platform};
+use agent_deploy::Limits;
+use agent_wire::Platform;
 
 use crate::support::*;
 

@@ -5,9 +5,8 @@ use std::os::unix::fs::PermissionsExt as _;
 use rustls_pki_types::pem::PemObject as _;
 use std::time::{Duration, SystemTime};
 
-use agent_deploy::{
-    Advertise, DeployMode, DeployStore, Limits, Platform, ServerError, generate_host_secret,
-};
+use agent_deploy::{Advertise, DeployStore, Limits, ServerError, generate_host_secret};
+use agent_wire::{DeployMode, Platform};
 use serde_json::Value;
 
 use crate::support::*;

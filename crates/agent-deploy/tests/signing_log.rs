@@ -3,7 +3,8 @@
 
 use std::time::SystemTime;
 
-use agent_deploy::{Platform, SIGNING_LOG, ServerError, package_hash};
+use agent_deploy::{SIGNING_LOG, ServerError, package_hash};
+use agent_wire::Platform;
 use sha2::Digest as _;
 
 use crate::support::{

@@ -133,6 +133,31 @@ impl PublicKey {
     }
 }
 
+impl PublicKey {
+    /// Verifies an RSASSA-PKCS1-v1_5 `signature` whose message has the SHA-256 `digest`
+    /// (2048 to 8192 bits, as [`verify`](Self::verify) accepts), so that a package can be
+    /// hashed while it is read. Ed25519 signs messages, not digests: always `false`.
+    pub fn verify_sha256_digest(&self, digest: &[u8; 32], signature: &[u8]) -> bool {
+        use rsa::pkcs1::DecodeRsaPublicKey as _;
+        /// DER `DigestInfo` prefix of a SHA-256 digest (RFC 8017, section 9.2, note 1).
+        const SHA256_DIGEST_INFO: [u8; 19] = [
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ];
+        if self.key_type != KeyType::Rsa || !(2048..=8192).contains(&self.bits) {
+            return false;
+        }
+        let Ok(key) = rsa::RsaPublicKey::from_pkcs1_der(&self.raw) else {
+            return false;
+        };
+        let scheme = rsa::Pkcs1v15Sign {
+            hash_len: Some(32),
+            prefix: Box::new(SHA256_DIGEST_INFO),
+        };
+        key.verify(scheme, digest, signature).is_ok()
+    }
+}
+
 /// Where a certificate stands relative to its `not_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "UPPERCASE")]

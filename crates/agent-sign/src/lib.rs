@@ -123,8 +123,9 @@ pub use metadata::{
     Root, SignedDocument, Targets, Timestamp, TrustedRoot,
 };
 pub use package::{
-    NOT_BEFORE_SKEW_SECONDS, PackageSignature, TrustedCertificates, VerifyPolicy, VerifyReport,
-    sign_package, signatures_from_json, signatures_to_json, verify_package,
+    DIGEST_BUFFER_BYTES, NOT_BEFORE_SKEW_SECONDS, PackageDigest, PackageSignature,
+    TrustedCertificates, VerifyPolicy, VerifyReport, sign_package, signatures_from_json,
+    signatures_to_json, verify_package, verify_package_digest, verify_package_reader,
 };
 pub use passphrase::{
     DEFAULT_KDF_ITERATIONS, KdfParams, MAX_KDF_ITERATIONS, MIN_PASSPHRASE_CHARS, Passphrase,

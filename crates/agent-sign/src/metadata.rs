@@ -333,14 +333,19 @@ impl Targets {
 
     /// Checks downloaded bytes against the signed length and SHA-256.
     pub fn check_package(&self, package: &[u8]) -> Result<()> {
-        if package.len() as u64 != self.length {
+        self.check_digest(&crate::PackageDigest::of(package))
+    }
+
+    /// [`check_package`](Self::check_package) on a package's digest (hashed while it was read).
+    pub fn check_digest(&self, digest: &crate::PackageDigest) -> Result<()> {
+        if digest.length() != self.length {
             return Err(Error::HashMismatch(format!(
                 "package has {} bytes, metadata says {}",
-                package.len(),
+                digest.length(),
                 self.length
             )));
         }
-        let got = hex::encode(Sha256::digest(package));
+        let got = digest.sha256_hex();
         if !got.eq_ignore_ascii_case(&self.sha256) {
             return Err(Error::HashMismatch(format!(
                 "package SHA-256 is {got}, metadata says {}",

@@ -1,10 +1,12 @@
 //! Package signatures as Checkmk makes and checks them.
 
 use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
 use crate::cert::{Certificate, KeyType};
 use crate::clock::Clock;
@@ -19,6 +21,80 @@ pub struct PackageSignature {
     pub certificate: String,
     /// RSASSA-PKCS1-v1_5/SHA-256 over the exact package bytes, base64.
     pub signature: String,
+}
+
+/// Buffer of [`PackageDigest::read_from`]: memory stays this small whatever the package size.
+pub const DIGEST_BUFFER_BYTES: usize = 64 * 1024;
+
+/// What a package signature covers: the SHA-256 and length of the package, computed in one
+/// pass so that a package of any size is checked with a bounded buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackageDigest {
+    sha256: [u8; 32],
+    length: u64,
+}
+
+impl PackageDigest {
+    /// The digest of bytes in memory.
+    pub fn of(package: &[u8]) -> PackageDigest {
+        PackageDigest {
+            sha256: Sha256::digest(package).into(),
+            length: package.len() as u64,
+        }
+    }
+
+    /// Hashes everything `reader` yields, [`DIGEST_BUFFER_BYTES`] at a time.
+    pub fn read_from(reader: &mut impl Read) -> io::Result<PackageDigest> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; DIGEST_BUFFER_BYTES];
+        let mut length = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(&buf[..n]);
+            length += n as u64;
+        }
+        Ok(PackageDigest {
+            sha256: hasher.finalize().into(),
+            length,
+        })
+    }
+
+    /// The SHA-256.
+    pub fn sha256(&self) -> &[u8; 32] {
+        &self.sha256
+    }
+
+    /// The SHA-256 as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+
+    /// The package's length in bytes.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+}
+
+impl PackageSignature {
+    /// Whether this signature was made over the package with `digest` by the key of its own
+    /// certificate (RSA PKCS#1 v1.5 with SHA-256), regardless of trust and validity dates:
+    /// what a server checks before it publishes a signature list. Returns the certificate.
+    pub fn check(&self, digest: &PackageDigest) -> Result<Certificate> {
+        let cert = Certificate::from_pem(&self.certificate)?;
+        let raw = STANDARD
+            .decode(self.signature.trim())
+            .map_err(|e| Error::Metadata(format!("signature is not base64: {e}")))?;
+        let key = cert.public_key();
+        if key.key_type() != KeyType::Rsa || !key.verify_sha256_digest(digest.sha256(), &raw) {
+            return Err(Error::NoValidSignature);
+        }
+        Ok(cert)
+    }
 }
 
 /// Signs `package` with `key` and appends the signature for `certificate` to
@@ -186,6 +262,38 @@ pub fn verify_package(
     policy: VerifyPolicy,
     clock: &dyn Clock,
 ) -> VerifyReport {
+    verify_package_digest(
+        &PackageDigest::of(package),
+        signatures,
+        trusted,
+        policy,
+        clock,
+    )
+}
+
+/// [`verify_package`] on a package read from `reader` in one pass with a bounded buffer
+/// ([`PackageDigest::read_from`]); fails only when reading fails.
+pub fn verify_package_reader(
+    reader: &mut impl Read,
+    signatures: &[PackageSignature],
+    trusted: &TrustedCertificates,
+    policy: VerifyPolicy,
+    clock: &dyn Clock,
+) -> io::Result<VerifyReport> {
+    let digest = PackageDigest::read_from(reader)?;
+    Ok(verify_package_digest(
+        &digest, signatures, trusted, policy, clock,
+    ))
+}
+
+/// [`verify_package`] on a package's [`PackageDigest`].
+pub fn verify_package_digest(
+    digest: &PackageDigest,
+    signatures: &[PackageSignature],
+    trusted: &TrustedCertificates,
+    policy: VerifyPolicy,
+    clock: &dyn Clock,
+) -> VerifyReport {
     let threshold = policy.threshold.max(1);
     let now = clock.now();
     let mut log = Vec::new();
@@ -225,7 +333,7 @@ pub fn verify_package(
         let valid = key.key_type() == KeyType::Rsa
             && STANDARD
                 .decode(sig.signature.trim())
-                .is_ok_and(|raw| key.verify(package, &raw));
+                .is_ok_and(|raw| key.verify_sha256_digest(digest.sha256(), &raw));
         if !valid {
             note(format!("Signature #{n} is invalid."), false);
             continue;

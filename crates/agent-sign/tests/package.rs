@@ -1,9 +1,9 @@
 //! Package signatures: requirements 9-13 and 33, table-driven.
 
 use agent_sign::{
-    Certificate, Error, FixedClock, KeyType, PackageSignature, PrivateKey, Subject,
-    TrustedCertificates, VerifyPolicy, sign_package, signatures_from_json, signatures_to_json,
-    verify_package,
+    Certificate, DIGEST_BUFFER_BYTES, Error, FixedClock, KeyType, PackageDigest, PackageSignature,
+    PrivateKey, Subject, TrustedCertificates, VerifyPolicy, sign_package, signatures_from_json,
+    signatures_to_json, verify_package, verify_package_reader,
 };
 
 use crate::common::*;
@@ -360,4 +360,67 @@ fn golden_signature_equals_pyca() {
     assert_eq!(ours, theirs);
     // And pyca's signature verifies with our verifier.
     assert!(pyca().1.public_key().verify(&package(), &theirs));
+}
+
+/// A reader that hands out at most 7 bytes per call and counts the largest request, so the
+/// test sees that the package is read in pieces through a bounded buffer.
+struct Trickle<'a> {
+    data: &'a [u8],
+    largest_request: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.largest_request = self.largest_request.max(buf.len());
+        let n = buf.len().min(7).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn streaming_verification_equals_in_memory_verification() {
+    let package: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let mut tampered = package.clone();
+    tampered[299_999] ^= 1;
+    let (a_key, a_cert) = pyca();
+    let (b_key, b_cert) = openssl_rsa();
+    let sigs = vec![sign(b"other", b_key, b_cert), sign(&package, a_key, a_cert)];
+    let trusted: TrustedCertificates = [a_cert.clone(), b_cert.clone()].into_iter().collect();
+    let clock = agent_sign::SystemClock;
+    for bytes in [&package, &tampered] {
+        let in_memory = verify_package(bytes, &sigs, &trusted, VerifyPolicy::default(), &clock);
+        let mut reader = Trickle {
+            data: bytes,
+            largest_request: 0,
+        };
+        let streamed = verify_package_reader(
+            &mut reader,
+            &sigs,
+            &trusted,
+            VerifyPolicy::default(),
+            &clock,
+        )
+        .unwrap();
+        assert_eq!(streamed, in_memory);
+        assert!(reader.largest_request <= DIGEST_BUFFER_BYTES);
+    }
+    assert!(verify_package(&package, &sigs, &trusted, VerifyPolicy::default(), &clock).accepted);
+    assert!(!verify_package(&tampered, &sigs, &trusted, VerifyPolicy::default(), &clock).accepted);
+    let digest = PackageDigest::read_from(&mut &package[..]).unwrap();
+    assert_eq!(digest, PackageDigest::of(&package));
+    assert_eq!(digest.length(), 300_000);
+}
+
+#[test]
+fn a_signature_is_checked_against_the_package_regardless_of_trust() {
+    let package = b"the package".to_vec();
+    let (key, cert) = openssl_rsa();
+    let sig = sign(&package, key, cert);
+    assert_eq!(&sig.check(&PackageDigest::of(&package)).unwrap(), cert);
+    assert!(matches!(
+        sig.check(&PackageDigest::of(b"the packagE")),
+        Err(Error::NoValidSignature)
+    ));
 }

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use agent_deploy::{RegisterOptions, SESSION_LIFETIME_SECS, UpdateError};
+use agent_deploy::SESSION_LIFETIME_SECS;
+use agent_updater::{RegisterOptions, UpdateError};
 use zeroize::Zeroizing;
 
 use crate::support::{
@@ -16,7 +17,7 @@ fn register_with_a_gui_session() {
     let srv = TestServer::start();
     let host = TestHost::new("web01", &srv.pki.ca_pem, &[]);
     let up = host.updater(std::sync::Arc::new(
-        agent_deploy::AgentSignVerifier::checkmk(),
+        agent_updater::AgentSignVerifier::checkmk(),
     ));
     // Wrong password: the login page comes back -> "Cannot authenticate", nothing saved.
     let wrong = RegisterOptions {

@@ -5,12 +5,10 @@
 //! only decides *when* each check runs and turns the results into the updater's errors.
 
 use agent_sign::{
-    Certificate, Clock, PackageSignature, RollbackState, Targets, Timestamp, TrustedCertificates,
-    TrustedRoot, VerifyPolicy,
+    Certificate, Clock, PackageDigest, PackageSignature, RollbackState, Targets, Timestamp,
+    TrustedCertificates, TrustedRoot, VerifyPolicy,
 };
-use serde::{Deserialize, Serialize};
-
-use crate::wire::{Platform, TargetMetadata};
+use agent_wire::{Platform, TargetMetadata, TrustedCertInfo};
 
 /// What the updater knows about the offered package when it asks the verifier.
 #[derive(Clone, Copy)]
@@ -63,10 +61,11 @@ impl TargetPlan {
         self.targets.as_ref().map(|t| t.length)
     }
 
-    /// Checks downloaded bytes against the signed length and SHA-256 (no-op without metadata).
-    pub fn check_package(&self, package: &[u8]) -> Result<(), VerifyError> {
+    /// Checks a downloaded package's digest against the signed length and SHA-256 (no-op
+    /// without metadata).
+    pub fn check_package(&self, package: &PackageDigest) -> Result<(), VerifyError> {
         match &self.targets {
-            Some(t) => Ok(t.check_package(package)?),
+            Some(t) => Ok(t.check_digest(package)?),
             None => Ok(()),
         }
     }
@@ -136,10 +135,12 @@ pub trait PackageVerifier: Send + Sync {
     /// (if this verifier requires any) valid for this host, platform, time and rollback state?
     fn check_target(&self, target: &TargetInfo<'_>) -> Result<TargetPlan, VerifyError>;
 
-    /// Post-download check of the exact package bytes against the signature list.
+    /// Post-download check of the package against the signature list, on its
+    /// [`PackageDigest`] (the SHA-256 computed once while the package was read, so that the
+    /// updater's memory does not grow with the package).
     fn verify_package(
         &self,
-        package: &[u8],
+        package: &PackageDigest,
         target: &TargetInfo<'_>,
     ) -> Result<Verified, VerifyError>;
 
@@ -269,56 +270,25 @@ impl PackageVerifier for AgentSignVerifier {
         })
     }
 
-    fn verify_package(&self, package: &[u8], t: &TargetInfo<'_>) -> Result<Verified, VerifyError> {
+    fn verify_package(
+        &self,
+        package: &PackageDigest,
+        t: &TargetInfo<'_>,
+    ) -> Result<Verified, VerifyError> {
         let trusted = trusted_certificates(t.trusted_keys);
-        let report =
-            agent_sign::verify_package(package, t.signatures, &trusted, self.policy, t.clock);
+        let report = agent_sign::verify_package_digest(
+            package,
+            t.signatures,
+            &trusted,
+            self.policy,
+            t.clock,
+        );
         match report.valid_signatures.first() {
             Some(&n) if report.accepted => Ok(Verified {
                 signature_index: n,
                 log: report.log,
             }),
             _ => Err(VerifyError::NoValidSignature),
-        }
-    }
-}
-
-/// One entry of `trusted_certs` in the monitoring section.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrustedCertInfo {
-    /// The certificate doesn't parse.
-    pub corrupt: bool,
-    /// Expiry as ISO 8601 with UTC offset.
-    pub not_after: Option<String>,
-    /// Hash name of the certificate's signature (`sha256`, `sha512`, …).
-    pub signature_algorithm: Option<String>,
-    /// Subject CN.
-    pub common_name: Option<String>,
-}
-
-impl TrustedCertInfo {
-    /// Parses a PEM certificate with `agent-sign`; `corrupt` if it doesn't parse (which
-    /// includes key types `agent-sign` does not support, i.e. anything but RSA and Ed25519).
-    pub fn from_pem(pem: &str) -> TrustedCertInfo {
-        let Ok(cert) = Certificate::from_pem(pem) else {
-            return TrustedCertInfo {
-                corrupt: true,
-                not_after: None,
-                signature_algorithm: None,
-                common_name: None,
-            };
-        };
-        let not_after = crate::rating::format_not_after(cert.not_after());
-        // `sha512WithRSAEncryption` -> `sha512`, as Checkmk reports the hash name.
-        let signature_algorithm = cert
-            .signature_algorithm()
-            .strip_suffix("WithRSAEncryption")
-            .map(str::to_owned);
-        TrustedCertInfo {
-            corrupt: false,
-            not_after,
-            signature_algorithm,
-            common_name: cert.common_name().map(str::to_owned),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-use crate::updater::SECTION_HEADER;
+use crate::section::{SECTION_HEADER, TrustedCertInfo};
 
 /// Seconds per day.
 const DAY: f64 = 86_400.0;
@@ -118,19 +118,8 @@ impl Default for RatingParams {
     }
 }
 
-/// One entry of the section's `trusted_certs`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct SectionCert {
-    /// The key didn't parse.
-    pub corrupt: bool,
-    /// Expiry: ISO 8601 with offset (`2036-11-21T00:32:55+00:00`) or ASN.1 (`20430525111300Z`).
-    pub not_after: Option<String>,
-    /// Hash name of the certificate's signature.
-    pub signature_algorithm: Option<String>,
-    /// Subject CN.
-    pub common_name: Option<String>,
-}
+/// One entry of the section's `trusted_certs`, as the rating reads it.
+pub type SectionCert = TrustedCertInfo;
 
 /// The parsed `cmk_update_agent_status` section (unknown keys are ignored).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -8,18 +8,16 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use serde::Serialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use agent_sign::{Clock, PackageSignature, RollbackState, SystemClock};
+use agent_sign::{Clock, PackageDigest, PackageSignature, RollbackState, SystemClock};
 
 use crate::settings::{ProxySetting, Settings, SettingsError};
-use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, TrustedCertInfo, VerifyError};
-use crate::wire::{
+use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, VerifyError};
+use agent_wire::{
     AU_API, AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN,
-    LOGIN_PAGE, Platform, REGISTER_PAGE, RegisterResult, StatusResult, TargetMetadata,
+    LOGIN_PAGE, Platform, REGISTER_PAGE, RegisterResult, SectionLine, StatusResult, TargetMetadata,
     truncate_last_error, valid_aghash,
 };
 
@@ -28,8 +26,6 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// [`RollbackState`]: highest accepted targets version and hash per host and platform, highest
 /// timestamp version).
 pub const ROLLBACK_STATE_KEY: &str = "rollback_state";
-/// Header of the monitoring section.
-pub const SECTION_HEADER: &str = "<<<cmk_update_agent_status:sep(0)>>>";
 
 /// Errors of the updater. The texts are what ends up in `last_error` and the section.
 #[derive(Debug, thiserror::Error)]
@@ -137,10 +133,24 @@ pub enum UpdateError {
         /// What is wrong.
         reason: String,
     },
+    /// The server's own certificate is a CA certificate, which TLS never accepts as a server
+    /// certificate, so trusting it on first use (`--trust-cert`) cannot work.
+    #[error("{server}: {CA_AS_SERVER_CERTIFICATE}")]
+    CaServerCertificate {
+        /// The server (host and port).
+        server: String,
+    },
     /// Another updater holds the lock.
     #[error("Another cmk-update-agent is already running (lock {0}). Aborting.")]
     Locked(PathBuf),
 }
+
+/// Why a self-signed CA certificate cannot be the server's certificate.
+const CA_AS_SERVER_CERTIFICATE: &str = "the server's certificate is a CA certificate \
+(basicConstraints CA:TRUE, the default of `openssl req -x509`); TLS (rustls/webpki) never accepts \
+a CA certificate as a server's own certificate, even a trusted one, so it cannot be trusted on \
+first use. Give the server a certificate with CA:FALSE (`openssl req -x509 ... -addext \
+basicConstraints=critical,CA:FALSE`) or one issued by a CA, and trust that CA";
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UpdateError + '_ {
     move |source| UpdateError::Io {
@@ -221,22 +231,42 @@ impl InstallCommand {
         }
     }
 
-    /// Splits a command line on white space (no quoting).
-    pub fn parse(line: &str) -> Option<InstallCommand> {
-        let mut words = line.split_whitespace().map(str::to_owned);
-        let program = words.next()?;
-        Some(InstallCommand {
+    /// Parses a command line as POSIX shell words: white space separates words, single
+    /// quotes keep everything literally, double quotes and backslashes work as in `sh`.
+    /// Nothing is expanded (no variables, globs, pipes or redirections; use `sh -c '...'` for
+    /// those, where the appended package path is `$0`).
+    pub fn parse(line: &str) -> Result<InstallCommand, BadInstallCommand> {
+        let words = shlex::split(line).ok_or(BadInstallCommand::Quoting)?;
+        let mut words = words.into_iter();
+        let program = words.next().ok_or(BadInstallCommand::Empty)?;
+        Ok(InstallCommand {
             program,
             args: words.collect(),
         })
     }
 
-    fn display(&self) -> String {
-        std::iter::once(self.program.as_str())
-            .chain(self.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ")
+    /// The command as shell words (quoted where needed), for messages.
+    pub fn display(&self) -> String {
+        let words =
+            std::iter::once(self.program.as_str()).chain(self.args.iter().map(String::as_str));
+        shlex::try_join(words).unwrap_or_else(|_| {
+            std::iter::once(self.program.as_str())
+                .chain(self.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
     }
+}
+
+/// An install command line that [`InstallCommand::parse`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadInstallCommand {
+    /// No words at all.
+    #[error("the install command is empty")]
+    Empty,
+    /// An unclosed quote or a trailing backslash.
+    #[error("the install command has an unclosed quote or a trailing backslash")]
+    Quoting,
 }
 
 /// Options of one update run.
@@ -437,7 +467,7 @@ impl Updater {
     /// warning in the log).
     pub(crate) fn check_signature(
         &self,
-        package: &[u8],
+        package: &PackageDigest,
         info: &TargetInfo<'_>,
         skip: bool,
         aghash: &str,
@@ -757,8 +787,10 @@ impl Updater {
             })
             .min(self.download_cap);
         let package = client.download(&base, &form, limit, &self.paths.var_dir)?;
-        plan.check_package(&package)?;
-        let signature = self.check_signature(&package, &info, skip, &target_hash)?;
+        // One SHA-256 pass serves the metadata and the signature checks.
+        let digest = PackageDigest::of(&package);
+        plan.check_package(&digest)?;
+        let signature = self.check_signature(&digest, &info, skip, &target_hash)?;
         if self.deferred {
             let candidate = self.candidate_path(&target_hash);
             let doc = json!({
@@ -766,12 +798,13 @@ impl Updater {
                 "target_state": {
                     "signatures": status.signatures,
                     "target_hash": target_hash,
-                    "sha256": hex::encode(Sha256::digest(&package)),
+                    "sha256": digest.sha256_hex(),
                     "target_metadata": status.target_metadata,
                 },
             });
             let data = serde_json::to_vec(&doc).map_err(|e| UpdateError::Garbled(e.to_string()))?;
-            crate::fsutil::write_atomic(&candidate, &data, false).map_err(io_err(&candidate))?;
+            agent_wire::fsutil::write_atomic(&candidate, &data, false)
+                .map_err(io_err(&candidate))?;
             let mut s = self.settings()?;
             s.set_state("pending_hash", Value::String(target_hash.clone()));
             s.set_state("last_error", Value::Null);
@@ -871,8 +904,9 @@ impl Updater {
         if state["target_hash"].as_str() != Some(hash.as_str()) {
             return fail(&mut s, UpdateError::InconsistentPending);
         }
+        let digest = PackageDigest::of(&package);
         if let Some(sha) = state["sha256"].as_str()
-            && hex::encode(Sha256::digest(&package)) != sha
+            && digest.sha256_hex() != sha
         {
             return fail(&mut s, UpdateError::CandidateTampered);
         }
@@ -892,8 +926,8 @@ impl Updater {
         };
         // Everything is checked again: the candidate file may have been changed on disk.
         let checked = self.gate(&info).and_then(|plan| {
-            plan.check_package(&package)?;
-            let verified = self.verifier().verify_package(&package, &info)?;
+            plan.check_package(&digest)?;
+            let verified = self.verifier().verify_package(&digest, &info)?;
             Ok((plan, verified))
         });
         let (plan, verified) = match checked {
@@ -924,20 +958,30 @@ impl Updater {
     }
 
     pub(crate) fn install(&self, package: &[u8], hash: &str) -> Result<(), UpdateError> {
-        let dir = &self.paths.var_dir;
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!("new_agent_{hash}."))
-            .tempfile_in(dir)
-            .map_err(io_err(dir))?;
+        let mut tmp = self.package_file(hash)?;
         tmp.write_all(package)
             .and_then(|()| tmp.as_file().sync_all())
             .map_err(io_err(tmp.path()))?;
+        self.install_file(tmp.path(), hash)
+    }
+
+    /// A private temporary file in the var directory for a package of `hash`.
+    pub(crate) fn package_file(&self, hash: &str) -> Result<tempfile::NamedTempFile, UpdateError> {
+        let dir = &self.paths.var_dir;
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        tempfile::Builder::new()
+            .prefix(&format!("new_agent_{hash}."))
+            .tempfile_in(dir)
+            .map_err(io_err(dir))
+    }
+
+    /// Runs the install command on the package in `path`.
+    pub(crate) fn install_file(&self, path: &Path, hash: &str) -> Result<(), UpdateError> {
         let command = self.install.display();
         tracing::info!("Installing agent {hash} with {command}");
         let output = std::process::Command::new(&self.install.program)
             .args(&self.install.args)
-            .arg(tmp.path())
+            .arg(path)
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(|e| UpdateError::Install {
@@ -991,7 +1035,7 @@ impl Updater {
     pub fn record_result(&self, result: &Result<UpdateOutcome, UpdateError>) -> String {
         let error = result.as_ref().err().map(ToString::to_string);
         if let Some(e) = &error {
-            tracing::error!("{e}");
+            tracing::error!(target: agent_wire::FILE_ONLY_TARGET, "{e}");
         }
         let section = match self.settings() {
             Ok(mut s) => {
@@ -1007,27 +1051,18 @@ impl Updater {
             )),
         };
         let cache = &self.paths.cache_file;
-        if let Err(e) = crate::fsutil::write_atomic(cache, section.as_bytes(), false) {
+        if let Err(e) = agent_wire::fsutil::write_atomic(cache, section.as_bytes(), false) {
             tracing::warn!("{}: {e}", cache.display());
         }
         section
     }
 
     fn error_section(&self, error: &str) -> String {
-        let line = SectionLine {
-            last_check: None,
-            last_update: None,
-            aghash: None,
-            pending_hash: None,
-            update_url: None,
-            trusted_certs: TrustedCerts(Vec::new()),
+        SectionLine {
             error: Some(error.to_owned()),
-            host_name: None,
-        };
-        format!(
-            "{SECTION_HEADER}\n{}\n",
-            serde_json::to_string(&line).unwrap_or_default()
-        )
+            ..SectionLine::default()
+        }
+        .render()
     }
 
     /// The `<<<cmk_update_agent_status:sep(0)>>>` section for the given settings.
@@ -1039,19 +1074,15 @@ impl Updater {
             aghash: text("installed_aghash"),
             pending_hash: text("pending_hash"),
             update_url: text("update_url"),
-            trusted_certs: TrustedCerts(
-                s.get_str_list("signature_keys")
-                    .iter()
-                    .map(|pem| self.verifier().describe_key(pem))
-                    .collect(),
-            ),
+            trusted_certs: s
+                .get_str_list("signature_keys")
+                .iter()
+                .map(|pem| self.verifier().describe_key(pem))
+                .collect(),
             error: text("last_error"),
             host_name: text("host_name"),
         };
-        format!(
-            "{SECTION_HEADER}\n{}\n",
-            serde_json::to_string(&line).unwrap_or_default()
-        )
+        line.render()
     }
 
     /// `--trust-cert`: if the server's certificate doesn't verify with the current trust,
@@ -1064,7 +1095,13 @@ impl Updater {
         if client.agent.head(&url).call().is_ok() {
             return Ok(None);
         }
-        let pem = fetch_peer_certificate(server, self.timeout)?;
+        let (der, only) = fetch_peer_certificate(server, self.timeout)?;
+        if only && is_ca_certificate(&der) {
+            return Err(UpdateError::CaServerCertificate {
+                server: server.to_owned(),
+            });
+        }
+        let pem = to_pem(&der);
         tracing::warn!("Trusting the certificate of {server} without verification (--trust-cert)");
         let mut local = match s.state_value("local_certificates") {
             Some(Value::Array(a)) => a.clone(),
@@ -1076,32 +1113,6 @@ impl Updater {
         s.set_state("local_certificates", Value::Array(local));
         s.save_state()?;
         Ok(Some(pem))
-    }
-}
-
-#[derive(Serialize)]
-pub(crate) struct SectionLine {
-    pub(crate) last_check: Option<f64>,
-    pub(crate) last_update: Option<f64>,
-    pub(crate) aghash: Option<String>,
-    pub(crate) pending_hash: Option<String>,
-    pub(crate) update_url: Option<String>,
-    pub(crate) trusted_certs: TrustedCerts,
-    pub(crate) error: Option<String>,
-    pub(crate) host_name: Option<String>,
-}
-
-/// `{"0": {...}, "1": {...}}` in index order.
-pub(crate) struct TrustedCerts(pub(crate) Vec<TrustedCertInfo>);
-
-impl Serialize for TrustedCerts {
-    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut m = ser.serialize_map(Some(self.0.len()))?;
-        for (i, c) in self.0.iter().enumerate() {
-            m.serialize_entry(&i.to_string(), c)?;
-        }
-        m.end()
     }
 }
 
@@ -1217,7 +1228,7 @@ impl Client {
             .send_form(pairs.iter().copied())
             .map_err(|e| UpdateError::Connection {
                 url: url.to_owned(),
-                reason: e.to_string(),
+                reason: connection_reason(&e),
             })?;
         Ok(resp)
     }
@@ -1369,6 +1380,17 @@ impl Client {
     }
 }
 
+/// The reason of a failed request, with a plain sentence for a CA certificate used as the
+/// server's certificate (rustls says only `CaUsedAsEndEntity`).
+fn connection_reason(e: &ureq::Error) -> String {
+    let text = e.to_string();
+    if text.contains("CaUsedAsEndEntity") {
+        format!("{text}: {CA_AS_SERVER_CERTIFICATE}")
+    } else {
+        text
+    }
+}
+
 fn envelope_result(env: Envelope) -> Result<Value, UpdateError> {
     if env.result_code == 0 {
         Ok(env.result)
@@ -1403,9 +1425,31 @@ fn parse_envelope(url: &str, status: u16, body: &[u8]) -> Result<Value, UpdateEr
     }
 }
 
+/// Whether a DER certificate says `CA:TRUE`.
+fn is_ca_certificate(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, cert)| {
+        cert.basic_constraints()
+            .ok()
+            .flatten()
+            .is_some_and(|bc| bc.value.ca)
+    })
+}
+
+fn to_pem(der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(&String::from_utf8_lossy(chunk));
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// Fetches the server's certificate chain without verifying it and returns the last
-/// certificate (the issuer closest to the root) as PEM.
-fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<String, UpdateError> {
+/// certificate (the issuer closest to the root) as DER, and whether it is the only one (the
+/// server's own certificate).
+fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<(Vec<u8>, bool), UpdateError> {
     let conn_err = |reason: String| UpdateError::Connection {
         url: format!("https://{server}/"),
         reason,
@@ -1439,14 +1483,7 @@ fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<String, Upd
     let last = chain
         .last()
         .ok_or_else(|| conn_err("no certificate".into()))?;
-    let b64 = B64.encode(last.as_ref());
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(&String::from_utf8_lossy(chunk));
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    Ok(pem)
+    Ok((last.as_ref().to_vec(), chain.len() == 1))
 }
 
 /// Accepts any server certificate; used only to fetch it for `--trust-cert`.

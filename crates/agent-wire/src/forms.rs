@@ -331,6 +331,14 @@ pub const UPDATE_STATUS_PAGE: &str = "update_status";
 /// 2.5 API: the download, `POST /<site>/agent-receiver/download_agent`.
 pub const DOWNLOAD_AGENT_PAGE: &str = "download_agent";
 
+/// 2.5 API: the host a TLS client certificate (DER) identifies, its subject CN. The server
+/// reads it from the peer certificate, the updater from its own client certificate.
+pub fn certificate_host_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?;
+    Some(cn.to_owned())
+}
+
 /// 2.5 API `update_status` request (JSON). The host is the subject CN of the TLS client
 /// certificate, so there is neither a host name nor a secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

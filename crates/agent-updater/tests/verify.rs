@@ -2,11 +2,10 @@
 //! self-signed sha512WithRSAEncryption certificate shaped like Checkmk's, `openssl dgst
 //! -sha256 -sign` / `-sha1 -sign` signatures over the package bytes).
 
-use agent_deploy::{
-    AgentSignVerifier, PackageVerifier, Platform, SystemClock, TargetInfo, TrustedCertInfo,
-    VerifyError,
-};
+use agent_sign::SystemClock;
 use agent_sign::{PackageSignature, RollbackState};
+use agent_updater::{AgentSignVerifier, PackageVerifier, TargetInfo, VerifyError};
+use agent_wire::{Platform, TrustedCertInfo};
 
 use crate::support::SigningKey;
 
@@ -42,7 +41,7 @@ fn verify(
     let verifier = AgentSignVerifier::checkmk();
     verifier.check_target(&info)?;
     verifier
-        .verify_package(package, &info)
+        .verify_package(&agent_sign::PackageDigest::of(package), &info)
         .map(|v| (v.signature_index, v.log))
 }
 

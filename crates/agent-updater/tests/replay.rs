@@ -4,7 +4,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use agent_deploy::{AgentSignVerifier, Mode, Platform, RunOptions, Updater};
+use agent_updater::{AgentSignVerifier, Mode, RunOptions, Updater};
+use agent_wire::Platform;
 use base64::Engine as _;
 use serde_json::{Value, json};
 

@@ -6,10 +6,10 @@
 //! use std::process::ExitCode;
 //! fn run() -> Result<ExitCode, std::io::Error> { Ok(ExitCode::SUCCESS) }
 //! fn main() -> ExitCode {
-//!     if let Err(e) = agent_deploy::cli::init_logging(0, None) {
-//!         return agent_deploy::cli::report("my-tool", &e, 2);
+//!     if let Err(e) = agent_wire::cli::init_logging(0, None) {
+//!         return agent_wire::cli::report("my-tool", &e, 2);
 //!     }
-//!     agent_deploy::cli::finish("my-tool", run(), |_| 2)
+//!     agent_wire::cli::finish("my-tool", run(), |_| 2)
 //! }
 //! ```
 
@@ -24,6 +24,8 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, fmt};
+
+use crate::FILE_ONLY_TARGET;
 
 /// Rotate the log file when it exceeds this size.
 pub const LOG_ROTATE_BYTES: u64 = 1024 * 1024;
@@ -47,19 +49,35 @@ pub enum LogError {
     Init(String),
 }
 
+/// Whether stderr gets colour: only on a terminal, and not when `NO_COLOR` is set to a
+/// non-empty value (<https://no-color.org>).
+pub fn stderr_colour() -> bool {
+    use std::io::IsTerminal as _;
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Logs to stderr at `warn`, `info` (`-v`) or `debug` (`-vv`) unless `RUST_LOG` says
-/// otherwise, and, with a `logfile`, also appends to that file (rotated at
-/// [`LOG_ROTATE_BYTES`], [`LOG_BACKUPS`] backups) at `info` or more, so the file always carries
-/// the signature-check lines (`Signature check OK.`, `Signature #N is invalid.`, ...).
+/// otherwise, in colour only on a terminal ([`stderr_colour`]), and, with a `logfile`, also
+/// appends to that file (rotated at [`LOG_ROTATE_BYTES`], [`LOG_BACKUPS`] backups, never
+/// coloured) at `info` or more, so the file always carries the signature-check lines
+/// (`Signature check OK.`, `Signature #N is invalid.`, ...). Events with the target
+/// [`FILE_ONLY_TARGET`] go to the file only.
 pub fn init_logging(verbose: u8, logfile: Option<&Path>) -> Result<(), LogError> {
     let level = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
-    let stderr_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let stderr_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(level))
+        .add_directive(
+            format!("{FILE_ONLY_TARGET}=off")
+                .parse()
+                .map_err(|e| LogError::Init(format!("{e}")))?,
+        );
     let stderr = fmt::layer()
         .with_writer(io::stderr)
+        .with_ansi(stderr_colour())
         .with_target(false)
         .with_filter(stderr_filter);
     let file_layer = match logfile {

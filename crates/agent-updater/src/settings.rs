@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::fsutil::{with_suffix, write_atomic};
+use agent_wire::fsutil::{with_suffix, write_atomic};
 use py_literal::PyValue;
 use py_literal::json::{dict_to_json, object_to_py, to_json};
 

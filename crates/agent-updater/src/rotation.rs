@@ -157,7 +157,7 @@ impl Updater {
             .document()
             .to_json()
             .map_err(|e| rotation_err(&cfg.file, e))?;
-        crate::fsutil::write_atomic(&cfg.file, json.as_bytes(), true)
+        agent_wire::fsutil::write_atomic(&cfg.file, json.as_bytes(), true)
             .map_err(|e| rotation_err(&cfg.file, e))?;
         let version = next.root().version;
         *self

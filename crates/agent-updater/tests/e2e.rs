@@ -4,10 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_deploy::{
-    AgentSignVerifier, Mode, Platform, RegisterOptions, RunOptions, ServerError, TargetMetadata,
-    UpdateError, UpdateOutcome, Updater, VerifyError,
+use agent_deploy::ServerError;
+use agent_updater::{
+    AgentSignVerifier, Mode, RegisterOptions, RunOptions, UpdateError, UpdateOutcome, Updater,
+    VerifyError,
 };
+use agent_wire::{Platform, TargetMetadata};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
@@ -483,7 +485,7 @@ fn failed_install_keeps_the_old_hash() {
     let w = World::new();
     let up = w
         .updater()
-        .with_install_command(agent_deploy::InstallCommand::parse("false").unwrap());
+        .with_install_command(agent_updater::InstallCommand::parse("false").unwrap());
     register(&w.host, &w.srv, &up);
     w.publish(b"pkg", 1);
     let err = up.run(&manual()).unwrap_err();
@@ -667,14 +669,14 @@ fn precedence_state_cfg_command_line() {
             .find(|(_, v)| v.iter().any(|(k, _)| k == key))
             .map(|(o, _)| o.clone())
     };
-    assert_eq!(find("site"), Some(agent_deploy::Origin::CommandLine));
+    assert_eq!(find("site"), Some(agent_updater::Origin::CommandLine));
     assert!(matches!(
         find("server"),
-        Some(agent_deploy::Origin::Config(_))
+        Some(agent_updater::Origin::Config(_))
     ));
     assert!(matches!(
         find("protocol"),
-        Some(agent_deploy::Origin::State(_))
+        Some(agent_updater::Origin::State(_))
     ));
     // show-config never prints certificates in full.
     assert!(!format!("{groups:?}").contains("BEGIN CERTIFICATE"));

@@ -3,11 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_deploy::{Mode, RunOptions, UpdateError, UpdateOutcome, Updater};
 use agent_sign::{PrivateKey, SignedDocument, VerifyPolicy};
+use agent_updater::{Mode, RunOptions, UpdateError, UpdateOutcome, Updater};
 
 use crate::support::{
-    DAY, MetadataKeys, SigningKey, TestHost, TestServer, publish_signed, register,
+    DAY, HardenedVerifier as _, MetadataKeys, SigningKey, TestHost, TestServer, publish_signed,
+    register,
 };
 
 /// Site metadata keys, root v1 (key A), and rotations v2 (key B, signed by A and B), v3

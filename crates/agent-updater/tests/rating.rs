@@ -1,6 +1,6 @@
 //! The "Check_MK Agent" service rating of the section (spec section 3.4, requirement 26).
 
-use agent_deploy::{
+use agent_wire::{
     RatingMode, RatingParams, Section, State, format_not_after, parse_not_after, rate_section,
 };
 
@@ -31,7 +31,7 @@ fn section_with_key_days(days: i64) -> Section {
     Section::parse(&text).unwrap()
 }
 
-fn rate(s: &Section, mode: RatingMode) -> agent_deploy::Rating {
+fn rate(s: &Section, mode: RatingMode) -> agent_wire::Rating {
     let params = RatingParams {
         host_name: Some("web01".into()),
         ..RatingParams::default()
@@ -232,9 +232,9 @@ fn section_parse_skips_other_sections_and_rejects_garbage() {
 #[test]
 fn our_section_output_is_rated() {
     let dir = tempfile::tempdir().unwrap();
-    let up = agent_deploy::Updater::new(
-        agent_deploy::Paths::in_dirs(dir.path(), dir.path()),
-        std::sync::Arc::new(agent_deploy::AgentSignVerifier::checkmk()),
+    let up = agent_updater::Updater::new(
+        agent_updater::Paths::in_dirs(dir.path(), dir.path()),
+        std::sync::Arc::new(agent_updater::AgentSignVerifier::checkmk()),
     );
     let text = up.section(&up.settings().unwrap());
     let s = Section::parse(&text).unwrap();

@@ -7,11 +7,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_deploy::{
-    Advertise, AgentSignVerifier, Clock, ControllerPaths, ControllerState, DeployStore, Limits,
-    Mode, RatingMode, RatingParams, ReceiverConnection, RunOptions, Section, ServerHandle, State,
-    UpdateError, UpdateOutcome, Updater, VerifyError, package_hash, rate_section, read_agent_info,
+use agent_deploy::{Advertise, DeployStore, Limits, ServerHandle, package_hash};
+use agent_sign::Clock;
+use agent_updater::{
+    AgentSignVerifier, ControllerPaths, ControllerState, Mode, ReceiverConnection, RunOptions,
+    UpdateError, UpdateOutcome, Updater, VerifyError, read_agent_info,
 };
+use agent_wire::{RatingMode, RatingParams, Section, State, rate_section};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 
 use crate::support::{
@@ -137,7 +139,7 @@ impl Host {
     }
 
     fn updater(&self) -> Updater {
-        let mut paths = agent_deploy::Paths::in_dirs(self.conf.path(), self.var.path());
+        let mut paths = agent_updater::Paths::in_dirs(self.conf.path(), self.var.path());
         paths.lock_file = self.var.path().join("cmk-update-agent").join("lock");
         updater_installing_into(
             self.var.path(),

@@ -1,4 +1,4 @@
-//! Atomic, private file writes.
+//! Atomic, private file writes, shared by the server's store and the updater's state files.
 
 use std::fs;
 use std::io::{self, Write};
@@ -8,7 +8,7 @@ use std::path::Path;
 /// Writes `data` to `path` atomically: a temporary file in the same directory (mode 0600),
 /// flushed and fsynced, then renamed into place. With `backup`, an existing file is first
 /// copied to `<path>.bak`.
-pub(crate) fn write_atomic(path: &Path, data: &[u8], backup: bool) -> io::Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8], backup: bool) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -34,7 +34,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8], backup: bool) -> io::Result
 }
 
 /// `path` with `suffix` appended to its file name.
-pub(crate) fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+pub fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);
     s.into()

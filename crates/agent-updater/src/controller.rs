@@ -15,14 +15,11 @@ use std::sync::Arc;
 use agent_sign::RollbackState;
 use serde::{Deserialize, Serialize};
 
-use crate::updater::{
-    Mode, RunOptions, SECTION_HEADER, SectionLine, TrustedCerts, UpdateError, UpdateOutcome,
-    Updater,
-};
+use crate::updater::{Mode, RunOptions, UpdateError, UpdateOutcome, Updater};
 use crate::verify::{TargetInfo, TargetPlan};
-use crate::wire::{
-    DOWNLOAD_AGENT_PAGE, DownloadAgentRequest, UPDATE_STATUS_PAGE, UpdateStatusRequest,
-    UpdateStatusResponse, truncate_last_error, valid_aghash,
+use agent_wire::{
+    DOWNLOAD_AGENT_PAGE, DownloadAgentRequest, SectionLine, UPDATE_STATUS_PAGE,
+    UpdateStatusRequest, UpdateStatusResponse, truncate_last_error, valid_aghash,
 };
 
 /// The 2.5 mode's files.
@@ -137,7 +134,7 @@ impl ControllerState {
     /// Writes the state atomically (temporary file, fsync, rename) with mode 0600.
     pub fn save(&self, path: &Path) -> Result<(), UpdateError> {
         let data = serde_json::to_vec_pretty(self).map_err(|e| file_err(path, e))?;
-        crate::fsutil::write_atomic(path, &data, false).map_err(|e| file_err(path, e))
+        agent_wire::fsutil::write_atomic(path, &data, false).map_err(|e| file_err(path, e))
     }
 }
 
@@ -173,7 +170,7 @@ impl ReceiverConnection {
                 _ => None,
             })
             .ok_or_else(|| file_err(&self.client_cert, "no certificate found"))?;
-        crate::server::common_name(der.der())
+        agent_wire::certificate_host_name(der.der())
             .ok_or_else(|| file_err(&self.client_cert, "the certificate has no subject CN"))
     }
 
@@ -224,6 +221,20 @@ fn post(
     body: &impl Serialize,
     limit: u64,
 ) -> Result<Vec<u8>, UpdateError> {
+    let mut data = Vec::new();
+    post_into(agent, url, body, limit, &mut data)?;
+    Ok(data)
+}
+
+/// POSTs JSON and copies at most `limit` bytes of a 200 answer into `out`, through a
+/// bounded buffer.
+fn post_into(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &impl Serialize,
+    limit: u64,
+    out: &mut impl std::io::Write,
+) -> Result<(), UpdateError> {
     let conn = |reason: String| UpdateError::Connection {
         url: url.to_owned(),
         reason,
@@ -235,35 +246,41 @@ fn post(
         .send(&json[..])
         .map_err(|e| conn(e.to_string()))?;
     let status = resp.status();
-    let mut data = Vec::new();
-    resp.into_body()
+    let mut reader = resp
+        .into_body()
         .into_with_config()
         .limit(u64::MAX)
         .reader()
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut data)
-        .map_err(|e| conn(e.to_string()))?;
-    if data.len() as u64 > limit {
-        return Err(UpdateError::TooLarge {
-            url: url.to_owned(),
-            limit,
-        });
-    }
+        .take(limit.saturating_add(1));
     if !status.is_success() {
+        let mut data = Vec::new();
+        (&mut reader)
+            .take(4096)
+            .read_to_end(&mut data)
+            .map_err(|e| conn(e.to_string()))?;
         let detail = serde_json::from_slice::<serde_json::Value>(&data)
             .ok()
             .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
             .unwrap_or_else(|| String::from_utf8_lossy(&data).chars().take(200).collect());
         return Err(conn(format!("HTTP {}: {detail}", status.as_u16())));
     }
-    Ok(data)
+    let copied = std::io::copy(&mut reader, out).map_err(|e| conn(e.to_string()))?;
+    if copied > limit {
+        return Err(UpdateError::TooLarge {
+            url: url.to_owned(),
+            limit,
+        });
+    }
+    out.flush().map_err(|e| conn(e.to_string()))?;
+    Ok(())
 }
 
 impl Updater {
     /// One update run in the 2.5 mode: `update_status` and `download_agent` over the
     /// controller's mTLS connection, then the same signature (and, with a metadata root,
-    /// metadata) checks and install as [`run`](Self::run). The package stays in memory until
-    /// its signature has been checked. Records `last_check`, and on success `last_update` and
+    /// metadata) checks and install as [`run`](Self::run). The package is written to a private
+    /// file in the var directory as it arrives, hashed in one pass and installed from there only
+    /// after its signature has been checked. Records `last_check`, and on success `last_update` and
     /// `agent_info.json`. Does nothing when the config says `activated = false`.
     pub fn run_controller(
         &self,
@@ -349,7 +366,10 @@ impl Updater {
             .length()
             .map_or(self.download_cap, |len| len.min(self.download_cap));
         let url = format!("{base}/{DOWNLOAD_AGENT_PAGE}");
-        let package = post(
+        // The package goes straight into a private file (bounded buffer), is hashed in one
+        // pass from there and installed from there: memory does not grow with its size.
+        let mut file = self.package_file(&target.aghash)?;
+        post_into(
             &agent,
             &url,
             &DownloadAgentRequest {
@@ -357,17 +377,23 @@ impl Updater {
                 aghash: target.aghash.clone(),
             },
             limit,
+            file.as_file_mut(),
         )?;
-        plan.check_package(&package)?;
-        let signature = self.check_signature(&package, &info, skip, &target.aghash)?;
-        self.install(&package, &target.aghash)?;
+        let digest = file
+            .reopen()
+            .and_then(|mut f| agent_sign::PackageDigest::read_from(&mut f))
+            .map_err(|e| file_err(file.path(), e))?;
+        plan.check_package(&digest)?;
+        let signature = self.check_signature(&digest, &info, skip, &target.aghash)?;
+        self.install_file(file.path(), &target.aghash)?;
+        drop(file);
         let agent_info = AgentInfo {
             hash: target.aghash.clone(),
             platform: self.platform.as_str().to_owned(),
         };
         let data =
             serde_json::to_vec(&agent_info).map_err(|e| file_err(&files.agent_info_file, e))?;
-        crate::fsutil::write_atomic(&files.agent_info_file, &data, false)
+        agent_wire::fsutil::write_atomic(&files.agent_info_file, &data, false)
             .map_err(|e| file_err(&files.agent_info_file, e))?;
         let mut state = ControllerState::load(&files.state_file)?;
         state.last_update = u64::try_from(self.clock.now()).ok();
@@ -396,7 +422,7 @@ impl Updater {
         let result = self.run_controller(files, conn, opts);
         let error = result.as_ref().err().map(ToString::to_string);
         if let Some(e) = &error {
-            tracing::error!("{e}");
+            tracing::error!(target: agent_wire::FILE_ONLY_TARGET, "{e}");
         }
         let recorded = ControllerState::load(&files.state_file).and_then(|mut s| {
             s.last_error = error;
@@ -465,19 +491,15 @@ impl Updater {
             aghash,
             pending_hash: state.pending_hash,
             update_url: Some(conn.base_url.clone()),
-            trusted_certs: TrustedCerts(
-                cfg.signature_keys
-                    .iter()
-                    .map(|pem| self.verifier().describe_key(pem))
-                    .collect(),
-            ),
+            trusted_certs: cfg
+                .signature_keys
+                .iter()
+                .map(|pem| self.verifier().describe_key(pem))
+                .collect(),
             error: (!error.is_empty()).then(|| error.join("; ")),
             host_name: conn.host_name().ok(),
         };
-        format!(
-            "{SECTION_HEADER}\n{}\n",
-            serde_json::to_string(&line).unwrap_or_default()
-        )
+        line.render()
     }
 }
 
