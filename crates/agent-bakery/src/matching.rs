@@ -138,8 +138,11 @@ impl Condition {
     pub fn matches(&self, obj: &MatchObject<'_>) -> bool {
         if let Some(folder) = &self.host_folder {
             // The host's `/wato/<folder>/hosts.mk` starts with the condition's path.
-            let host_file = format!("{}hosts.mk", obj.folder);
-            if !host_file.starts_with(folder.as_str()) {
+            let inside = match folder.strip_prefix(obj.folder) {
+                Some(rest) => "hosts.mk".starts_with(rest),
+                None => obj.folder.starts_with(folder.as_str()),
+            };
+            if !inside {
                 return false;
             }
         }

@@ -352,10 +352,11 @@ impl SiteConfig {
                     }
                 }
                 // Other variables Checkmk writes (contact groups, ipaddresses, ...).
-                StatementKind::AugAssign { .. }
-                | StatementKind::Call { .. }
-                | StatementKind::Assign { .. } => {}
-                StatementKind::Skipped { .. } => self.warn(file, st.line, &st.kind),
+                StatementKind::AugAssign { .. } | StatementKind::Assign { .. } => {}
+                StatementKind::Call { method, .. } if method == "update" => {}
+                StatementKind::Call { .. } | StatementKind::Skipped { .. } => {
+                    self.warn(file, st.line, &st.kind)
+                }
             }
         }
         for (name, line) in names {
