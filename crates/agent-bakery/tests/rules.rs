@@ -190,6 +190,16 @@ fn obj_match(
     })
 }
 
+/// (condition, host name, folder, tags, labels, expected)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    &'a [(&'a str, &'a str)],
+    bool,
+);
+
 #[test]
 fn condition_table() {
     let t: &[(&str, &str)] = &[
@@ -204,7 +214,7 @@ fn condition_table() {
     ];
     let f = "/wato/linux/";
     #[rustfmt::skip]
-    let cases: &[(&str, &str, &str, &[(&str, &str)], &[(&str, &str)], bool)] = &[
+    let cases: &[Case] = &[
         ("{}", "web01", f, t, l, true),
         ("{'host_name': ['web01']}", "web01", f, t, l, true),
         ("{'host_name': ['web01']}", "web011", f, t, l, false),
