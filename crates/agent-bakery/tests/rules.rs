@@ -214,7 +214,7 @@ fn condition_table() {
     ];
     let f = "/wato/linux/";
     #[rustfmt::skip]
-    let cases: &[Case] = &[
+    let cases: &[Case<'_>] = &[
         ("{}", "web01", f, t, l, true),
         ("{'host_name': ['web01']}", "web01", f, t, l, true),
         ("{'host_name': ['web01']}", "web011", f, t, l, false),
