@@ -317,8 +317,9 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                     .host(n)
                     .ok_or_else(|| agent_bakery::Error::NoSuchHost(n.clone()))?;
                 let v = match site.merged_updater_value(&host.match_object()) {
-                    Some(v) => py_literal::json::to_json(&v)
-                        .with_context(|| format!("the merged value of {n}"))?,
+                    Some(v) => {
+                        value_json(&v).with_context(|| format!("the merged value of {n}"))?
+                    }
                     None => Value::Null,
                 };
                 map.insert(n.clone(), v);
@@ -337,6 +338,24 @@ fn run(cli: &Cli) -> Result<ExitCode> {
     }
 }
 
+/// The JSON form of a rule value: tuples become arrays; bytes (2.5 certificate uploads) their
+/// UTF-8 text, which JSON can carry.
+fn value_json(v: &py_literal::PyValue) -> Result<Value> {
+    use py_literal::PyValue;
+    fn text_bytes(v: &PyValue) -> PyValue {
+        match v {
+            PyValue::Bytes(b) => PyValue::Str(String::from_utf8_lossy(b).into_owned()),
+            PyValue::List(l) => PyValue::List(l.iter().map(text_bytes).collect()),
+            PyValue::Tuple(l) => PyValue::Tuple(l.iter().map(text_bytes).collect()),
+            PyValue::Dict(d) => {
+                PyValue::Dict(d.iter().map(|(k, v)| (k.clone(), text_bytes(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    Ok(py_literal::json::to_json(&text_bytes(v))?)
+}
+
 fn test_host(cli: &Cli, root: &Path, site_id: &str, name: &str) -> Result<ExitCode> {
     let site = SiteConfig::read(root, site_id)?;
     let decision = site.deployment_decision(name);
@@ -351,7 +370,7 @@ fn test_host(cli: &Cli, root: &Path, site_id: &str, name: &str) -> Result<ExitCo
                 .map(|r| json!({"id": r.id, "folder": r.folder, "file": r.path.display().to_string(), "line": r.line}))
                 .collect();
             let merged = match site.merged_updater_value(&obj) {
-                Some(v) => py_literal::json::to_json(&v)?,
+                Some(v) => value_json(&v)?,
                 None => Value::Null,
             };
             let config = site.updater_config(&obj)?;

@@ -27,7 +27,7 @@ pub const SIGNATURES_SUFFIX: &str = ".signatures.json";
 /// A fault hook for tests: called with a step number before each package file is written;
 /// an error fails that write (e.g. `ENOSPC` for a full disk).
 #[cfg(feature = "fault-injection")]
-pub type FaultHook = Box<dyn Fn(usize) -> std::io::Result<()>>;
+pub type FaultHook = Box<dyn Fn(usize) -> std::io::Result<()> + Send + Sync>;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -498,12 +498,15 @@ fn bake_locked(
 
     let mut new_packages: Vec<NewPackage> = Vec::new();
     let mut hashes: HashMap<(Platform, usize), String> = HashMap::new();
-    let mut step = 0usize;
+    // Plan every package (cheap: hashes over shared payloads), reuse what exists, and sign
+    // reused packages; the packages to build are built below, in parallel.
+    let mut payloads = Vec::new();
+    let mut to_build: Vec<(Platform, String, usize)> = Vec::new();
     let mut done = 0usize;
-    let outcome = (|| -> Result<()> {
-        for &config_index in &used {
-            let config = plan.configs[config_index].as_ref();
-            let cfg_text = match config {
+    for &config_index in &used {
+        let config = plan.configs[config_index].as_ref();
+        let cfg_text =
+            match config {
                 Some(c) => Some(c.cfg_text(&|id| passwords.get(id).cloned()).map_err(|m| {
                     Error::Package {
                         platform: "all".into(),
@@ -512,87 +515,74 @@ fn bake_locked(
                 })?),
                 None => None,
             };
-            let payload = files.payload(config, cfg_text.as_deref())?;
-            for &platform in &platforms {
-                let hash = package::agent_hash(&payload, platform, &cmk_version);
-                hashes.insert((platform, config_index), hash.clone());
-                let dir = layout.platform_dir(platform);
-                fs::create_dir_all(dir.join("references")).map_err(|e| Error::io(&dir, e))?;
-                let final_path = layout.package_path(platform, &hash);
-                let reuse = !apply_revision && final_path.is_file();
-                if reuse {
-                    if let Some((key, cert, key_id)) = &signer {
-                        let bytes = fs::read(&final_path).map_err(|e| Error::io(&final_path, e))?;
-                        let mut sigs = layout.signatures(platform, &hash)?;
-                        agent_sign::sign_package(&bytes, key, cert, &mut sigs).map_err(|e| {
-                            Error::Sign {
-                                key_id: *key_id,
-                                source: e,
-                            }
-                        })?;
-                        new_packages.push(NewPackage {
-                            platform,
-                            hash: hash.clone(),
-                            tmp: PathBuf::new(),
-                            signatures: Some(sigs),
-                        });
-                    }
-                } else if !new_packages
-                    .iter()
-                    .any(|p| p.platform == platform && p.hash == hash)
-                {
-                    let meta = PackageMeta {
-                        cmk_version: &cmk_version,
-                        revision,
-                        aghash: &hash,
-                        tgz_level: 6,
-                    };
-                    let bytes = package::build(platform, &payload, &meta)?;
-                    let tmp = dir.join(format!(".new-{hash}"));
-                    step += 1;
-                    #[cfg(feature = "fault-injection")]
-                    if let Some(hook) = &opts.fault {
-                        hook(step).map_err(|e| Error::io(&tmp, e))?;
-                    }
-                    package::write_synced(&tmp, &bytes).map_err(|e| {
-                        let _ = fs::remove_file(&tmp);
-                        Error::io(&tmp, e)
-                    })?;
-                    let signatures = match &signer {
-                        Some((key, cert, key_id)) => {
-                            let mut sigs = Vec::new();
-                            agent_sign::sign_package(&bytes, key, cert, &mut sigs).map_err(
-                                |e| Error::Sign {
-                                    key_id: *key_id,
-                                    source: e,
-                                },
-                            )?;
-                            Some(sigs)
+        let payload = files.payload(config, cfg_text.as_deref())?;
+        for &platform in &platforms {
+            let hash = package::agent_hash(&payload, platform, &cmk_version);
+            hashes.insert((platform, config_index), hash.clone());
+            let dir = layout.platform_dir(platform);
+            fs::create_dir_all(dir.join("references")).map_err(|e| Error::io(&dir, e))?;
+            let final_path = layout.package_path(platform, &hash);
+            if !apply_revision && final_path.is_file() {
+                if let Some((key, cert, key_id)) = &signer {
+                    let bytes = fs::read(&final_path).map_err(|e| Error::io(&final_path, e))?;
+                    let mut sigs = layout.signatures(platform, &hash)?;
+                    agent_sign::sign_package(&bytes, key, cert, &mut sigs).map_err(|e| {
+                        Error::Sign {
+                            key_id: *key_id,
+                            source: e,
                         }
-                        None => None,
-                    };
+                    })?;
                     new_packages.push(NewPackage {
                         platform,
                         hash,
-                        tmp,
-                        signatures,
+                        tmp: PathBuf::new(),
+                        signatures: Some(sigs),
                     });
                 }
                 done += 1;
                 progress(&BakeEvent::Progress { done, total });
+            } else if !to_build
+                .iter()
+                .any(|(p, h, _)| *p == platform && *h == hash)
+            {
+                to_build.push((platform, hash, payloads.len()));
+            } else {
+                done += 1;
             }
         }
-        Ok(())
-    })();
-    let _ = step;
-    if let Err(e) = outcome {
-        for p in &new_packages {
-            if !p.tmp.as_os_str().is_empty() {
+        payloads.push(payload);
+    }
+    let built = build_all(
+        &to_build,
+        &payloads,
+        &layout,
+        &cmk_version,
+        revision,
+        signer.as_ref().map(|(k, c, id)| (k, c, *id)),
+        opts,
+        &mut |n| {
+            progress(&BakeEvent::Progress {
+                done: done + n,
+                total,
+            })
+        },
+    );
+    let built = built?;
+    done += built.len();
+    // One flush of the file system instead of one fsync per package: the new packages are
+    // on disk before any of them is renamed into place.
+    if let Some(first) = built.first() {
+        let dir = first.tmp.parent().unwrap_or_else(|| Path::new("."));
+        let flushed =
+            fs::File::open(dir).and_then(|d| rustix::fs::syncfs(&d).map_err(std::io::Error::from));
+        if let Err(e) = flushed {
+            for p in &built {
                 let _ = fs::remove_file(&p.tmp);
             }
+            return Err(Error::io(dir, e));
         }
-        return Err(e);
     }
+    new_packages.extend(built);
     job.status.progress = (done, total);
 
     // Commit: packages, signatures, then links; then remove what no link names.
@@ -686,6 +676,132 @@ fn bake_locked(
         platforms: reports,
         warnings,
         signed: signer.is_some(),
+    })
+}
+
+type Signer<'a> = (&'a agent_sign::PrivateKey, &'a agent_sign::Certificate, u64);
+
+/// Builds, writes (not yet synced) and signs the packages of `jobs` on all cores. On an
+/// error, the temporary files written so far are removed.
+#[allow(clippy::too_many_arguments)]
+fn build_all(
+    jobs: &[(Platform, String, usize)],
+    payloads: &[package::Payload],
+    layout: &Layout,
+    cmk_version: &str,
+    revision: u64,
+    signer: Option<Signer<'_>>,
+    opts: &BakeOptions,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<NewPackage>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().max(1));
+    let _ = opts;
+    let (tx, rx) = std::sync::mpsc::channel::<Result<NewPackage>>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, failed) = (&next, &failed);
+            scope.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    if i >= jobs.len() || failed.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let (platform, hash, payload) = &jobs[i];
+                    let r = build_one(
+                        *platform,
+                        hash,
+                        &payloads[*payload],
+                        layout,
+                        cmk_version,
+                        revision,
+                        signer,
+                        #[cfg(feature = "fault-injection")]
+                        opts.fault.as_ref().map(|f| (f, i + 1)),
+                    );
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
+                    }
+                    if tx.send(r).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut out: Vec<NewPackage> = Vec::new();
+        let mut first_err = None;
+        for r in rx {
+            match r {
+                Ok(p) => {
+                    out.push(p);
+                    progress(out.len());
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => {
+                for p in &out {
+                    let _ = fs::remove_file(&p.tmp);
+                }
+                Err(e)
+            }
+            None => Ok(out),
+        }
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_one(
+    platform: Platform,
+    hash: &str,
+    payload: &package::Payload,
+    layout: &Layout,
+    cmk_version: &str,
+    revision: u64,
+    signer: Option<Signer<'_>>,
+    #[cfg(feature = "fault-injection")] fault: Option<(&FaultHook, usize)>,
+) -> Result<NewPackage> {
+    let meta = PackageMeta {
+        cmk_version,
+        revision,
+        aghash: hash,
+        tgz_level: 6,
+    };
+    let bytes = package::build(platform, payload, &meta)?;
+    let tmp = layout.platform_dir(platform).join(format!(".new-{hash}"));
+    #[cfg(feature = "fault-injection")]
+    if let Some((hook, step)) = fault {
+        hook(step).map_err(|e| Error::io(&tmp, e))?;
+    }
+    if let Err(e) = fs::write(&tmp, &bytes) {
+        let _ = fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    let signatures = match signer {
+        Some((key, cert, key_id)) => {
+            let mut sigs = Vec::new();
+            if let Err(e) = agent_sign::sign_package(&bytes, key, cert, &mut sigs) {
+                let _ = fs::remove_file(&tmp);
+                return Err(Error::Sign { key_id, source: e });
+            }
+            Some(sigs)
+        }
+        None => None,
+    };
+    Ok(NewPackage {
+        platform,
+        hash: hash.to_string(),
+        tmp,
+        signatures,
     })
 }
 

@@ -98,6 +98,8 @@ pub struct SiteConfig {
     pub globals: Vec<(String, PyValue)>,
     /// Skipped statements and unknown keys.
     pub warnings: Vec<Warning>,
+    /// The names in [`SiteConfig::hosts`], for duplicate checks.
+    host_names: std::collections::HashSet<String>,
 }
 
 /// Why a host name cannot be used (as a file name of links and registrations).
@@ -368,7 +370,7 @@ impl SiteConfig {
                     reason,
                 });
             }
-            if self.hosts.iter().any(|h| h.name == name) {
+            if !self.host_names.insert(name.clone()) {
                 continue;
             }
             let host_tags = tags.remove(&name).unwrap_or_default();
