@@ -8,6 +8,8 @@
 //! * [`parse`] reads one literal: dict, list, tuple, str (with `u`/`r`/`b` prefixes, escapes,
 //!   triple quotes and implicit concatenation), bytes, int, float, `True`/`False`/`None`.
 //! * [`parse_assignments`] reads a sequence of `name = literal` statements.
+//! * [`parse_statements`] reads the top-level statements of Checkmk's site files (`x += [..]`,
+//!   `x.update({..})`, `x['k'] = [..] + x['k']`) and skips other shapes without running them.
 //! * [`PyValue::repr`] and [`PyValue::pformat`] write Python's `repr()` and
 //!   `pprint.pformat()` (width 80, indent 1, sorted dict keys) byte for byte.
 //! * With the `serde_json` feature, the `json` module converts between [`PyValue`] and
@@ -696,6 +698,121 @@ pub fn parse_assignments(text: &str) -> Result<Vec<(String, PyValue)>, LiteralEr
     }
 }
 
+/// Where a statement of [`parse_statements`] assigns to or calls on: `name`, `name[key]`, or
+/// `globals()` (as `name == "globals()"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    /// The variable name (`globals()` for the call `globals()`).
+    pub name: String,
+    /// The subscript literal of `name[key]`, if any.
+    pub key: Option<PyValue>,
+}
+
+/// One top-level statement of a Checkmk configuration file, as [`parse_statements`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatementKind {
+    /// `target = literal`, or `target = literal + other` (Checkmk's rule files append the
+    /// previous value that way; `plus` names `other`).
+    Assign {
+        /// What is assigned to.
+        target: Target,
+        /// The literal.
+        value: PyValue,
+        /// The variable added after the literal, if any.
+        plus: Option<Target>,
+    },
+    /// `target += literal`.
+    AugAssign {
+        /// What is extended.
+        target: Target,
+        /// The literal.
+        value: PyValue,
+    },
+    /// `target.method(literal, ...)`, e.g. `host_tags.update({...})`.
+    Call {
+        /// The object called on.
+        target: Target,
+        /// The method name.
+        method: String,
+        /// The literal arguments.
+        args: Vec<PyValue>,
+    },
+    /// A statement of another shape (`import os`, `if ...:`), skipped without being run.
+    Skipped {
+        /// The statement's first line.
+        text: String,
+    },
+}
+
+/// A statement with its 1-based line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The 1-based line the statement starts on.
+    pub line: usize,
+    /// What it is.
+    pub kind: StatementKind,
+}
+
+/// Parses the top-level statements of a Checkmk configuration file (`hosts.mk`, `rules.mk`,
+/// `global.mk`) without running anything.
+///
+/// Assignments (`=`, `+=`, `= literal + name`) and method calls with literal arguments
+/// (`x.update({...})`, `globals().setdefault('x', [])`) are read; statements of any other
+/// shape are returned as [`StatementKind::Skipped`] for the caller to warn about. A literal
+/// that does not parse is an error with its line.
+pub fn parse_statements(text: &str) -> Result<Vec<Statement>, LiteralError> {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut p = Parser {
+        chars: text.chars().collect(),
+        pos: 0,
+        depth: 0,
+        newline_ends: false,
+    };
+    let mut out = Vec::new();
+    let mut line = 1;
+    let mut counted = 0;
+    loop {
+        p.newline_ends = false;
+        p.skip_ws();
+        while p.peek() == Some(';') {
+            p.pos += 1;
+            p.skip_ws();
+        }
+        p.newline_ends = true;
+        if p.peek().is_none() {
+            return Ok(out);
+        }
+        line += p.chars[counted..p.pos]
+            .iter()
+            .filter(|&&c| c == '\n')
+            .count();
+        counted = p.pos;
+        let start = p.pos;
+        let kind = match p.statement()? {
+            Some(kind) => kind,
+            None => {
+                p.pos = start;
+                p.skip_logical_line();
+                let text: String = p.chars[start..p.pos].iter().collect();
+                StatementKind::Skipped {
+                    text: text.lines().next().unwrap_or_default().trim().to_string(),
+                }
+            }
+        };
+        out.push(Statement { line, kind });
+        p.skip_ws();
+        if !matches!(p.peek(), None | Some('\n' | ';')) {
+            return Err(p.err("unexpected text after the statement (perhaps a missing comma?)"));
+        }
+    }
+}
+
+const KEYWORDS: &[&str] = &[
+    "import", "from", "def", "class", "if", "elif", "else", "for", "while", "try", "except",
+    "finally", "with", "return", "del", "pass", "raise", "global", "nonlocal", "assert", "lambda",
+    "async", "await", "yield", "print", "exec",
+];
+
 const MAX_DEPTH: usize = 100;
 
 struct Parser {
@@ -769,6 +886,114 @@ impl Parser {
                 }
                 _ => break,
             }
+        }
+    }
+
+    fn name(&mut self) -> Option<String> {
+        let start = self.pos;
+        if !self.peek().is_some_and(|c| c.is_alphabetic() || c == '_') {
+            return None;
+        }
+        while self.peek().is_some_and(|c| c.is_alphanumeric() || c == '_') {
+            self.pos += 1;
+        }
+        Some(self.chars[start..self.pos].iter().collect())
+    }
+
+    /// `name`, `name[literal]` or `globals()`; `None` when the text is not of that shape.
+    fn target(&mut self) -> Result<Option<Target>, LiteralError> {
+        let Some(mut name) = self.name() else {
+            return Ok(None);
+        };
+        if KEYWORDS.contains(&name.as_str()) {
+            return Ok(None);
+        }
+        if name == "globals" && self.peek() == Some('(') && self.peek_at(1) == Some(')') {
+            self.pos += 2;
+            name.push_str("()");
+        }
+        let mut key = None;
+        if self.peek() == Some('[') {
+            self.pos += 1;
+            self.depth += 1;
+            let k = self.value()?;
+            self.skip_ws();
+            if self.peek() != Some(']') {
+                return Err(self.err("expected ']' after a subscript"));
+            }
+            self.pos += 1;
+            self.depth -= 1;
+            key = Some(k);
+        }
+        Ok(Some(Target { name, key }))
+    }
+
+    /// One statement of [`parse_statements`]; `None` for other shapes.
+    fn statement(&mut self) -> Result<Option<StatementKind>, LiteralError> {
+        let Some(target) = self.target()? else {
+            return Ok(None);
+        };
+        self.skip_ws();
+        match (self.peek(), self.peek_at(1)) {
+            (Some('.'), _) => {
+                self.pos += 1;
+                let Some(method) = self.name() else {
+                    return Ok(None);
+                };
+                self.skip_ws();
+                if self.peek() != Some('(') {
+                    return Ok(None);
+                }
+                self.pos += 1;
+                self.depth += 1;
+                let args = self.sequence(')')?;
+                self.depth -= 1;
+                Ok(Some(StatementKind::Call {
+                    target,
+                    method,
+                    args,
+                }))
+            }
+            (Some('+'), Some('=')) => {
+                self.pos += 2;
+                let value = self.value()?;
+                Ok(Some(StatementKind::AugAssign { target, value }))
+            }
+            (Some('='), next) if next != Some('=') => {
+                self.pos += 1;
+                let value = self.value()?;
+                self.skip_ws();
+                let mut plus = None;
+                if self.peek() == Some('+') {
+                    self.pos += 1;
+                    self.skip_ws();
+                    match self.target()? {
+                        Some(t) => plus = Some(t),
+                        None => return Err(self.not_literal("expected a name after '+'")),
+                    }
+                }
+                Ok(Some(StatementKind::Assign {
+                    target,
+                    value,
+                    plus,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Skips a statement of unknown shape: to the end of its line, following open brackets
+    /// and an indented block's continuation lines are separate statements.
+    fn skip_logical_line(&mut self) {
+        let mut depth = 0usize;
+        while let Some(c) = self.peek() {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' | ']' | '}' => depth = depth.saturating_sub(1),
+                '\n' if depth == 0 => break,
+                _ => {}
+            }
+            self.pos += 1;
         }
     }
 
@@ -1209,6 +1434,63 @@ fn is_string_prefix(p: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn statements_of_site_files() {
+        let text = "# Created by HostStorage\n\nall_hosts += ['zr']\n\nhost_tags.update({'zr': {'site': 'git'}})\nimport os\nagent_config.setdefault('cmk_update_agent', [])\n\nagent_config['cmk_update_agent'] = [\n{'id': 'a', 'value': {'activated': True}},\n] + agent_config['cmk_update_agent']\nglobals().setdefault('x', [])\nflag = True; n = 3\n";
+        let st = parse_statements(text).unwrap();
+        let kinds: Vec<(usize, String)> = st
+            .iter()
+            .map(|s| {
+                let k = match &s.kind {
+                    StatementKind::Assign { target, plus, .. } => {
+                        format!(
+                            "assign {} {:?} plus={}",
+                            target.name,
+                            target.key,
+                            plus.is_some()
+                        )
+                    }
+                    StatementKind::AugAssign { target, value } => {
+                        format!("aug {} {}", target.name, value.repr())
+                    }
+                    StatementKind::Call {
+                        target,
+                        method,
+                        args,
+                    } => {
+                        format!("call {}.{} {}", target.name, method, args.len())
+                    }
+                    StatementKind::Skipped { text } => format!("skip {text}"),
+                };
+                (s.line, k)
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (3, "aug all_hosts ['zr']".to_string()),
+                (5, "call host_tags.update 1".to_string()),
+                (6, "skip import os".to_string()),
+                (7, "call agent_config.setdefault 2".to_string()),
+                (
+                    9,
+                    "assign agent_config Some(Str(\"cmk_update_agent\")) plus=true".to_string()
+                ),
+                (12, "call globals().setdefault 2".to_string()),
+                (13, "assign flag None plus=false".to_string()),
+                (13, "assign n None plus=false".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn statement_errors_name_the_line() {
+        let err = parse_statements("a = 1\nb = [1, 2\nc = 3\n").unwrap_err();
+        assert_eq!(err.line, 3, "{err}");
+        let err = parse_statements("a = 1\nb = foo(1)\n").unwrap_err();
+        assert_eq!((err.line, err.not_literal), (2, true));
+    }
     use super::*;
 
     fn s(x: &str) -> PyValue {

@@ -1,0 +1,131 @@
+//! Checkmk's Agent Bakery for the toolkit: from a site's hosts and "Agent updater" rules to
+//! per-host agent packages (deb, rpm, tgz), signed through `agent-sign`, and the deployment
+//! decision (master switch, host selection) that the deployment server applies.
+//!
+//! Reference: `shared/spec/bakery.md` (requirements 1–19) and `signing.md` §2–3.
+//!
+//! # Reading a site
+//!
+//! [`SiteConfig::read`] reads `etc/check_mk/conf.d/wato/**/{.wato,hosts.mk,rules.mk}` and
+//! `etc/check_mk/multisite.d/wato/global.mk` with `py-literal` (nothing is ever run; other
+//! statements become [`Warning`]s with file and line). Rules are ordered deepest folder first
+//! (§4.1); [`SiteConfig::plan`] evaluates every target (`_VANILLA`, `_GENERIC[…]`, hosts),
+//! normalises the merged "Agent updater" value of every era into [`UpdaterConfig`] and shares
+//! identical configurations.
+//!
+//! # Baking
+//!
+//! [`bake`] builds every used package once per platform, reproducibly, names it by its agent
+//! hash under `var/check_mk/agents/<platform>/<hash>`, and only then replaces the
+//! `references/<target>` links atomically and removes unreferenced packages. It runs under a
+//! per-site lock ([`BakeLock`]), as a job with a state file ([`JobStatus`]) and a log
+//! (`var/log/agent_bakery.log`). With [`BakeOptions::sign`] the key is unlocked before
+//! anything is built, so a wrong passphrase changes nothing. New package bytes never carry
+//! old signatures.
+//!
+//! # For the deployment server
+//!
+//! The server asks, per registered host and platform:
+//!
+//! * [`host_package`]: the host's target, agent hash, package path and signatures (`None` when
+//!   nothing was baked for the host on that platform → `AgentAvailable: false`);
+//! * [`SiteConfig::deployment_decision`]: [`Decision::Allowed`], or a refusal whose text
+//!   ([`Decision::refusal`]) goes into `{"result_code": 1, "result": <text>}` and which the
+//!   updater shows as `Agent Bakery: <text>`.
+//!
+//! ```no_run
+//! use agent_bakery::{Platform, SiteConfig, host_package};
+//! # fn main() -> Result<(), agent_bakery::Error> {
+//! let root = std::path::Path::new("/omd/sites/mysite");
+//! let site = SiteConfig::read(root, "mysite")?;
+//! match site.deployment_decision("web01").refusal("web01") {
+//!     Some(text) => println!("refuse: {text}"),
+//!     None => {
+//!         if let Some(p) = host_package(root, "web01", Platform::LinuxDeb)? {
+//!             println!("{} {} {} signatures", p.aghash, p.path.display(), p.signatures.len());
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+mod bake;
+mod decision;
+mod error;
+mod matching;
+mod model;
+mod package;
+mod plan;
+mod site;
+
+use std::path::{Path, PathBuf};
+
+pub use agent_sign::PackageSignature;
+#[cfg(feature = "fault-injection")]
+pub use bake::FaultHook;
+pub use bake::{
+    AGENTS_DIR, BakeEvent, BakeLock, BakeOptions, BakeReport, JobState, JobStatus, LOG_FILE,
+    Layout, PlatformReport, SIGNATURES_SUFFIX, STATE_DIR, SignWith, bake, default_site_id,
+    read_plan, sign, site_cmk_version,
+};
+pub use decision::{Decision, DeploymentSettings, GLOBALLY_DISABLED, HostSelection};
+pub use error::{Error, Result};
+pub use matching::{
+    Condition, LabelOp, MatchObject, NameEntry, TagCondition, label_groups_match, merge_dicts,
+};
+pub use model::{
+    CFG_HEADER, Format, MAX_INTERVAL, Password, Proxy, Registration, ServerData, UpdaterConfig,
+    Usage,
+};
+pub use package::{
+    AgentFiles, CONFDIR, PACKAGE_MTIME, PACKAGE_NAME, POSTINST, PackageMeta, Payload, PayloadFile,
+    Platform, agent_hash, build as build_package,
+};
+pub use plan::{
+    HOST_GROUPS_RULESET, Plan, TargetKind, TargetPlan, UPDATER_RULESET, VANILLA, generic_object,
+    generic_target_name, quote_plus,
+};
+pub use site::{Folder, GLOBAL_MK, Host, Rule, SiteConfig, WATO_DIR, Warning, host_name_problem};
+
+/// A host's current package on one platform, as the deployment server serves it.
+#[derive(Debug, Clone)]
+pub struct HostPackage {
+    /// The reference name (the host name).
+    pub target: String,
+    /// The agent hash (`TargetHash`).
+    pub aghash: String,
+    /// The package file.
+    pub path: PathBuf,
+    /// Its signatures (`Signatures`); empty when unsigned.
+    pub signatures: Vec<PackageSignature>,
+}
+
+/// The package baked for `host` on `platform`, from `references/<host>`. The host name is
+/// validated first (no `/`, `.`, `..`, NUL).
+pub fn host_package(root: &Path, host: &str, platform: Platform) -> Result<Option<HostPackage>> {
+    if let Some(reason) = host_name_problem(host) {
+        return Err(Error::HostName {
+            path: PathBuf::from(host),
+            line: 0,
+            name: host.to_string(),
+            reason,
+        });
+    }
+    let layout = Layout::new(root);
+    let Some(aghash) = layout.reference(platform, host) else {
+        return Ok(None);
+    };
+    let path = layout.package_path(platform, &aghash);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let signatures = layout.signatures(platform, &aghash)?;
+    Ok(Some(HostPackage {
+        target: host.to_string(),
+        aghash,
+        path,
+        signatures,
+    }))
+}
