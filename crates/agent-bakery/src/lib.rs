@@ -50,7 +50,7 @@
 //! ```
 
 //!
-//! # Our decisions where Checkmk's behaviour is not public ([ours] in the spec)
+//! # Our decisions where Checkmk's behaviour is not public (\[ours\] in the spec)
 //!
 //! * Agent hash: `sha256` over a manifest of toolkit version, Checkmk version, platform, each
 //!   file's path, mode and content digest, the maintainer script and the source files' modes;
