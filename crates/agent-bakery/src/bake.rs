@@ -389,7 +389,7 @@ pub fn site_cmk_version(root: &Path) -> Result<String> {
 }
 
 fn stored_passwords(root: &Path) -> HashMap<String, String> {
-    // `var/check_mk/stored_passwords`: `<id>:<password>` per line \[inferred\].
+    // `var/check_mk/stored_passwords`: `<id>:<password>` per line [inferred].
     fs::read_to_string(root.join("var/check_mk/stored_passwords"))
         .unwrap_or_default()
         .lines()
