@@ -17,11 +17,11 @@ use crate::site::{SiteConfig, Warning};
 
 /// The packages' directory, relative to the site root.
 pub const AGENTS_DIR: &str = "var/check_mk/agents";
-/// The bakery's own state (job file, lock, revisions), relative to the site root [ours].
+/// The bakery's own state (job file, lock, revisions), relative to the site root \[ours\].
 pub const STATE_DIR: &str = "var/check_mk/agent_bakery";
 /// The bakery log, relative to the site root.
 pub const LOG_FILE: &str = "var/log/agent_bakery.log";
-/// Suffix of a package's signature list next to it [ours].
+/// Suffix of a package's signature list next to it \[ours\].
 pub const SIGNATURES_SUFFIX: &str = ".signatures.json";
 
 /// A fault hook for tests: called with a step number before each package file is written;
@@ -190,7 +190,7 @@ pub enum JobState {
     Finished,
 }
 
-/// The job file `var/check_mk/agent_bakery/job.json` [ours].
+/// The job file `var/check_mk/agent_bakery/job.json` \[ours\].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
     /// State.

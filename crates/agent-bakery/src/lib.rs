@@ -49,6 +49,28 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! # Our decisions where Checkmk's behaviour is not public (\[ours\] in the spec)
+//!
+//! * Agent hash: `sha256` over a manifest of toolkit version, Checkmk version, platform, each
+//!   file's path, mode and content digest, the maintainer script and the source files' modes;
+//!   mtimes are not part of it ([`agent_hash`]).
+//! * Package contents: `/usr/bin/check_mk_agent` (required: `share/check_mk/agents/
+//!   check_mk_agent.linux`, a `local/` copy wins), optional `mk-job` and the caching agent;
+//!   with the updater the files of §5.3 plus `cmk-update-agent.{service,timer}` under
+//!   `/usr/lib/systemd/system/` (not enabled by the package). Every member has the mtime
+//!   [`PACKAGE_MTIME`] and owner root.
+//! * The postinst honours `$DPKG_ROOT`, so `dpkg --root --force-script-chrootless` installs
+//!   into a directory.
+//! * Signatures are stored beside the package as `<hash>.signatures.json`; the job file,
+//!   lock and bake revisions under `var/check_mk/agent_bakery/` ([`STATE_DIR`]).
+//! * Refusal for an unselected host: `Agent updates are disabled for host name <h> because
+//!   <reason>.` ([`Decision::refusal`]).
+//! * Stored proxy passwords are read from `var/check_mk/stored_passwords` (`id:password`
+//!   lines).
+//! * Not built yet: Windows MSI, Solaris and AIX packages, `agent_info.json`, the
+//!   `agent_config:bakery_packages` rule (tgz is always gzip level 6).
+
 #![warn(missing_docs)]
 
 mod bake;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::model::{Format, UpdaterConfig};
 
 /// The modification time of every packaged file and archive member (2024-01-01T00:00:00Z)
-/// [ours]: a fixed time makes packages reproducible.
+/// \[ours\]: a fixed time makes packages reproducible.
 pub const PACKAGE_MTIME: u64 = 1_704_067_200;
 /// Where the agent's configuration lives on the host.
 pub const CONFDIR: &str = "/etc/check_mk";
@@ -287,7 +287,7 @@ if [ -f \"$PRELINK_CONF\" ] && ! grep -qxF -- \"$LINE\" \"$PRELINK_CONF\"; then\
 fi\n\
 exit 0\n";
 
-/// The agent hash of §5.2 [ours]: the first 16 hex characters of SHA-256 over a canonical
+/// The agent hash of §5.2 \[ours\]: the first 16 hex characters of SHA-256 over a canonical
 /// manifest of toolkit version, Checkmk version, platform, each file (path, mode, SHA-256 of
 /// its content) and the maintainer script. mtimes are not part of it.
 pub fn agent_hash(payload: &Payload, platform: Platform, cmk_version: &str) -> String {
