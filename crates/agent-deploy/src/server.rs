@@ -1,11 +1,15 @@
 //! The HTTP(S) front of the deployment server: axum routes under `/<site>/check_mk/`, a hyper
 //! HTTP/1.1 accept loop with rustls (ring), limits, timeouts and a graceful shutdown.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::rejection::FormRejection;
@@ -18,7 +22,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, Semaphore};
 
 use crate::store::{DeployAnswer, DeployStore, ServerError};
 use agent_wire::{
@@ -39,8 +44,14 @@ pub struct Limits {
     /// Time allowed for one request, from the end of its headers to the response (body
     /// upload included).
     pub request_timeout: Duration,
-    /// Concurrent connections; further clients wait in the listen backlog.
+    /// Concurrent connections. When all are taken, the oldest connection without a request in
+    /// progress (TLS handshake, headers not yet complete, or idle between requests) is closed to
+    /// make room, so idle and slow clients cannot lock well-behaved ones out; only when every
+    /// connection is busy do further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Time a response may make no progress (a client that stops reading) before its
+    /// connection is closed.
+    pub send_timeout: Duration,
     /// How often contact times are written to the status files.
     pub flush_interval: Duration,
     /// How long a shutdown waits for open connections.
@@ -55,6 +66,7 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            send_timeout: Duration::from_secs(30),
             flush_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -564,6 +576,206 @@ async fn download_agent(
     }
 }
 
+/// What the accept loop knows of one open connection.
+#[derive(Default)]
+struct ConnState {
+    /// Requests whose handler is running (headers complete, answer not yet produced).
+    busy: AtomicUsize,
+    /// Set once the connection was chosen to be closed.
+    closing: AtomicBool,
+    /// Wakes the connection's task to close it.
+    close: Notify,
+}
+
+/// The open connections, oldest first: when every slot is taken, the oldest one without a
+/// request in progress is closed to make room (nginx closes idle keep-alive connections the
+/// same way), so that idle, slow or half-open clients cannot lock well-behaved ones out.
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    open: std::sync::Mutex<BTreeMap<u64, Arc<ConnState>>>,
+}
+
+impl Connections {
+    fn open(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(self: &Arc<Self>) -> OpenConnection {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState::default());
+        self.open().insert(id, Arc::clone(&state));
+        OpenConnection {
+            id,
+            state,
+            connections: Arc::clone(self),
+        }
+    }
+
+    /// Asks the oldest connection without a request in progress to close; false when every
+    /// connection is busy.
+    fn close_oldest_idle(&self) -> bool {
+        let open = self.open();
+        for state in open.values() {
+            if state.busy.load(Ordering::Acquire) == 0
+                && !state.closing.swap(true, Ordering::AcqRel)
+            {
+                state.close.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A registered connection; unregisters itself when dropped.
+struct OpenConnection {
+    id: u64,
+    state: Arc<ConnState>,
+    connections: Arc<Connections>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.connections.open().remove(&self.id);
+    }
+}
+
+/// Marks its connection busy while a request's handler runs.
+struct Busy(Arc<ConnState>);
+
+impl Busy {
+    fn new(state: &Arc<ConnState>) -> Busy {
+        state.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(state))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A hyper service that marks its connection [`Busy`] while a request is handled.
+struct Tracked<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        let busy = Busy::new(&self.state);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let _busy = busy;
+            answer.await
+        })
+    }
+}
+
+/// A stream whose writes fail once they have made no progress for `limit` (a client that
+/// stops reading its answer, e.g. a download, must not hold the connection and the
+/// answer's memory for ever).
+struct SendTimeout<T> {
+    inner: T,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> SendTimeout<T> {
+    fn new(inner: T, limit: Duration) -> SendTimeout<T> {
+        SendTimeout {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write is pending: an error once the stall has lasted `limit`.
+    fn stall<U>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<U>> {
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<U>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<U>>) -> Poll<io::Result<U>> {
+        match r {
+            Poll::Pending => self.stall(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SendTimeout<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progress(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.progress(cx, r)
+    }
+}
+
 /// Serves until `shutdown` completes, then stops accepting, waits up to
 /// `limits.shutdown_grace` for open connections and writes pending status changes.
 pub async fn serve(
@@ -577,6 +789,7 @@ pub async fn serve(
     let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = Arc::new(Connections::default());
     let flusher = {
         let store = Arc::clone(&store);
         let every = limits.flush_interval;
@@ -594,10 +807,6 @@ pub async fn serve(
     };
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => p.map_err(io::Error::other)?,
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -609,8 +818,30 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if !connections.close_oldest_idle() {
+                    tracing::warn!(
+                        "all {} connections are busy; waiting",
+                        limits.max_connections
+                    );
+                }
+                tokio::select! {
+                    p = Arc::clone(&slots).acquire_owned() => p.map_err(io::Error::other)?,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        let stream = SendTimeout::new(stream, limits.send_timeout);
+        let conn = connections.register();
+        let conn_state = Arc::clone(&conn.state);
+        let tracked = move |svc| Tracked {
+            inner: TowerToHyperService::new(svc),
+            state: Arc::clone(&conn_state),
+        };
+        let svc = tracked(app.clone());
         let app = app.clone();
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -620,8 +851,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let handshake_timeout = limits.handshake_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
+        let serve_connection = async move {
             let result = match acceptor {
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -635,9 +865,7 @@ pub async fn serve(
                             let svc = match host {
                                 Some(h) => {
                                     tracing::debug!(%peer, host = %h, "client certificate");
-                                    TowerToHyperService::new(
-                                        app.layer(axum::Extension(ClientHost(h))),
-                                    )
+                                    tracked(app.layer(axum::Extension(ClientHost(h))))
                                 }
                                 None => svc,
                             };
@@ -664,6 +892,17 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection: {e}");
             }
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let state = Arc::clone(&conn.state);
+            tokio::select! {
+                () = state.close.notified() => {
+                    tracing::debug!(%peer, "closed to make room for a new connection");
+                }
+                () = serve_connection => {}
+            }
+            drop(conn);
         });
     }
     drop(listener);
