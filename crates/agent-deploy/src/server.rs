@@ -23,7 +23,7 @@ use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::store::{DeployAnswer, DeployStore, ServerError};
 use agent_wire::{
@@ -52,6 +52,11 @@ pub struct Limits {
     /// Time a response may make no progress (a client that stops reading) before its
     /// connection is closed.
     pub send_timeout: Duration,
+    /// Bytes of package answers (downloads) held in memory at once, from the moment an answer
+    /// is built until its last chunk is handed to the connection. A download beyond it is
+    /// answered 503 (the updater tries again at its next run), so that clients that never
+    /// read their downloads cannot exhaust the server's memory.
+    pub max_answer_bytes: usize,
     /// How often contact times are written to the status files.
     pub flush_interval: Duration,
     /// How long a shutdown waits for open connections.
@@ -67,6 +72,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             max_connections: 4096,
             send_timeout: Duration::from_secs(30),
+            max_answer_bytes: 256 * 1024 * 1024,
             flush_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -203,18 +209,113 @@ struct App {
     /// Registrations hash the user's secret with many PBKDF2 rounds: at most this many run at
     /// once, so that a flood of registrations cannot starve the status checks.
     register_slots: Semaphore,
+    /// Package answers are built (package read, encoded) by at most this many requests at once.
+    download_slots: Semaphore,
+    /// [`Limits::max_answer_bytes`] in KiB.
+    answer_budget: Arc<Semaphore>,
+    answer_budget_kib: u32,
 }
 
 /// Concurrent registrations (see [`App::register_slots`]).
 const REGISTER_CONCURRENCY: usize = 2;
 
+/// Concurrent package answers being built (see [`App::download_slots`]).
+const DOWNLOAD_CONCURRENCY: usize = 4;
+
+/// A package answer is handed to the connection in chunks of this size.
+const ANSWER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A package answer with its share of the answer budget, released when its last chunk has
+/// been handed to the connection or the connection is dropped.
+struct BudgetedBody {
+    bytes: axum::body::Bytes,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for BudgetedBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.bytes.is_empty() {
+            this.permit = None;
+            return Poll::Ready(None);
+        }
+        let chunk = this
+            .bytes
+            .split_to(this.bytes.len().min(ANSWER_CHUNK_BYTES));
+        if this.bytes.is_empty() {
+            this.permit = None;
+        }
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.bytes.len() as u64)
+    }
+}
+
+impl App {
+    /// Runs `build` (which reads and encodes a package) in one of the download slots, then
+    /// answers its bytes within the answer budget: 503 when the budget is spent.
+    async fn package_answer(
+        &self,
+        content_type: &'static str,
+        build: impl std::future::Future<Output = Result<Vec<u8>, Response>>,
+    ) -> Response {
+        let bytes = {
+            let Ok(_slot) = self.download_slots.acquire().await else {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            };
+            match build.await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            }
+        };
+        let kib = u32::try_from(bytes.len().div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.answer_budget_kib);
+        let Ok(permit) = Arc::clone(&self.answer_budget).try_acquire_many_owned(kib) else {
+            tracing::warn!("answer budget spent: download refused with 503");
+            return envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Envelope::error("the deployment server is busy; try again later"),
+            );
+        };
+        let body = BudgetedBody {
+            bytes: bytes.into(),
+            permit: Some(permit),
+        };
+        (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            axum::body::Body::new(body),
+        )
+            .into_response()
+    }
+}
+
 /// The axum router: `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py`.
 pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
+    let answer_budget_kib = u32::try_from(limits.max_answer_bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
     let app = Arc::new(App {
         store,
         site: site.to_owned(),
         request_timeout: limits.request_timeout,
         register_slots: Semaphore::new(REGISTER_CONCURRENCY),
+        download_slots: Semaphore::new(DOWNLOAD_CONCURRENCY),
+        answer_budget: Arc::new(Semaphore::new(answer_budget_kib as usize)),
+        answer_budget_kib,
     });
     Router::new()
         .route(
@@ -441,6 +542,21 @@ async fn deploy(
         Err(rejection) => return rejected(&rejection, "deployment"),
     };
     let store = Arc::clone(&app.store);
+    if form.mode == DeployMode::Agent {
+        let build = async {
+            match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+                Ok(Ok(env)) => serde_json::to_vec(&env).map_err(|_| {
+                    envelope(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Envelope::error("internal error"),
+                    )
+                }),
+                Ok(Err(e)) => Err(error_envelope(&e)),
+                Err(resp) => Err(resp),
+            }
+        };
+        return app.package_answer("application/json", build).await;
+    }
     match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
         Ok(Ok(env)) => envelope(StatusCode::OK, env),
         Ok(Err(e)) => error_envelope(&e),
@@ -564,16 +680,16 @@ async fn download_agent(
         req.aghash,
         String::new(),
     );
-    match receiver_call(&app, &site, host, form).await {
-        Ok(DeployAnswer::Agent(bytes)) => (
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Ok(DeployAnswer::Status(_)) => detail(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        Err(resp) => resp,
-    }
+    let build = async {
+        match receiver_call(&app, &site, host, form).await {
+            Ok(DeployAnswer::Agent(bytes)) => Ok(bytes),
+            Ok(DeployAnswer::Status(_)) => {
+                Err(detail(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+            }
+            Err(resp) => Err(resp),
+        }
+    };
+    app.package_answer("application/octet-stream", build).await
 }
 
 /// What the accept loop knows of one open connection.
