@@ -877,14 +877,14 @@ fn hostile_clients_small() {
 }
 
 #[test]
-#[ignore = "full size (10,000 idle connections, server timeouts): about 2 minutes"]
+#[ignore = "full size (10,000 idle connections, server timeouts): about 5 minutes"]
 fn hostile_clients_full() {
     let rows = run_attacks(&Size {
         max_connections: 4096,
         phase: Duration::from_secs(5),
         slowloris: 1000,
         idle: 10_000,
-        idle_phase: Duration::from_secs(8),
+        idle_phase: Duration::from_secs(40),
         stalled_downloads: 200,
         package_bytes: 4 << 20,
         wait_for_timeouts: true,
