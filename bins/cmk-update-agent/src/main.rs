@@ -243,6 +243,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // The agent's `MK_RUN_SYNC_PARTS=false`: save the verified package for `install`.
+    if std::env::var_os("MK_RUN_SYNC_PARTS").is_some_and(|v| v == "false") {
+        updater = updater.with_deferred_install(true);
+    }
     let manual_env = std::env::var_os("MK_AGENT_UPDATER_MANUAL").is_some();
     let plugin = cli.plugin || (std::env::var_os("MK_CONFDIR").is_some() && !manual_env);
     let opts = RunOptions {

@@ -748,3 +748,103 @@ fn trust_on_first_use_with_openssl_self_signed_certificates() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains(&hash));
 }
+
+/// A second signing key (agent-sign's OpenSSL fixture) with a fresh certificate.
+fn second_signing_key() -> (PrivateKey, Certificate) {
+    let key = PrivateKey::from_encrypted_pem(
+        include_str!("../../../crates/agent-sign/tests/data/openssl-rsa.key.pem"),
+        &Passphrase::new("openssl-fixture-pass"),
+    )
+    .unwrap();
+    let subject = Subject {
+        alias: "second signature".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
+    (key, cert)
+}
+
+/// Issue 16's blind spots through the binary: `--signature-threshold 2` refuses a package
+/// signed by one of the two trusted keys and installs it signed by both; with
+/// `MK_RUN_SYNC_PARTS=false` the update is saved, and `install` (no metadata root) checks the
+/// signatures again and refuses a candidate changed on disk.
+#[test]
+fn signature_threshold_and_deferred_install() {
+    let s = setup();
+    assert!(s.register().status.success());
+    let (key2, cert2) = second_signing_key();
+    let cfg_path = s.conf.path().join("cmk-update-agent.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap();
+    let keys = serde_json::to_string(&[s.cert.to_pem(), cert2.to_pem()]).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .map(|l| {
+            if l.starts_with("signature_keys") {
+                format!("signature_keys = {keys}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let install = s.install_cmd();
+    let installed = s.var.path().join("installed");
+    let update = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut c = s.cmd(&[&["--install-command", &install][..], extra].concat());
+        c.env("MK_AGENT_UPDATER_MANUAL", "1");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+
+    // One signature, two required: refused (exit 1), nothing installed.
+    let pkg = b"package needing two signatures";
+    s.publish(pkg);
+    let out = update(&["--signature-threshold", "2"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!installed.exists());
+    // Both signatures: installed.
+    let mut sigs = Vec::new();
+    agent_sign::sign_package(pkg, &s.key, &s.cert, &mut sigs).unwrap();
+    agent_sign::sign_package(pkg, &key2, &cert2, &mut sigs).unwrap();
+    let hash = s
+        .store
+        .publish("web01", Platform::LinuxDeb, pkg, &sigs, None)
+        .unwrap();
+    let out = update(&["--signature-threshold", "2"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("Installed agent {hash}")));
+    assert_eq!(std::fs::read(&installed).unwrap(), pkg);
+    std::fs::remove_file(&installed).unwrap();
+
+    // Deferred: saved, not installed.
+    let hash = s.publish(b"deferred package");
+    let out = update(&[], &[("MK_RUN_SYNC_PARTS", "false")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("run 'cmk-update-agent install'"));
+    assert!(!installed.exists());
+    // The candidate is changed consistently (bytes and SHA-256); the signatures are kept.
+    let candidate = s.var.path().join(format!("new_agent_{hash}"));
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&candidate).unwrap()).unwrap();
+    let evil = b"evil deferred package";
+    doc["agent_data"] = serde_json::json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        evil
+    ));
+    if doc["target_state"].get("sha256").is_some() {
+        doc["target_state"]["sha256"] =
+            serde_json::json!(agent_sign::PackageDigest::of(evil).sha256_hex());
+    }
+    std::fs::write(&candidate, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = s
+        .cmd(&["--install-command", &install, "install"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out.stdout));
+    assert!(!installed.exists());
+    let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(state.contains("'pending_hash': None"), "{state}");
+}

@@ -1,11 +1,15 @@
 //! The HTTP(S) front of the deployment server: axum routes under `/<site>/check_mk/`, a hyper
 //! HTTP/1.1 accept loop with rustls (ring), limits, timeouts and a graceful shutdown.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use axum::extract::rejection::FormRejection;
@@ -18,7 +22,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::Semaphore;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::store::{DeployAnswer, DeployStore, ServerError};
 use agent_wire::{
@@ -39,8 +44,19 @@ pub struct Limits {
     /// Time allowed for one request, from the end of its headers to the response (body
     /// upload included).
     pub request_timeout: Duration,
-    /// Concurrent connections; further clients wait in the listen backlog.
+    /// Concurrent connections. When all are taken, the oldest connection without a request in
+    /// progress (TLS handshake, headers not yet complete, or idle between requests) is closed to
+    /// make room, so idle and slow clients cannot lock well-behaved ones out; only when every
+    /// connection is busy do further clients wait in the listen backlog.
     pub max_connections: usize,
+    /// Time a response may make no progress (a client that stops reading) before its
+    /// connection is closed.
+    pub send_timeout: Duration,
+    /// Bytes of package answers (downloads) held in memory at once, from the moment an answer
+    /// is built until its last chunk is handed to the connection. A download beyond it is
+    /// answered 503 (the updater tries again at its next run), so that clients that never
+    /// read their downloads cannot exhaust the server's memory.
+    pub max_answer_bytes: usize,
     /// How often contact times are written to the status files.
     pub flush_interval: Duration,
     /// How long a shutdown waits for open connections.
@@ -55,6 +71,8 @@ impl Default for Limits {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            send_timeout: Duration::from_secs(30),
+            max_answer_bytes: 256 * 1024 * 1024,
             flush_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -191,18 +209,113 @@ struct App {
     /// Registrations hash the user's secret with many PBKDF2 rounds: at most this many run at
     /// once, so that a flood of registrations cannot starve the status checks.
     register_slots: Semaphore,
+    /// Package answers are built (package read, encoded) by at most this many requests at once.
+    download_slots: Semaphore,
+    /// [`Limits::max_answer_bytes`] in KiB.
+    answer_budget: Arc<Semaphore>,
+    answer_budget_kib: u32,
 }
 
 /// Concurrent registrations (see [`App::register_slots`]).
 const REGISTER_CONCURRENCY: usize = 2;
 
+/// Concurrent package answers being built (see [`App::download_slots`]).
+const DOWNLOAD_CONCURRENCY: usize = 4;
+
+/// A package answer is handed to the connection in chunks of this size.
+const ANSWER_CHUNK_BYTES: usize = 64 * 1024;
+
+/// A package answer with its share of the answer budget, released when its last chunk has
+/// been handed to the connection or the connection is dropped.
+struct BudgetedBody {
+    bytes: axum::body::Bytes,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl hyper::body::Body for BudgetedBody {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if this.bytes.is_empty() {
+            this.permit = None;
+            return Poll::Ready(None);
+        }
+        let chunk = this
+            .bytes
+            .split_to(this.bytes.len().min(ANSWER_CHUNK_BYTES));
+        if this.bytes.is_empty() {
+            this.permit = None;
+        }
+        Poll::Ready(Some(Ok(hyper::body::Frame::data(chunk))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.bytes.len() as u64)
+    }
+}
+
+impl App {
+    /// Runs `build` (which reads and encodes a package) in one of the download slots, then
+    /// answers its bytes within the answer budget: 503 when the budget is spent.
+    async fn package_answer(
+        &self,
+        content_type: &'static str,
+        build: impl std::future::Future<Output = Result<Vec<u8>, Response>>,
+    ) -> Response {
+        let bytes = {
+            let Ok(_slot) = self.download_slots.acquire().await else {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            };
+            match build.await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            }
+        };
+        let kib = u32::try_from(bytes.len().div_ceil(1024))
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.answer_budget_kib);
+        let Ok(permit) = Arc::clone(&self.answer_budget).try_acquire_many_owned(kib) else {
+            tracing::warn!("answer budget spent: download refused with 503");
+            return envelope(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Envelope::error("the deployment server is busy; try again later"),
+            );
+        };
+        let body = BudgetedBody {
+            bytes: bytes.into(),
+            permit: Some(permit),
+        };
+        (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, content_type)],
+            axum::body::Body::new(body),
+        )
+            .into_response()
+    }
+}
+
 /// The axum router: `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py`.
 pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
+    let answer_budget_kib = u32::try_from(limits.max_answer_bytes.div_ceil(1024))
+        .unwrap_or(u32::MAX)
+        .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
     let app = Arc::new(App {
         store,
         site: site.to_owned(),
         request_timeout: limits.request_timeout,
         register_slots: Semaphore::new(REGISTER_CONCURRENCY),
+        download_slots: Semaphore::new(DOWNLOAD_CONCURRENCY),
+        answer_budget: Arc::new(Semaphore::new(answer_budget_kib as usize)),
+        answer_budget_kib,
     });
     Router::new()
         .route(
@@ -429,6 +542,21 @@ async fn deploy(
         Err(rejection) => return rejected(&rejection, "deployment"),
     };
     let store = Arc::clone(&app.store);
+    if form.mode == DeployMode::Agent {
+        let build = async {
+            match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+                Ok(Ok(env)) => serde_json::to_vec(&env).map_err(|_| {
+                    envelope(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Envelope::error("internal error"),
+                    )
+                }),
+                Ok(Err(e)) => Err(error_envelope(&e)),
+                Err(resp) => Err(resp),
+            }
+        };
+        return app.package_answer("application/json", build).await;
+    }
     match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
         Ok(Ok(env)) => envelope(StatusCode::OK, env),
         Ok(Err(e)) => error_envelope(&e),
@@ -552,15 +680,215 @@ async fn download_agent(
         req.aghash,
         String::new(),
     );
-    match receiver_call(&app, &site, host, form).await {
-        Ok(DeployAnswer::Agent(bytes)) => (
-            StatusCode::OK,
-            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            bytes,
-        )
-            .into_response(),
-        Ok(DeployAnswer::Status(_)) => detail(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
-        Err(resp) => resp,
+    let build = async {
+        match receiver_call(&app, &site, host, form).await {
+            Ok(DeployAnswer::Agent(bytes)) => Ok(bytes),
+            Ok(DeployAnswer::Status(_)) => {
+                Err(detail(StatusCode::INTERNAL_SERVER_ERROR, "internal error"))
+            }
+            Err(resp) => Err(resp),
+        }
+    };
+    app.package_answer("application/octet-stream", build).await
+}
+
+/// What the accept loop knows of one open connection.
+#[derive(Default)]
+struct ConnState {
+    /// Requests whose handler is running (headers complete, answer not yet produced).
+    busy: AtomicUsize,
+    /// Set once the connection was chosen to be closed.
+    closing: AtomicBool,
+    /// Wakes the connection's task to close it.
+    close: Notify,
+}
+
+/// The open connections, oldest first: when every slot is taken, the oldest one without a
+/// request in progress is closed to make room (nginx closes idle keep-alive connections the
+/// same way), so that idle, slow or half-open clients cannot lock well-behaved ones out.
+#[derive(Default)]
+struct Connections {
+    next: AtomicU64,
+    open: std::sync::Mutex<BTreeMap<u64, Arc<ConnState>>>,
+}
+
+impl Connections {
+    fn open(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<ConnState>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn register(self: &Arc<Self>) -> OpenConnection {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(ConnState::default());
+        self.open().insert(id, Arc::clone(&state));
+        OpenConnection {
+            id,
+            state,
+            connections: Arc::clone(self),
+        }
+    }
+
+    /// Asks the oldest connection without a request in progress to close; false when every
+    /// connection is busy.
+    fn close_oldest_idle(&self) -> bool {
+        let open = self.open();
+        for state in open.values() {
+            if state.busy.load(Ordering::Acquire) == 0
+                && !state.closing.swap(true, Ordering::AcqRel)
+            {
+                state.close.notify_one();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// A registered connection; unregisters itself when dropped.
+struct OpenConnection {
+    id: u64,
+    state: Arc<ConnState>,
+    connections: Arc<Connections>,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.connections.open().remove(&self.id);
+    }
+}
+
+/// Marks its connection busy while a request's handler runs.
+struct Busy(Arc<ConnState>);
+
+impl Busy {
+    fn new(state: &Arc<ConnState>) -> Busy {
+        state.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(Arc::clone(state))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A hyper service that marks its connection [`Busy`] while a request is handled.
+struct Tracked<S> {
+    inner: S,
+    state: Arc<ConnState>,
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, request: R) -> Self::Future {
+        let busy = Busy::new(&self.state);
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let _busy = busy;
+            answer.await
+        })
+    }
+}
+
+/// A stream whose writes fail once they have made no progress for `limit` (a client that
+/// stops reading its answer, e.g. a download, must not hold the connection and the
+/// answer's memory for ever).
+struct SendTimeout<T> {
+    inner: T,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> SendTimeout<T> {
+    fn new(inner: T, limit: Duration) -> SendTimeout<T> {
+        SendTimeout {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// Called when a write is pending: an error once the stall has lasted `limit`.
+    fn stall<U>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<U>> {
+        let limit = self.limit;
+        let sleep = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn progress<U>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<U>>) -> Poll<io::Result<U>> {
+        match r {
+            Poll::Pending => self.stall(cx),
+            ready => {
+                self.stalled = None;
+                ready
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for SendTimeout<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for SendTimeout<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.progress(cx, r)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.progress(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.progress(cx, r)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.progress(cx, r)
     }
 }
 
@@ -577,6 +905,7 @@ pub async fn serve(
     let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let connections = Arc::new(Connections::default());
     let flusher = {
         let store = Arc::clone(&store);
         let every = limits.flush_interval;
@@ -594,10 +923,6 @@ pub async fn serve(
     };
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => p.map_err(io::Error::other)?,
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -609,8 +934,30 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if !connections.close_oldest_idle() {
+                    tracing::warn!(
+                        "all {} connections are busy; waiting",
+                        limits.max_connections
+                    );
+                }
+                tokio::select! {
+                    p = Arc::clone(&slots).acquire_owned() => p.map_err(io::Error::other)?,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
-        let svc = TowerToHyperService::new(app.clone());
+        let stream = SendTimeout::new(stream, limits.send_timeout);
+        let conn = connections.register();
+        let conn_state = Arc::clone(&conn.state);
+        let tracked = move |svc| Tracked {
+            inner: TowerToHyperService::new(svc),
+            state: Arc::clone(&conn_state),
+        };
+        let svc = tracked(app.clone());
         let app = app.clone();
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
@@ -620,8 +967,7 @@ pub async fn serve(
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
         let handshake_timeout = limits.handshake_timeout;
-        tokio::spawn(async move {
-            let _permit = permit;
+        let serve_connection = async move {
             let result = match acceptor {
                 Some(acceptor) => {
                     match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
@@ -635,9 +981,7 @@ pub async fn serve(
                             let svc = match host {
                                 Some(h) => {
                                     tracing::debug!(%peer, host = %h, "client certificate");
-                                    TowerToHyperService::new(
-                                        app.layer(axum::Extension(ClientHost(h))),
-                                    )
+                                    tracked(app.layer(axum::Extension(ClientHost(h))))
                                 }
                                 None => svc,
                             };
@@ -664,6 +1008,17 @@ pub async fn serve(
             if let Err(e) = result {
                 tracing::debug!(%peer, "connection: {e}");
             }
+        };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let state = Arc::clone(&conn.state);
+            tokio::select! {
+                () = state.close.notified() => {
+                    tracing::debug!(%peer, "closed to make room for a new connection");
+                }
+                () = serve_connection => {}
+            }
+            drop(conn);
         });
     }
     drop(listener);

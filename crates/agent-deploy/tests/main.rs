@@ -6,5 +6,6 @@
 mod support;
 
 mod load;
+mod router_props;
 mod server;
 mod signing_log;

@@ -1006,3 +1006,96 @@ fn registering_expires_the_plugin_cache() {
         "checked after register"
     );
 }
+
+/// `--signature-threshold 2` (a Checkmk-compatible verifier with a k-of-n policy, as
+/// `cmk-update-agent` builds it): a package signed by one trusted key is refused, the same
+/// package signed by two distinct trusted keys is installed.
+#[test]
+fn signature_threshold_two_is_enforced_through_the_updater() {
+    let srv = TestServer::start();
+    let site_key = SigningKey::new("signature");
+    let second_key = SigningKey::other("second signature");
+    let host = TestHost::new(
+        "web01",
+        &srv.pki.ca_pem,
+        &[&site_key.cert_pem, &second_key.cert_pem],
+    );
+    let policy = agent_sign::VerifyPolicy {
+        threshold: 2,
+        ..agent_sign::VerifyPolicy::default()
+    };
+    let up = host.updater(Arc::new(AgentSignVerifier::checkmk().with_policy(policy)));
+    register(&host, &srv, &up);
+
+    let package = b"package needing two signatures".to_vec();
+    publish_signed(&srv.store, "web01", &package, &[&site_key], None).unwrap();
+    let err = up.run(&manual()).unwrap_err();
+    assert!(
+        matches!(err, UpdateError::Verify(VerifyError::NoValidSignature)),
+        "{err}"
+    );
+    assert!(!host.installed_file().exists());
+    host.assert_no_stray_files();
+
+    // The same package with both signatures: accepted (the first valid one is reported).
+    let hash = publish_signed(
+        &srv.store,
+        "web01",
+        &package,
+        &[&site_key, &second_key],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        up.run(&manual()).unwrap(),
+        UpdateOutcome::Installed {
+            hash,
+            signature: Some(1)
+        }
+    );
+    assert_eq!(std::fs::read(host.installed_file()).unwrap(), package);
+}
+
+/// The deferred install (`MK_RUN_SYNC_PARTS=false`, then `install`) without a metadata root:
+/// only the second signature check stands between a tampered candidate and the install.
+#[test]
+fn deferred_install_without_metadata_root_rechecks_the_signatures() {
+    let srv = TestServer::start();
+    let key = SigningKey::new("signature");
+    let host = TestHost::new("web01", &srv.pki.ca_pem, &[&key.cert_pem]);
+    let up = host
+        .updater(Arc::new(AgentSignVerifier::checkmk()))
+        .with_deferred_install(true);
+    register(&host, &srv, &up);
+    let hash = publish_signed(&srv.store, "web01", b"deferred package", &[&key], None).unwrap();
+    assert_eq!(
+        up.run(&manual()).unwrap(),
+        UpdateOutcome::Pending { hash: hash.clone() }
+    );
+
+    // The candidate on disk is changed consistently (package bytes and their SHA-256), the
+    // signatures kept: only the signature check can tell.
+    let candidate = host.var.path().join(format!("new_agent_{hash}"));
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&candidate).unwrap()).unwrap();
+    let evil = b"evil deferred package";
+    doc["agent_data"] = json!(base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        evil
+    ));
+    if doc["target_state"].get("sha256").is_some() {
+        doc["target_state"]["sha256"] = json!(agent_sign::PackageDigest::of(evil).sha256_hex());
+    }
+    std::fs::write(&candidate, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let err = up.install_pending().unwrap_err();
+    assert!(
+        matches!(err, UpdateError::Verify(VerifyError::NoValidSignature)),
+        "{err}"
+    );
+    assert!(!host.installed_file().exists());
+    let state = host.state();
+    assert!(
+        state.contains("'pending_hash': None") && !state.contains("installed_aghash': '"),
+        "{state}"
+    );
+    assert!(!candidate.exists());
+}
