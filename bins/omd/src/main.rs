@@ -1,26 +1,25 @@
 //! `omd`: manage OMD versions and sites (versions, version, setversion,
 //! sites, create, rm, update, start, stop, status).
 //!
-//! A thin layer over the `omd-versions`, `site-merge` and `mkp-format`
-//! crates (the latter for the package step of `update`): parse the
-//! command line, call the libraries, print. Each site command lives in its
-//! own module; shared printing helpers are in `output`.
+//! A thin layer over `site-lifecycle` (create, rm, start, stop, status,
+//! update) and `omd-versions` (versions, sites): parse the command line,
+//! draw the menus, print. `update` holds the update's terminal side (menu,
+//! progress line, signals); shared printing helpers are in `output`.
 
-mod create;
 mod menu;
 mod output;
-mod packages;
-mod skel;
-mod state;
 mod update;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::BufRead as _;
+
 use anyhow::Context as _;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use omd_versions::{OmdRoot, RegistryError, SitesListing, VersionOrder, VersionsListing};
+use site_lifecycle::{create, state};
 
 use output::{Negative, json_document, print};
 
@@ -72,15 +71,19 @@ struct Cli {
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
 
-    /// Force: `update` skips the confirmation and overrides the version
-    /// compatibility and edition checks; `rm` removes without asking (also a
-    /// running site).
-    #[arg(short, long, global = true)]
+    /// Force (as Checkmk places it, before the command; `update` and `rm`
+    /// take it after the command too): `update` skips the confirmation and
+    /// overrides the version compatibility and edition checks; `rm`
+    /// removes without asking (also a running site). Refused with other
+    /// commands.
+    #[arg(short, long)]
     force: bool,
 
-    /// Use VERSION: the version a site is created with (`create`) or updated
-    /// to (`update`), instead of the default version.
-    #[arg(short = 'V', global = true, value_name = "VERSION")]
+    /// Use VERSION (before the command, as Checkmk places it; `create` and
+    /// `update` take it after the command too): the version a site is
+    /// created with (`create`) or updated to (`update`), instead of the
+    /// default version. Refused with other commands.
+    #[arg(short = 'V', value_name = "VERSION")]
     use_version: Option<String>,
 
     #[command(subcommand)]
@@ -161,6 +164,9 @@ enum Command {
     /// ../../versions/VERSION` and `.version_meta/`; `apache/SITE.conf` marks
     /// it enabled. The tree is built aside and renamed into place.
     Create {
+        /// Use VERSION instead of the default version.
+        #[arg(short = 'V', value_name = "VERSION")]
+        use_version: Option<String>,
         /// The new site's name (a letter or _, then letters, digits or _; at most 16).
         site: String,
     },
@@ -168,6 +174,9 @@ enum Command {
     ///
     /// When stdin is not a terminal nothing is asked: -f is required.
     Rm {
+        /// Remove without asking (also a running site).
+        #[arg(short, long)]
+        force: bool,
         /// The site to remove.
         site: String,
     },
@@ -230,6 +239,13 @@ enum Command {
         /// not a terminal; -f implies it).
         #[arg(long)]
         confirm_edition: bool,
+        /// Skip the confirmation, override the version compatibility and
+        /// edition checks (as `omd -f update`).
+        #[arg(short, long)]
+        force: bool,
+        /// Update to VERSION (as `omd -V VERSION update`).
+        #[arg(short = 'V', value_name = "VERSION")]
+        use_version: Option<String>,
         /// The site to update.
         site: String,
     },
@@ -274,7 +290,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(io::stderr(), "{e:#}");
+            let _ = writeln!(io::stderr(), "{}", error_text(&e));
             if is_negative(&e) {
                 ExitCode::from(1)
             } else {
@@ -284,18 +300,109 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes, each named once: a cause whose text the
+/// message already contains (`cannot read x: Permission denied (os error
+/// 13)` and its source `Permission denied (os error 13)`) is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn is_negative(e: &anyhow::Error) -> bool {
     e.downcast_ref::<RegistryError>()
         .is_some_and(RegistryError::is_negative_answer)
         || e.downcast_ref::<Negative>().is_some()
-        || e.downcast_ref::<site_merge::Error>().is_some_and(|e| {
-            matches!(
-                e,
-                site_merge::Error::Aborted { .. }
-                    | site_merge::Error::SameVersion { .. }
-                    | site_merge::Error::SiteExists { .. }
-            )
-        })
+        || e.downcast_ref::<site_lifecycle::Error>()
+            .is_some_and(site_lifecycle::Error::is_negative_answer)
+}
+
+/// Refuses a global `-f`/`-V` given to a command it does not apply to.
+fn check_global_options(cli: &Cli) -> anyhow::Result<()> {
+    let (force_ok, version_ok) = match &cli.command {
+        Command::Update { .. } => (true, true),
+        Command::Rm { .. } => (true, false),
+        Command::Create { .. } => (false, true),
+        _ => (false, false),
+    };
+    if cli.force && !force_ok {
+        return Err(Usage("-f/--force applies to 'update' and 'rm' only".to_owned()).into());
+    }
+    if cli.use_version.is_some() && !version_ok {
+        return Err(Usage("-V VERSION applies to 'create' and 'update' only".to_owned()).into());
+    }
+    Ok(())
+}
+
+/// A usage error found after parsing (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Prints the warning about an interrupted update of `site` on stderr, if any.
+fn warn_pending(root: &OmdRoot, site: &str) {
+    if let Ok(condition) = state::site_condition(&root.site_dir(site))
+        && let Some(warning) = condition.warning(site)
+    {
+        let _ = writeln!(io::stderr(), "WARNING: {warning}");
+    }
+}
+
+/// `omd create`.
+fn create_site(root: &OmdRoot, site: &str, version: Option<&str>) -> anyhow::Result<u8> {
+    let version = create::create(root, site, version)?;
+    print(&format!(
+        "Created new site {site} with version {version}.\n\n  The site can be started with omd start {site}.\n\n"
+    ))?;
+    Ok(0)
+}
+
+/// `omd rm`: asks for confirmation (type `yes`) unless `-f`; when stdin is
+/// not a terminal it never asks and requires `-f`.
+fn rm_site(root: &OmdRoot, site: &str, force: bool) -> anyhow::Result<u8> {
+    create::check_rm(root, site, force)?;
+    if !force {
+        if !io::stdin().is_terminal() {
+            output::refuse!(
+                "omd rm asks for a confirmation, but stdin is not a terminal. Use 'omd -f rm {site}' to remove the site without asking."
+            );
+        }
+        let mut stdout = io::stdout().lock();
+        write!(
+            stdout,
+            "PLEASE NOTE: This action removes all configuration files\n             and variable data of the site {site} ({}).\n\nDo you really want to remove it? (yes/NO): ",
+            root.site_dir(site).display()
+        )
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+        let mut answer = String::new();
+        io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if answer.trim() != "yes" {
+            output::refuse!("Aborted.");
+        }
+    }
+    create::rm(root, site, force)?;
+    print(&format!("Removed site {site}.\n"))?;
+    Ok(0)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -344,17 +451,29 @@ fn choose_default_version(root: &OmdRoot) -> anyhow::Result<String> {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    check_global_options(cli)?;
     let root = OmdRoot::new(&cli.root);
-    let version = cli.use_version.as_deref();
+    if !cli.root.is_dir() {
+        return Err(Usage(format!(
+            "The OMD root {} does not exist (or is not a directory); name it with --root DIR or OMD_ROOT_DIR.",
+            cli.root.display()
+        ))
+        .into());
+    }
     let out = match &cli.command {
-        Command::Create { site } => return create::create(&root, site, version),
-        Command::Rm { site } => return create::rm(&root, site, cli.force),
+        Command::Create { site, use_version } => {
+            let version = use_version.as_deref().or(cli.use_version.as_deref());
+            return create_site(&root, site, version);
+        }
+        Command::Rm { site, force } => return rm_site(&root, site, cli.force || *force),
         Command::Update {
             conflict,
             dry_run,
             json,
             confirm_version,
             confirm_edition,
+            force,
+            use_version,
             site,
         } => {
             let options = update::UpdateOptions {
@@ -362,16 +481,29 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 conflict,
                 dry_run: *dry_run,
                 json: *json,
-                force: cli.force,
-                version,
+                force: cli.force || *force,
+                version: use_version.as_deref().or(cli.use_version.as_deref()),
                 confirm_version: *confirm_version,
                 confirm_edition: *confirm_edition,
             };
             return update::update(&root, &options);
         }
-        Command::Start { site } => return state::start_stop(&root, site, true),
-        Command::Stop { site } => return state::start_stop(&root, site, false),
-        Command::Status { site } => return state::status(&root, site),
+        Command::Start { site } => {
+            let change = state::start(&root, site)?;
+            format!("{}\n", change.message(site))
+        }
+        Command::Stop { site } => {
+            let change = state::stop(&root, site)?;
+            warn_pending(&root, site);
+            format!("{}\n", change.message(site))
+        }
+        Command::Status { site } => {
+            let running = state::status(&root, site)?;
+            warn_pending(&root, site);
+            let word = if running { "running" } else { "stopped" };
+            print(&format!("Overall state:  {word}\n"))?;
+            return Ok(if running { 0 } else { 1 });
+        }
         Command::Versions { bare, json, sort } => {
             let order = match sort {
                 Sort::Checkmk => VersionOrder::Checkmk,
@@ -386,9 +518,13 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Version { bare, site } => {
             let version = match site {
-                Some(site) => root
-                    .site_version(site)?
-                    .ok_or_else(|| RegistryError::NoSiteVersion(site.clone()))?,
+                Some(site) => {
+                    let v = root
+                        .site_version(site)?
+                        .ok_or_else(|| RegistryError::NoSiteVersion(site.clone()))?;
+                    warn_pending(&root, site);
+                    v
+                }
                 None => root.default_version()?.ok_or_else(|| {
                     Negative::new(format!(
                         "No default version is set ({} does not exist)",
@@ -408,6 +544,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Sites { bare, json } => {
             let listing = SitesListing::read(&root)?;
+            for site in root.sites()? {
+                warn_pending(&root, &site);
+            }
             if *json {
                 json_document(&listing)?
             } else {

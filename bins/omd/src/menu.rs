@@ -58,6 +58,11 @@ impl<C: Console> MenuResolver<C> {
         self.error.take()
     }
 
+    /// The console (for the confirmations of the update flow).
+    pub(crate) fn console_mut(&mut self) -> &mut C {
+        &mut self.console
+    }
+
     fn ask(&mut self, conflict: &Conflict) -> io::Result<Answer> {
         if conflict.merge.as_ref().is_some_and(|m| m.attempt > 0) {
             self.console.write(" Merge failed again.\n")?;
@@ -339,9 +344,9 @@ pub(crate) struct TtyConsole {
 }
 
 impl TtyConsole {
-    /// A console that also appends its output to `log`.
-    pub(crate) fn logging_to(log: Option<fs::File>) -> Self {
-        Self { log }
+    /// Appends everything written from now on to `log` as well.
+    pub(crate) fn log_to(&mut self, log: fs::File) {
+        self.log = Some(log);
     }
 
     fn read_raw_byte() -> io::Result<Option<u8>> {

@@ -815,12 +815,23 @@ fn omd_typing(root: &Path, args: &str, keys: &str) -> Option<(i32, String)> {
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(stdin);
-    let out = reader.join().unwrap().replace("\r\n", "\n");
+    let out = as_shown(&reader.join().unwrap());
     if status.code() == Some(127) || out.contains("script: ") {
         eprintln!("SKIPPED: `script` cannot run here: {out}");
         return None;
     }
     Some((status.code().unwrap(), out))
+}
+
+/// Terminal output as it stays on the screen: `\r\n` as `\n`, and a line
+/// redrawn with `\r` (the progress line) shows only its last part, with
+/// the erase-line code `ESC[K` removed.
+fn as_shown(raw: &str) -> String {
+    raw.replace("\r\n", "\n")
+        .split('\n')
+        .map(|line| line.rsplit('\r').next().unwrap_or("").replace("\x1b[K", ""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]

@@ -35,7 +35,7 @@ pub const JOURNAL_DIR: &str = ".site-update";
 
 /// A finished journal is renamed to this (atomically) before it is deleted,
 /// so that a half-deleted journal is never mistaken for a live one.
-pub(crate) const DONE_DIR: &str = ".site-update.done~";
+pub const DONE_DIR: &str = ".site-update.done~";
 
 /// Renames the journal out of the way, then deletes it.
 fn discard(site: &Path, dir: &Path, sync: bool) -> Result<()> {
@@ -351,4 +351,64 @@ pub fn recover(site_home: &Path) -> Result<Recovery> {
         from: header.from,
         to: header.to,
     })
+}
+
+/// What an interrupted update left in a site, found without changing anything
+/// (see [`leftovers`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Leftovers {
+    /// A live journal (`.site-update`) is there: an update was interrupted.
+    pub journal: bool,
+    /// Its versions (from, to), when its header was completed.
+    pub versions: Option<(String, String)>,
+    /// Whether the interrupted update had already switched the `version`
+    /// link (recovery finishes it) rather than not (recovery rolls it back).
+    pub committed: bool,
+    /// A finished journal that was not deleted (`.site-update.done~`).
+    pub done: bool,
+}
+
+impl Leftovers {
+    /// Whether anything was left.
+    pub fn any(&self) -> bool {
+        self.journal || self.done
+    }
+}
+
+/// What an interrupted update left in the site at `site_home` (nothing is changed).
+pub fn leftovers(site_home: &Path) -> Result<Leftovers> {
+    let dir = site_home.join(JOURNAL_DIR);
+    let done_path = site_home.join(DONE_DIR);
+    let done = fsx::kind_of(&done_path)
+        .ctx("inspect", &done_path)?
+        .is_some();
+    if fsx::kind_of(&dir).ctx("inspect", &dir)?.is_none() {
+        return Ok(Leftovers {
+            done,
+            ..Leftovers::default()
+        });
+    }
+    let header = read_header(&dir)?;
+    let committed = match &header {
+        Some(h) => super::site::site_version(site_home)?.as_deref() == Some(h.to.as_str()),
+        None => false,
+    };
+    Ok(Leftovers {
+        journal: true,
+        versions: header.map(|h| (h.from, h.to)),
+        committed,
+        done,
+    })
+}
+
+/// Removes a finished journal that was not deleted (`.site-update.done~`,
+/// left by an update killed while deleting it); whether there was one.
+pub fn remove_done_journal(site_home: &Path) -> Result<bool> {
+    let done = site_home.join(DONE_DIR);
+    if fsx::kind_of(&done).ctx("inspect", &done)?.is_none() {
+        return Ok(false);
+    }
+    fsx::remove_any(&done).ctx("remove", &done)?;
+    Ok(true)
 }
