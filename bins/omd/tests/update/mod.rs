@@ -13,6 +13,9 @@ use super::{Output, omd};
 /// The extension-package step (`mkp disable-outdated`, `update-active`).
 mod packages;
 
+/// Signals, closed pipes, the lock, pending journals, phase scripts.
+mod interrupt;
+
 const OLD: &str = "2.3.0p1.cre";
 const NEW: &str = "2.3.0p2.cre";
 const SITE: &str = "mysite";
@@ -80,6 +83,26 @@ impl Fixture {
         let fx = Self {
             tmp: tempfile::tempdir().unwrap(),
         };
+        fx.version(OLD, false);
+        fx.version(NEW, true);
+        symlink(
+            fx.root().join("versions").join(NEW),
+            fx.root().join("versions/default"),
+        )
+        .unwrap();
+        fx
+    }
+
+    /// As [`Fixture::new`], on a memory file system (`/dev/shm`) where
+    /// there is one: for tests that run many updates (flushes are cheap there).
+    fn in_memory() -> Self {
+        let shm = Path::new("/dev/shm");
+        let tmp = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let fx = Self { tmp };
         fx.version(OLD, false);
         fx.version(NEW, true);
         symlink(
