@@ -90,6 +90,11 @@ pub trait UpdateResolver {
     /// Whether someone can be asked ([`UpdateResolver::confirm`] and
     /// [`UpdateResolver::choose_version`] are only called then).
     fn can_ask(&self) -> bool;
+    /// Whether [`UpdateResolver::conflict`] answers the conflicts itself
+    /// (the `ask` policy needs it); by default, when it can ask someone.
+    fn answers_conflicts(&self) -> bool {
+        self.can_ask()
+    }
     /// A yes/no question; `Ok(false)` (or an error) aborts the update.
     fn confirm(&mut self, question: &Confirmation) -> Result<bool, String> {
         let _ = question;
@@ -295,7 +300,7 @@ pub fn update(
     }
     let mut notes = Vec::new();
     let to = target_version(root, request, &from, resolver, &mut notes)?;
-    if request.policy == Policy::Ask && !request.dry_run && !resolver.can_ask() {
+    if request.policy == Policy::Ask && !request.dry_run && !resolver.answers_conflicts() {
         refuse!(
             "--conflict=ask asks on the terminal, but stdin is not a terminal. Choose how conflicts are resolved with --conflict=install, --conflict=keepold or --conflict=abort (see them first with --dry-run)."
         );
