@@ -37,7 +37,11 @@ Exit codes:
      edition change not confirmed, invalid --conflict, --conflict=ask without
      a terminal) and `Update aborted.` (a conflict under --conflict=abort, or
      `a` in the menu; nothing was changed); `update --dry-run
-     --conflict=abort` when the update would meet a question
+     --conflict=abort` when the update would meet a question; `update`,
+     `start`, `stop`, `rm`: another process holds the site's lock (its PID
+     and command are named); `start`: the site has the journal of an
+     interrupted update (the command that recovers it is named); `update`:
+     a failing update-pre-hooks script (rolled back) or post-update script
   2  usage error, invalid site name, or an operational error (I/O); for
      `update` also an update that failed while being applied (it was rolled
      back: the site is as before)
@@ -45,7 +49,11 @@ Exit codes:
      rolled back), but the extension-package step reported a problem: a
      package that no longer fits was not disabled because its installed
      files were changed (it stays as it was), or the package store failed;
-     see the ` ! ` lines. With --dry-run: that step would report one";
+     see the ` ! ` lines. With --dry-run: that step would report one
+  129, 130, 143  `update` stopped by SIGHUP, SIGINT or SIGTERM (128 + the
+     signal's number): the step in progress was finished, then the update
+     was rolled back (`The update was rolled back successfully.`) or, after
+     the switch of the version link, completed (a line says so)";
 
 /// Manage OMD versions and sites.
 ///
@@ -182,16 +190,30 @@ enum Command {
     },
     /// Update SITE to the default version (or -V VERSION).
     ///
-    /// Checks, in Checkmk's order: the site is stopped, its version, the
-    /// target version, version compatibility (-f overrides), a confirmation
-    /// on a terminal (-f or --confirm-version skip it), an edition change
-    /// (-f or --confirm-edition answer it). Then every path of both
-    /// skeletons is decided (Checkmk's decision table; conflicts answered by
-    /// --conflict) before anything is written, the status lines are printed,
-    /// and the plan is applied as one transaction: on any error the site is
-    /// restored exactly, and an update interrupted by a crash is rolled back
-    /// (or finished) by the next `omd update`. Everything printed is
-    /// appended to `var/log/update.log` in the site.
+    /// Checks, in Checkmk's order: the site is stopped, the site's lock
+    /// (shared with mkp: refused at once while another process holds it),
+    /// its version, the target version (when the default version is the
+    /// site's own, the other installed versions: one is taken, after a
+    /// confirmation on a terminal if it is older; several are offered in a
+    /// selection list on a terminal), version compatibility (-f overrides),
+    /// a confirmation on a terminal (-f or --confirm-version skip it), an
+    /// edition change (-f or --confirm-edition answer it). Then every path
+    /// of both skeletons is decided (Checkmk's decision table; conflicts
+    /// answered by --conflict) before anything is written, and the plan is
+    /// applied as one transaction, each status line printed as its path is
+    /// applied (on a terminal with a progress line): on any error the site
+    /// is restored exactly, and an update interrupted by a crash is rolled
+    /// back (or finished) by the next `omd update`. SIGINT, SIGTERM and
+    /// SIGHUP roll the update back (or, after the switch of the version
+    /// link, complete it). Everything printed is appended to
+    /// `var/log/update.log` in the site first, so a closed output pipe
+    /// changes nothing.
+    ///
+    /// Phase scripts: the executables in `lib/omd/scripts/update-pre-hooks/`
+    /// of the site run right before the version link is switched (a failure
+    /// rolls the update back), those in `lib/omd/scripts/post-update/` at
+    /// the end (a failure is exit code 1, the update stays); each is shown
+    /// as `Executing PHASE script "NAME"...OK`, its output prefixed `-| `.
     ///
     /// Extension packages: after the switch, if the site has an MKP store
     /// (any of `var/check_mk/packages`, `var/check_mk/packages_local`,
@@ -568,6 +590,19 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let io = io::Error::from_raw_os_error(13);
+        let text = io.to_string();
+        let e = anyhow::Error::new(io).context(format!("cannot read /x: {text}"));
+        assert_eq!(error_text(&e), format!("cannot read /x: {text}"));
+        let e = anyhow::Error::new(io::Error::from_raw_os_error(2)).context("cannot read /y");
+        assert_eq!(
+            error_text(&e),
+            format!("cannot read /y: {}", io::Error::from_raw_os_error(2))
+        );
     }
 
     #[test]

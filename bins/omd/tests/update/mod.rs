@@ -792,6 +792,9 @@ fn update_between_the_two_real_skeleton_versions_with_operator_edits() {
     }
 }
 
+/// In the keys of [`omd_typing`]: wait a moment before typing on.
+const PAUSE: char = '\u{1}';
+
 /// Runs `omd ARGS` on a pseudo-terminal (util-linux `script`) and types
 /// `keys`; returns (exit code, output with `\r\n` as `\n`), or `None` (and a
 /// skip message) when `script` is not available.
@@ -818,7 +821,15 @@ fn omd_typing(root: &Path, args: &str, keys: &str) -> Option<(i32, String)> {
         return None;
     };
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(keys.as_bytes()).unwrap();
+    // `PAUSE` in `keys` waits for the program (a shell started by the menu
+    // must be reading before it gets its input).
+    for (i, chunk) in keys.split(PAUSE).enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        stdin.write_all(chunk.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
@@ -1030,4 +1041,46 @@ fn help_documents_the_update_exit_codes() {
     ] {
         assert!(text.contains(word), "{word} in {text}");
     }
+}
+
+#[test]
+fn the_shell_opens_in_the_site_and_keeps_an_edit() {
+    let fx = Fixture::new();
+    fx.site_with_edits();
+    // `y` confirms; `s` opens the shell in the site's etc/, where the
+    // operator fixes the file first with markers left (asked again), then
+    // for good.
+    let keys = "\u{1}y\u{1}s\u{1}\
+        printf '<<<<<<< x\\n' > conflict.conf; exit\n\u{1}\
+        s\u{1}\
+        printf 'one\\nfixed\\nthree\\n' > conflict.conf; exit\n";
+    let Some((code, out)) = omd_typing(fx.root(), &format!("update {SITE}"), keys) else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    let etc = fx.site().join("etc");
+    assert!(
+        out.contains(&format!(
+            " Your version of etc/conflict.conf is conflict.conf here: edit it to the result you want.\n The other versions:\n"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("conflict.conf-{OLD} (the default of {OLD})\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(" Starting BASH in {}.", etc.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(" etc/conflict.conf still has conflict markers; choose again.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" Using your edited etc/conflict.conf.\n"),
+        "{out}"
+    );
+    assert_eq!(read(&etc.join("conflict.conf")), "one\nfixed\nthree\n");
+    assert!(out.ends_with("Finished update.\n\n"), "{out}");
 }
