@@ -1060,9 +1060,9 @@ fn the_shell_opens_in_the_site_and_keeps_an_edit() {
     assert_eq!(code, 0, "{out}");
     let etc = fx.site().join("etc");
     assert!(
-        out.contains(&format!(
+        out.contains(
             " Your version of etc/conflict.conf is conflict.conf here: edit it to the result you want.\n The other versions:\n"
-        )),
+        ),
         "{out}"
     );
     assert!(
