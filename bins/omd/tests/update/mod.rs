@@ -1084,3 +1084,43 @@ fn the_shell_opens_in_the_site_and_keeps_an_edit() {
     assert_eq!(read(&etc.join("conflict.conf")), "one\nfixed\nthree\n");
     assert!(out.ends_with("Finished update.\n\n"), "{out}");
 }
+
+#[test]
+fn target_version_selection_list_and_downgrade_confirmation_on_a_terminal() {
+    let fx = Fixture::new();
+    assert_eq!(fx.omd(&["create", SITE]).code, 0);
+    // The site has the default version NEW; the only other one is older.
+    let Some((code, out)) =
+        omd_typing(fx.root(), &format!("update --conflict=install {SITE}"), "n")
+    else {
+        return;
+    };
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            " Downgrade\n\n The site {SITE} has version {NEW}; the only other installed version,\n {OLD}, is older."
+        )),
+        "{out}"
+    );
+    assert!(out.contains("y/N ==> n\n"), "{out}");
+    assert!(out.contains("Aborted."), "{out}");
+
+    // Several others: Checkmk's selection list, newest first.
+    fx.version("2.3.0p3.cre", true);
+    let Some((code, out)) = omd_typing(
+        fx.root(),
+        &format!("update --conflict=install {SITE}"),
+        "1\u{1}y",
+    ) else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(" Choose target version\n\n Please choose the version this site should be updated to\n\n 1  Version 2.3.0p3.cre\n 2  Version 2.3.0p1.cre\n c  Cancel\nUpdate now: 1/2/c ==> 1\n"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_link(fx.site().join("version")).unwrap(),
+        Path::new("../../versions/2.3.0p3.cre")
+    );
+}
