@@ -271,6 +271,24 @@ enum Command {
         /// The site to update.
         site: String,
     },
+    /// Show the operator's changes against the site's version skeleton.
+    ///
+    /// `omd diff [SITE] [PATH]`: every path of the skeleton (below PATH) is
+    /// compared with the site after macro substitution: ` * Changed` (content
+    /// or link target), ` ! Type changed`, ` ! Removed`, ` * Permissions
+    /// DEFAULT -> SITE` and ` * Added` (an entry of a skeleton directory the
+    /// skeleton does not have; not below var/ and tmp/). Useful before an
+    /// update. SITE defaults to $OMD_SITE; a single argument that is not a
+    /// site is taken as PATH. Exit code 0 (also with differences).
+    Diff {
+        /// Print one JSON document (schema 1): {"schema", "site", "version",
+        /// "path", "differences": [{"path", "kind", "default", "site"}]}.
+        #[arg(long)]
+        json: bool,
+        /// SITE and/or PATH.
+        #[arg(num_args = 0..=2, value_name = "SITE PATH")]
+        args: Vec<String>,
+    },
     /// Mark SITE as running (this toolkit runs no daemons).
     ///
     /// The state is the file `tmp/run/omd-state` in the site (`started` or
@@ -383,6 +401,23 @@ fn warn_pending(root: &OmdRoot, site: &str) {
         && let Some(warning) = condition.warning(site)
     {
         let _ = writeln!(io::stderr(), "WARNING: {warning}");
+    }
+}
+
+/// The site and path of `omd diff [SITE] [PATH]`.
+fn diff_args(root: &OmdRoot, args: &[String]) -> anyhow::Result<(String, Option<String>)> {
+    let from_env = std::env::var("OMD_SITE").ok().filter(|s| !s.is_empty());
+    match args {
+        [site, path] => Ok((site.clone(), Some(path.clone()))),
+        [one] if root.site_dir(one).is_dir() => Ok((one.clone(), None)),
+        [path] => match from_env {
+            Some(site) => Ok((site, Some(path.clone()))),
+            None => output::refuse!("No such site: {path}"),
+        },
+        _ => match from_env {
+            Some(site) => Ok((site, None)),
+            None => Err(Usage("omd diff needs SITE (or $OMD_SITE)".to_owned()).into()),
+        },
     }
 }
 
@@ -509,6 +544,20 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 confirm_edition: *confirm_edition,
             };
             return update::update(&root, &options);
+        }
+        Command::Diff { json, args } => {
+            let (site, path) = diff_args(&root, args)?;
+            let result = site_lifecycle::diff::diff(&root, &site, path.as_deref())?;
+            if *json {
+                json_document(&result)?
+            } else {
+                let mut text = String::new();
+                for d in &result.differences {
+                    text.push_str(&d.line());
+                    text.push('\n');
+                }
+                text
+            }
         }
         Command::Start { site } => {
             let change = state::start(&root, site)?;

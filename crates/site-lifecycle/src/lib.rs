@@ -60,7 +60,8 @@
 //! # Create, remove, start, stop
 //!
 //! [`create::create`], [`create::rm`], [`state::start`], [`state::stop`],
-//! [`state::status`]: see their modules.
+//! [`state::status`]: see their modules. [`diff::diff`] compares a site
+//! with its version's skeleton (`omd diff`).
 //!
 //! Why a crate of its own (floor 3): it orchestrates `site-merge` (the
 //! tree engine, which knows no packages), `mkp-format` (the package step
@@ -69,6 +70,7 @@
 #![warn(missing_docs)]
 
 pub mod create;
+pub mod diff;
 mod error;
 mod events;
 mod log;

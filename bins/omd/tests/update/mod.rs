@@ -1124,3 +1124,42 @@ fn target_version_selection_list_and_downgrade_confirmation_on_a_terminal() {
         Path::new("../../versions/2.3.0p3.cre")
     );
 }
+
+#[test]
+fn diff_lists_the_operators_changes_against_the_skeleton() {
+    let fx = Fixture::new();
+    fx.site_with_edits();
+    let site = fx.site();
+    chmod(&site.join("etc/updated.conf"), 0o600);
+    fs::remove_file(site.join("etc/obsolete.conf")).unwrap();
+    write(&site.join("var/log/other.log"), "data\n");
+    let out = fx.omd(&["diff", SITE]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(
+        out.stdout,
+        " * Changed        etc/conflict.conf\n\
+         * Changed        etc/merge.conf\n\
+         * Added          etc/mine.conf\n\
+         ! Removed        etc/obsolete.conf\n\
+         * Permissions    0644 -> 0600 etc/updated.conf\n"
+            .replace("\n*", "\n *")
+            .replace("\n!", "\n !")
+    );
+    // A path limits it; --json has the same as a document.
+    let out = fx.omd(&["diff", SITE, "etc/merge.conf"]);
+    assert_eq!(out.stdout, " * Changed        etc/merge.conf\n");
+    let out = fx.omd(&["diff", "--json", SITE, "etc"]);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["version"], OLD);
+    assert_eq!(doc["differences"].as_array().unwrap().len(), 5, "{doc}");
+    assert_eq!(doc["differences"][4]["kind"], "permissions");
+    assert_eq!(doc["differences"][4]["site"], "0600");
+    let out = fx.omd(&["diff", SITE, "etc/nothing"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("is not part of the skeleton"),
+        "{}",
+        out.stderr
+    );
+}
