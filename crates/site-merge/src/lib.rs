@@ -199,4 +199,5 @@ pub use tree::{
     TextMerger, Update, UpdateBuilder, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
     site_version, unified_diff, version_link_target,
 };
-pub use tree::{ApplyObserver, DONE_DIR, Leftovers, leftovers, remove_done_journal}; // the site lifecycle's hooks (progress, cancellation, leftovers)
+// The site lifecycle's hooks: progress, cancellation, leftovers, flush count.
+pub use tree::{ApplyObserver, DONE_DIR, Leftovers, flushes, leftovers, remove_done_journal};

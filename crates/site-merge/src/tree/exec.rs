@@ -462,6 +462,7 @@ impl<'a> Exec<'a> {
             .ctx("create link", &link)?;
         if self.opts.sync {
             fsx::sync_dir(&self.up.site_home).ctx("sync", &self.up.site_home)?;
+            super::journal::flushed(1);
         }
         Ok(())
     }

@@ -30,6 +30,21 @@ use serde::{Deserialize, Serialize};
 use super::error::{Error, IoContext, Result};
 use super::fsx::{self, Kind};
 
+/// Flushes (fsync, fdatasync, syncfs) made by updates in this process.
+static FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts `n` flushes.
+pub(crate) fn flushed(n: u64) {
+    FLUSHES.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The number of flushes (fsync, fdatasync, syncfs) that updates, their
+/// journals and recoveries made in this process so far: a measure of their
+/// cost on a disk (benches print it).
+pub fn flushes() -> u64 {
+    FLUSHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The journal directory's name inside the site.
 pub const JOURNAL_DIR: &str = ".site-update";
 
@@ -44,6 +59,7 @@ fn discard(site: &Path, dir: &Path, sync: bool) -> Result<()> {
     fs::rename(dir, &done).ctx("rename", dir)?;
     if sync {
         fsx::sync_dir(site).ctx("sync", site)?;
+        flushed(1);
     }
     fs::remove_dir_all(&done).ctx("remove", &done)
 }
@@ -110,6 +126,8 @@ impl Journal {
         if sync {
             fsx::sync_dir(&dir).ctx("sync", &dir)?;
             fsx::sync_dir(site).ctx("sync", site)?;
+            // With the header's fsync.
+            flushed(3);
         }
         Ok(Self {
             site: site.to_path_buf(),
@@ -135,6 +153,7 @@ impl Journal {
         self.log.write_all(&lines).ctx("append to", &log_path)?;
         if self.sync {
             self.log.sync_data().ctx("sync", &log_path)?;
+            flushed(1);
         }
         Ok(())
     }
@@ -173,6 +192,7 @@ impl Journal {
             return Ok(());
         }
         let site = File::open(&self.site).ctx("open", &self.site)?;
+        flushed(1);
         rustix::fs::syncfs(&site)
             .map_err(std::io::Error::from)
             .ctx("sync the file system of", &self.site)
@@ -263,6 +283,7 @@ pub(crate) fn rollback_dir(site: &Path, dir: &Path, sync: bool) -> Result<()> {
             log.set_len(*offset).ctx("truncate", &log_path)?;
             if sync {
                 log.sync_data().ctx("sync", &log_path)?;
+                flushed(1);
             }
         }
     }
@@ -270,6 +291,7 @@ pub(crate) fn rollback_dir(site: &Path, dir: &Path, sync: bool) -> Result<()> {
         for d in &touched {
             if d.is_dir() {
                 fsx::sync_dir(d).ctx("sync", d)?;
+                flushed(1);
             }
         }
     }

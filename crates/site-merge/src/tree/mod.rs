@@ -23,7 +23,7 @@ pub use exec::{Applied, ApplyObserver, ApplyOptions, Fault};
 pub use fsx::Kind;
 pub use git_merge::GitMerge;
 pub use journal::{
-    DONE_DIR, JOURNAL_DIR, Leftovers, Recovery, leftovers, recover, remove_done_journal,
+    DONE_DIR, JOURNAL_DIR, Leftovers, Recovery, flushes, leftovers, recover, remove_done_journal,
 };
 pub use macros::Replacements;
 pub use merge::{MergeFailure, MergedText, TextMerger, unified_diff};
