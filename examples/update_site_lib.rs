@@ -84,7 +84,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Builds the sandbox in `dir` (emptied first): two versions, the site on
-/// OLD with the operator's edits and a post-update script.
+/// OLD with the operator's edits; NEW has a post-update script.
 pub fn sandbox(dir: &Path) -> Result<OmdRoot> {
     if dir.exists() {
         fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
@@ -113,7 +113,10 @@ pub fn sandbox(dir: &Path) -> Result<OmdRoot> {
     // The operator's edits: a conflict and a clean merge.
     write(&home.join("etc/demo.conf"), "one\nmine\nthree\n")?;
     write(&home.join("etc/notes.conf"), "A\nb\nc\n")?;
-    let script = home.join("lib/omd/scripts/post-update/10-hello");
+    let script = dir
+        .join("versions")
+        .join(NEW)
+        .join("lib/omd/scripts/post-update/10-hello");
     write(
         &script,
         "#!/bin/sh\necho \"hello from $OMD_SITE on $OMD_TO_VERSION\"\n",

@@ -8,8 +8,15 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success (for verify: the package or metadata is accepted)
   1  negative result: verification failed (no valid signature, rollback,
-     expired, wrong host, hash mismatch, threshold not met)
+     expired, wrong host, hash mismatch, threshold not met); `key delete`
+     not confirmed
   2  error: bad usage, unreadable files, wrong passphrase, ...
+With --json, an error is also printed on stdout as one JSON document:
+{\"schema\": 1, \"error\": \"<message>\", \"exit_code\": <1 or 2>}.
+
+The key store (--store) must exist for every command but `key create` and
+`key import`, which create it (mode 0700); a missing store is an error, so a
+mistyped path never leaves an empty store behind.
 
 Passphrases are never taken from arguments. They come from --passphrase-file,
 from the environment variable named by --passphrase-env (default
@@ -20,7 +27,7 @@ AGENT_SIGN_PASSPHRASE, if set), or from a prompt on the terminal (no echo).";
 #[derive(Debug, Parser)]
 #[command(name = "agent-sign", version, after_long_help = EXIT_CODES)]
 pub(crate) struct Cli {
-    /// The key store directory.
+    /// The key store directory (created only by `key create` and `key import`).
     #[arg(
         long,
         global = true,
@@ -77,8 +84,9 @@ pub(crate) enum Command {
     Verify {
         /// The package file.
         package: PathBuf,
-        /// Trusted certificates (PEM files, each may hold several).
-        #[arg(long, required = true, num_args = 1..)]
+        /// Trusted certificates (a PEM file, which may hold several; repeat the
+        /// option for more files).
+        #[arg(long, required = true, num_args = 1, action = clap::ArgAction::Append, value_name = "PEM")]
         trust: Vec<PathBuf>,
         /// The signature list (default: PACKAGE.signatures.json).
         #[arg(long)]
@@ -186,10 +194,15 @@ pub(crate) enum KeyCommand {
     /// Delete a key, unless a known trust configuration still uses it.
     ///
     /// Known configurations: every *.pem and root *.json file in the store's
-    /// "trusted" directory, and the files given with --trusted-by.
+    /// "trusted" directory, and the files given with --trusted-by. The key's
+    /// passphrase is required, and on a terminal the deletion is confirmed
+    /// first (y/N); without a terminal, --yes is required.
     Delete {
         /// Key id.
         id: u64,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long, short)]
+        yes: bool,
         /// More trust configurations to check (PEM bundles or root metadata JSON).
         #[arg(long)]
         trusted_by: Vec<PathBuf>,
@@ -266,8 +279,8 @@ pub(crate) enum MetadataCommand {
         /// Days until the metadata expires.
         #[arg(long, default_value_t = 30)]
         expires_days: i64,
-        /// Signing key ids (targets role).
-        #[arg(long, num_args = 1..)]
+        /// Signing key id (targets role); repeat the option for more keys.
+        #[arg(long, num_args = 1, action = clap::ArgAction::Append)]
         key: Vec<u64>,
     },
     /// Write a short-lived timestamp naming a targets document, and sign it.
@@ -292,8 +305,8 @@ pub(crate) enum MetadataCommand {
     Sign {
         /// The document.
         document: PathBuf,
-        /// Signing key ids.
-        #[arg(long, required = true, num_args = 1..)]
+        /// Signing key id; repeat the option for more keys.
+        #[arg(long, required = true, num_args = 1, action = clap::ArgAction::Append)]
         key: Vec<u64>,
     },
     /// Verify targets (and timestamp) metadata as an updater would, with rollback state.
@@ -329,4 +342,18 @@ pub(crate) enum MetadataCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Cli {
+    /// Whether the command prints JSON (`--json`); its errors are then one JSON
+    /// document on stdout too.
+    pub(crate) fn json(&self) -> bool {
+        match &self.command {
+            Command::Key(KeyCommand::List { json, .. } | KeyCommand::Show { json, .. })
+            | Command::Verify { json, .. }
+            | Command::LogVerify { json, .. }
+            | Command::Metadata(MetadataCommand::Verify { json, .. }) => *json,
+            _ => false,
+        }
+    }
 }

@@ -19,9 +19,9 @@ use crate::cli::{Cli, Command, ExpiryArgs, KeyCommand, KeyKind, MetadataCommand}
 /// The default environment variable for passphrases.
 const PASSPHRASE_ENV: &str = "AGENT_SIGN_PASSPHRASE";
 
-/// 1 for negative verification results, 2 for everything else.
-pub(crate) fn exit_code_for(err: &anyhow::Error) -> ExitCode {
-    match err.downcast_ref::<Error>() {
+/// 1 for negative verification results, 2 for everything else (the code and its number).
+pub(crate) fn exit_code_for(err: &anyhow::Error) -> (ExitCode, u8) {
+    let n = match err.downcast_ref::<Error>() {
         Some(
             Error::NoValidSignature
             | Error::ThresholdNotMet { .. }
@@ -30,9 +30,10 @@ pub(crate) fn exit_code_for(err: &anyhow::Error) -> ExitCode {
             | Error::RootVersion { .. }
             | Error::WrongTarget { .. }
             | Error::HashMismatch(_),
-        ) => ExitCode::from(1),
-        _ => ExitCode::from(2),
-    }
+        ) => 1,
+        _ => 2,
+    };
+    (ExitCode::from(n), n)
 }
 
 struct Ctx {
@@ -42,9 +43,14 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// The existing key store (a missing one is an error, nothing is created).
     fn store(&self) -> Result<KeyStore> {
-        KeyStore::open(&self.store)
-            .with_context(|| format!("opening the key store {}", self.store.display()))
+        Ok(KeyStore::open_existing(&self.store)?)
+    }
+
+    /// The key store, created if missing: only for the commands that add a key.
+    fn store_for_new_key(&self) -> Result<KeyStore> {
+        Ok(KeyStore::open(&self.store)?)
     }
 
     /// A passphrase from the file, the environment, or the terminal.
@@ -228,7 +234,7 @@ fn key(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
             kdf_iterations,
         } => {
             let kdf = KdfParams::new(kdf_iterations)?;
-            let store = ctx.store()?;
+            let store = ctx.store_for_new_key()?;
             let pass = ctx.passphrase("New passphrase (at least 12 characters): ", true)?;
             pass.check_new()?;
             let key_type = match key_type {
@@ -344,23 +350,59 @@ fn key(ctx: &Ctx, cmd: KeyCommand) -> Result<ExitCode> {
             let kdf = KdfParams::new(kdf_iterations)?;
             let text =
                 fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            let store = ctx.store()?;
+            let store = ctx.store_for_new_key()?;
             let pass = ctx.passphrase("Passphrase of the key to import: ", false)?;
             let entry = store.import(&text, &alias, &owner, &pass, kdf)?;
             eprintln!("imported key #{} ({})", entry.id, entry.alias);
             stdout_line(&entry.id.to_string())?;
         }
-        KeyCommand::Delete { id, trusted_by } => {
+        KeyCommand::Delete {
+            id,
+            yes,
+            trusted_by,
+        } => {
             let store = ctx.store()?;
             let mut extra = Vec::new();
             for path in &trusted_by {
                 extra.push(read_trust(path)?);
             }
-            store.delete(id, &extra)?;
-            eprintln!("deleted key #{id}");
+            let entry = store.check_deletable(id, &extra)?;
+            let what = format!(
+                "key #{id} ({}, SHA-256 {})",
+                entry.alias,
+                entry.certificate.fingerprint_sha256()
+            );
+            if !yes {
+                if !std::io::stdin().is_terminal() {
+                    bail!("not deleting {what}: not on a terminal to confirm; pass --yes");
+                }
+                if !confirm(&format!("Delete {what}? It cannot be undone. [y/N] "))? {
+                    eprintln!("Aborted: {what} was kept.");
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let pass = ctx.passphrase(
+                &format!("Passphrase for key #{id} ({}): ", entry.alias),
+                false,
+            )?;
+            store.delete(id, &pass, &extra)?;
+            eprintln!("deleted {what}");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks a yes/no question on the terminal; only `y` or `yes` is a yes.
+fn confirm(question: &str) -> Result<bool> {
+    let mut err = std::io::stderr().lock();
+    err.write_all(question.as_bytes())?;
+    err.flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }
 
 fn read_trust(path: &Path) -> Result<KnownTrust> {

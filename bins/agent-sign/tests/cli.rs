@@ -231,6 +231,7 @@ fn keys_sign_verify_round_trip() {
         "agent.deb",
         "--trust",
         "cert1.pem",
+        "--trust",
         "cert2.pem",
         "--threshold",
         "2",
@@ -243,7 +244,14 @@ fn keys_sign_verify_round_trip() {
     let mut bytes = std::fs::read(env.path("agent.deb")).unwrap();
     bytes[10] ^= 1;
     std::fs::write(env.path("agent.deb"), &bytes).unwrap();
-    let out = env.run(&["verify", "agent.deb", "--trust", "cert1.pem", "cert2.pem"]);
+    let out = env.run(&[
+        "verify",
+        "agent.deb",
+        "--trust",
+        "cert1.pem",
+        "--trust",
+        "cert2.pem",
+    ]);
     assert_eq!(code(&out), 1);
     assert_eq!(
         stdout(&out),
@@ -283,9 +291,22 @@ fn keys_sign_verify_round_trip() {
     );
 
     // delete: refused while trusted, then allowed
-    let out = env.run(&["key", "delete", "2", "--trusted-by", "cert2.pem"]);
+    let out = env.run(&["key", "delete", "2", "--yes", "--trusted-by", "cert2.pem"]);
     assert_fails_with(&out, 2, "This key is still used.");
-    ok(&env.run(&["key", "delete", "2"]));
+    // Key 2's passphrase is the one in pass.txt, not the environment's.
+    let out = env.run(&["key", "delete", "2", "--yes"]);
+    assert_fails_with(&out, 2, "wrong passphrase");
+    ok(&env.run_with(
+        &[
+            "key",
+            "delete",
+            "2",
+            "--yes",
+            "--passphrase-file",
+            "pass.txt",
+        ],
+        None,
+    ));
     let out = env.run(&["key", "show", "2"]);
     assert_eq!(code(&out), 2);
 }
@@ -451,4 +472,188 @@ fn hardened_metadata_flow() {
     // ...until it is signed.
     ok(&env.run(&["metadata", "sign", "unsigned.json", "--key", "2"]));
     ok(&verify("unsigned.json", "agent.deb", "web01"));
+}
+
+/// An Ed25519 key #1 in the store (fast), passphrase `PASS`.
+fn env_with_a_key() -> Env {
+    let env = Env::new();
+    ok(&env.run(&["key", "create", "--alias", "only key", "--type", "ed25519"]));
+    env
+}
+
+#[test]
+fn verify_takes_the_package_after_trust() {
+    let env = Env::new();
+    std::fs::write(env.path("pass.txt"), "checkmk-fixture-pass\n").unwrap();
+    ok(&env.import_key_with_passphrase_file(&fixture("pyca.combined.pem"), "k"));
+    std::fs::write(
+        env.path("trust.pem"),
+        ok(&env.run(&["key", "show", "1", "--pem"])),
+    )
+    .unwrap();
+    std::fs::write(env.path("pkg.deb"), b"package bytes").unwrap();
+    ok(&env.run_with(
+        &[
+            "sign",
+            "pkg.deb",
+            "--key",
+            "1",
+            "--passphrase-file",
+            "pass.txt",
+        ],
+        None,
+    ));
+    // The order the usage line shows: the option, then the package.
+    let out = env.run(&["verify", "--trust", "trust.pem", "pkg.deb"]);
+    assert_eq!(ok(&out), "Signature check OK.\n");
+}
+
+#[test]
+fn read_commands_need_an_existing_store_and_create_nothing() {
+    let env = Env::new();
+    for args in [
+        &["--store", "typo", "key", "list"][..],
+        &["--store", "typo", "key", "show", "1"],
+        &["--store", "typo", "key", "delete", "1", "--yes"],
+    ] {
+        let out = env.run(args);
+        assert_fails_with(&out, 2, "no key store at typo: it does not exist");
+    }
+    assert!(!env.path("typo").exists());
+    std::fs::write(env.path("file"), "x").unwrap();
+    let out = env.run(&["--store", "file", "key", "list"]);
+    assert_fails_with(&out, 2, "not a directory");
+    // key create makes the store.
+    ok(&env.run(&[
+        "--store", "new", "key", "create", "--alias", "a", "--type", "ed25519",
+    ]));
+    assert!(env.path("new/1.json").is_file());
+    let help = stdout(&env.run(&["--help"]));
+    assert!(
+        help.contains("created only by `key create` and `key import`"),
+        "{help}"
+    );
+}
+
+#[test]
+fn errors_name_their_cause_once_and_json_errors_are_json() {
+    let env = Env::new();
+    std::fs::write(env.path("file"), "x").unwrap();
+    let out = env.run(&["--store", "file/sub", "key", "list"]);
+    let err = stderr(&out);
+    assert_eq!(code(&out), 2, "{err}");
+    assert_eq!(err.matches("Not a directory").count(), 1, "{err}");
+    let out = env.run(&["key", "import", "missing.pem", "--alias", "x"]);
+    let err = stderr(&out);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+
+    let env = env_with_a_key();
+    let out = env.run(&["key", "show", "7", "--json"]);
+    assert_eq!(code(&out), 2);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["exit_code"], 2);
+    assert_eq!(doc["error"], "no key with id 7 in the key store");
+}
+
+#[test]
+fn key_delete_needs_the_passphrase_and_a_confirmation() {
+    let env = env_with_a_key();
+    // No terminal, no --yes: refused, the key stays.
+    let out = env.run(&["key", "delete", "1"]);
+    assert_fails_with(&out, 2, "pass --yes");
+    let out = env.run_with(&["key", "delete", "1", "--yes"], Some("a wrong passphrase"));
+    assert_fails_with(&out, 2, "wrong passphrase");
+    ok(&env.run(&["key", "show", "1"]));
+    ok(&env.run(&["key", "delete", "1", "--yes"]));
+    assert_eq!(code(&env.run(&["key", "show", "1"])), 2);
+}
+
+/// Runs `agent-sign key delete 1` on a pseudo-terminal (util-linux `script`), typing
+/// `answer`; the terminal text and exit status, or `None` (with a skip message).
+fn delete_on_a_terminal(env: &Env, answer: &str) -> Option<(String, i32)> {
+    use std::io::Write as _;
+    let command = format!(
+        "'{}' --store '{}' key delete 1; echo \"exit=$?\"",
+        env!("CARGO_BIN_EXE_agent-sign"),
+        env.path("store").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("AGENT_SIGN_PASSPHRASE", PASS)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(answer.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let Some((shown, code)) = text.rsplit_once("exit=") else {
+        eprintln!(
+            "SKIPPED: util-linux `script` did not provide a terminal (apt-get install util-linux)"
+        );
+        return None;
+    };
+    Some((shown.to_string(), code.trim().parse().ok()?))
+}
+
+#[test]
+fn key_delete_asks_on_a_terminal() {
+    let env = env_with_a_key();
+    let Some((shown, status)) = delete_on_a_terminal(&env, "n\n") else {
+        return;
+    };
+    assert_eq!(status, 1, "{shown}");
+    assert!(
+        shown.contains("Delete key #1 (only key, SHA-256 ") && shown.contains("[y/N]"),
+        "{shown}"
+    );
+    assert!(shown.contains("Aborted"), "{shown}");
+    ok(&env.run(&["key", "show", "1"]));
+    let Some((shown, status)) = delete_on_a_terminal(&env, "y\n") else {
+        return;
+    };
+    assert_eq!(status, 0, "{shown}");
+    assert!(shown.contains("deleted key #1"), "{shown}");
+    assert_eq!(code(&env.run(&["key", "show", "1"])), 2);
+}
+
+#[test]
+fn key_import_reads_a_key_from_a_plain_openssl_req() {
+    let env = Env::new();
+    let out = Command::new("openssl")
+        .current_dir(env.dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-subj",
+            "/CN=from openssl",
+            "-days",
+            "30",
+            "-passout",
+        ])
+        .arg(format!("pass:{PASS}"))
+        .output()
+        .expect("openssl is required");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let combined = std::fs::read_to_string(env.path("k.pem")).unwrap()
+        + &std::fs::read_to_string(env.path("c.pem")).unwrap();
+    std::fs::write(env.path("combined.pem"), combined).unwrap();
+    let out = env.run(&["key", "import", "combined.pem", "--alias", "openssl req"]);
+    assert_eq!(ok(&out).trim(), "1");
+    let list = ok(&env.run(&["key", "list"]));
+    assert!(
+        list.contains("openssl req") && list.contains("rsa2048"),
+        "{list}"
+    );
 }

@@ -37,16 +37,19 @@ disable-outdated, and for template) is read from the site's `version` link
 (../../versions/2.3.0p12.cre -> 2.3.0p12); --site-version or $MKP_SITE_VERSION overrides it.
 Changes are transactional: on any error the site is left as it was, and a change interrupted
 by a crash is repaired (rolled back or completed) by the next mkp command.
-Test hook: MKP_SITE_FAULT=error:N makes the N-th file system step of this run fail, abort:N
-aborts the process at that step, sleep:MS sleeps before every step.
+The site root must be an existing directory; nothing is created outside it.
 
-Exit codes:
+Exit codes (Checkmk's, so that scripts written for Checkmk's mkp keep working):
   0  success (also when the output pipe is closed early)
   1  the command failed or was refused: unreadable or invalid package, manifest or
-     configuration, a conflict, a version check (one message on stderr; nothing was changed,
-     except that `enable` of a package that only fails the version check marks it enabled)
-  2  usage error: unknown command, invalid argument, a site command without a site, an
-     option of the other mode";
+     configuration, a conflict, a version check, a file system error such as a missing
+     permission (one message on stderr; nothing was changed, except that `enable` of a
+     package that only fails the version check marks it enabled). Files that cannot be read
+     are reported in Checkmk's words: `Cannot read file <path>: [Errno N] <reason>`.
+  2  usage error: unknown command, invalid argument, a site command without a site, a site
+     root that does not exist or is not a directory, an option of the other mode
+With --json, a failed command (exit code 1) also prints one JSON document on stdout:
+  {\"schema\": 1, \"error\": \"<message>\", \"exit_code\": 1}";
 
 /// Command line interface for the Checkmk Extension Packages.
 #[derive(Debug, Parser)]
@@ -84,13 +87,19 @@ enum Command {
     Inspect(InspectArgs),
     /// Create a template of a package manifest
     ///
-    /// Prints a manifest (in the `info` format). Standalone: every part, no files. Site
-    /// mode: the site's unpackaged files, with the site version as required version. Save
-    /// it, edit it, then build the package with `mkp package`.
+    /// A manifest in the `info` format. Site mode: the site's unpackaged files, with the
+    /// site version as required version, written to tmp/check_mk/<name>.manifest.temp in
+    /// the site (an existing one is not overwritten); edit it, then build the package with
+    /// `mkp package <that file>`. Standalone: every part, no files, printed on stdout.
+    /// Files whose names are not valid UTF-8 cannot be listed in a manifest: they are left
+    /// out with a warning.
     Template {
         /// The packages name
         #[arg(value_parser = parse_name)]
         name: PackageName,
+        /// Site mode: print the manifest on stdout instead of writing the file
+        #[arg(long)]
+        stdout: bool,
     },
     /// Show information about local files
     ///
@@ -131,6 +140,18 @@ enum Command {
     ///
     /// Prints `<name> <version>`: the arguments for `mkp enable`.
     Add {
+        /// Path to an MKP file
+        file: PathBuf,
+    },
+    /// Add an MKP and enable it (`add` then `enable`)
+    ///
+    /// Checkmk's current tool has no `install` any more (2.2 refused it as deprecated);
+    /// here it is the two steps in one. A package already stored with the same bytes is
+    /// enabled from there. Prints `<name> <version>`.
+    Install {
+        /// Skip all version checks
+        #[arg(long)]
+        force_install: bool,
         /// Path to an MKP file
         file: PathBuf,
     },
@@ -193,6 +214,19 @@ enum Command {
 }
 
 impl Command {
+    /// Whether `--json` was given: errors are then a JSON document on stdout too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Inspect(InspectArgs { json, .. })
+            | Command::Find { json, .. }
+            | Command::List(json)
+            | Command::Show { json, .. }
+            | Command::ShowAll(json)
+            | Command::UpdateActive { json, .. } => json.json,
+            _ => false,
+        }
+    }
+
     /// The command's name on the command line.
     fn name(&self) -> &'static str {
         match self {
@@ -206,6 +240,7 @@ impl Command {
             Command::ShowAll(_) => "show-all",
             Command::Files(_) => "files",
             Command::Add { .. } => "add",
+            Command::Install { .. } => "install",
             Command::Remove { .. } => "remove",
             Command::Release { .. } => "release",
             Command::Enable { .. } => "enable",
@@ -297,15 +332,36 @@ fn usage_error(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
+/// Checkmk's `Cannot read file <path>: [Errno N] <reason>` (Python's words for an
+/// `OSError`, which Checkmk's tool prints; kept for compatibility, for every errno alike).
+fn cannot_read(path: &Path, e: &std::io::Error) -> anyhow::Error {
+    let reason = match e.raw_os_error() {
+        Some(n) => {
+            let text = e.to_string();
+            let plain = text
+                .strip_suffix(&format!(" (os error {n})"))
+                .unwrap_or(&text);
+            format!("[Errno {n}] {plain}")
+        }
+        None => e.to_string(),
+    };
+    anyhow!("Cannot read file {}: {reason}", path.display())
+}
+
+/// The error of reading a directory as a file, as Checkmk words it.
+fn is_a_directory(path: &Path) -> anyhow::Error {
+    anyhow!(
+        "Cannot read file {}: [Errno 21] Is a directory",
+        path.display()
+    )
+}
+
 /// Reads a whole file; errors are Checkmk's `Cannot read file <path>: ...`.
 fn read_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     if path.is_dir() {
-        return Err(anyhow!(
-            "Cannot read file {}: [Errno 21] Is a directory",
-            path.display()
-        ));
+        return Err(is_a_directory(path));
     }
-    std::fs::read(path).map_err(|e| anyhow!("Cannot read file {}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| cannot_read(path, &e))
 }
 
 /// Reads a manifest in the `info` format (a template or an installed manifest).
@@ -326,14 +382,11 @@ fn path_config_template() -> anyhow::Result<()> {
 /// `inspect` (both modes).
 fn inspect(file: &Path, json: bool) -> anyhow::Result<()> {
     if file.is_dir() {
-        return Err(anyhow!(
-            "Cannot read file {}: [Errno 21] Is a directory",
-            file.display()
-        ));
+        return Err(is_a_directory(file));
     }
     // Mkp::open_with also refuses oversized files before reading them into memory.
     let mkp = Mkp::open_with(file, &Limits::default()).map_err(|e| match e.kind() {
-        ErrorKind::Io { source, .. } => anyhow!("Cannot read file {}: {source}", file.display()),
+        ErrorKind::Io { source, .. } => cannot_read(file, source),
         _ => e.into(),
     })?;
     if mkp.container() == Container::PlainTar {
@@ -361,11 +414,23 @@ fn print_template(manifest: &Manifest) -> anyhow::Result<()> {
     out(&format!("{}\n", manifest.to_info()))
 }
 
+/// Warns about each file whose name is not valid UTF-8: no manifest can list it.
+fn warn_unpackable_names(files: &[LocalFile]) {
+    for f in files.iter().filter(|f| !f.name_is_utf8) {
+        tracing::warn!(
+            "{}: the file name is not valid UTF-8 (invalid bytes shown as \\xNN), so no \
+             package manifest can list it; rename the file to package it",
+            f.file
+        );
+    }
+}
+
 /// `find` output (both modes): only unpackaged files unless `all`.
 fn print_inventory(mut files: Vec<LocalFile>, all: bool, json: bool) -> anyhow::Result<()> {
     if !all {
         files.retain(|f| f.package.is_none());
     }
+    warn_unpackable_names(&files);
     if json {
         out(&format!("{}\n", files_inventory_json(&files)))
     } else {
@@ -436,7 +501,17 @@ fn run(cli: Cli, matches: &clap::ArgMatches) -> anyhow::Result<ExitCode> {
         (root, _) => root.clone(),
     };
     match site_root {
-        Some(root) => site::run(cli.command, &root, cli.site_version.as_deref()),
+        Some(root) => {
+            if let Err(e) = mkp_format::Site::check_root(&root) {
+                let option = if explicit(matches, "site_root") {
+                    "--site-root"
+                } else {
+                    "$OMD_ROOT"
+                };
+                return Ok(usage_error(format!("{option}: {e}")));
+            }
+            site::run(cli.command, &root, cli.site_version.as_deref())
+        }
         None => {
             let config = cli
                 .config
@@ -454,9 +529,15 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     let debug = cli.debug;
+    let json = cli.command.json();
     match run(cli, &matches) {
         Ok(code) => code,
         Err(e) => {
+            if json {
+                let doc = serde_json::json!({"schema": 1, "error": e.to_string(), "exit_code": 1});
+                // A closed stdout must not hide the message on stderr.
+                let _ = out(&format!("{doc:#}\n"));
+            }
             if debug {
                 eprintln!("{e:?}");
             } else {

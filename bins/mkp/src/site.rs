@@ -3,50 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, anyhow};
-use mkp_format::{ChangeOptions, FaultHook, Manifest, PackageId, Plan, Site, StoreError};
+use anyhow::anyhow;
+use mkp_format::{Action, ChangeOptions, Manifest, PackageId, Plan, Site, StoreError};
 
 use crate::{
     ChangeArgs, Command, IdArgs, inspect, out, path_config_template, print_inventory,
     print_manifest, print_template, read_file, read_manifest_file, usage_error,
+    warn_unpackable_names,
 };
-
-/// Installs the `MKP_SITE_FAULT` test hook, if set.
-fn install_fault_hook(site: &mut Site) -> anyhow::Result<()> {
-    let Ok(spec) = std::env::var("MKP_SITE_FAULT") else {
-        return Ok(());
-    };
-    let (kind, n) = spec
-        .split_once(':')
-        .ok_or_else(|| anyhow!("MKP_SITE_FAULT must be error:N, abort:N or sleep:MS"))?;
-    let n: usize = n
-        .parse()
-        .with_context(|| format!("MKP_SITE_FAULT: '{n}' is not a number"))?;
-    let hook: FaultHook = match kind {
-        "error" => Box::new(move |step| {
-            if step == n {
-                Err(std::io::Error::other(format!(
-                    "injected fault at step {step}"
-                )))
-            } else {
-                Ok(())
-            }
-        }),
-        "abort" => Box::new(move |step| {
-            if step == n {
-                std::process::abort();
-            }
-            Ok(())
-        }),
-        "sleep" => Box::new(move |_| {
-            std::thread::sleep(std::time::Duration::from_millis(n as u64));
-            Ok(())
-        }),
-        other => return Err(anyhow!("MKP_SITE_FAULT: unknown kind '{other}'")),
-    };
-    site.set_fault_hook(hook);
-    Ok(())
-}
 
 fn open_site(root: &Path, version: Option<&str>) -> anyhow::Result<Site> {
     tracing::debug!("site {}", root.display());
@@ -54,7 +18,8 @@ fn open_site(root: &Path, version: Option<&str>) -> anyhow::Result<Site> {
     if let Some(v) = version {
         site = site.with_version(v);
     }
-    install_fault_hook(&mut site)?;
+    // Only in test builds (the `fault-injection` feature of mkp-format).
+    site.install_env_fault_hook()?;
     Ok(site)
 }
 
@@ -159,6 +124,18 @@ fn run_on(cmd: Command, site: &Site) -> anyhow::Result<()> {
             })?;
             out(&format!("{} {}\n", m.name, m.version))?;
         }
+        Command::Install {
+            force_install,
+            file,
+        } => {
+            let bytes = read_file(&file)?;
+            let opts = ChangeOptions::default().force_install(force_install);
+            let (m, _) = site.install_package(&bytes, &opts).map_err(|e| match e {
+                StoreError::Package(e) => anyhow!("{}: {e}", file.display()),
+                e => e.into(),
+            })?;
+            out(&format!("{} {}\n", m.name, m.version))?;
+        }
         Command::Remove { change, id } => {
             let id = resolve(site, &id)?;
             show_plan(&site.remove(&id, &options(change))?, change.dry_run)?;
@@ -203,15 +180,85 @@ fn run_on(cmd: Command, site: &Site) -> anyhow::Result<()> {
             }
         }
         Command::Find { all, json } => print_inventory(site.find(), all, json.json)?,
-        Command::Template { name } => print_template(&site.template(&name)?)?,
+        Command::Template { name, stdout } => template(site, &name, stdout)?,
         Command::Package(a) => {
             let manifest = read_manifest_file(&a.manifest_file)?;
             let (built, plan) = site.package(&manifest, &options(a.change))?;
             show_plan(&plan, a.change.dry_run)?;
             if !a.change.dry_run {
-                tracing::info!("Successfully created {} {}", built.name, built.version);
+                out(&package_report(&built, &plan))?;
             }
         }
     }
     Ok(())
+}
+
+/// Site-mode `template`: writes `tmp/check_mk/<name>.manifest.temp` (Checkmk's place and
+/// message), or prints the manifest with `--stdout`.
+fn template(site: &Site, name: &mkp_format::PackageName, stdout: bool) -> anyhow::Result<()> {
+    let inventory = site.find();
+    warn_unpackable_names(
+        &inventory
+            .into_iter()
+            .filter(|f| f.part.is_some() && f.package.is_none())
+            .collect::<Vec<_>>(),
+    );
+    let manifest = site.template(name)?;
+    if stdout {
+        return print_template(&manifest);
+    }
+    let dir = site.root().join("tmp/check_mk");
+    let path = dir.join(format!("{name}.manifest.temp"));
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow!("cannot create {}: {e}", dir.display()))?;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(anyhow!(
+                "{} exists already (an edited template?): package it with `mkp package {}`, \
+                 or delete it to start a new one (`mkp template --stdout` only prints)",
+                path.display(),
+                path.display()
+            ));
+        }
+        Err(e) => return Err(anyhow!("cannot create {}: {e}", path.display())),
+    };
+    std::io::Write::write_all(&mut file, format!("{}\n", manifest.to_info()).as_bytes())
+        .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
+    out(&format!(
+        "Created '{}'.\nYou may now edit it.\nCreate the package using `mkp package {}`.\n",
+        path.display(),
+        path.display()
+    ))
+}
+
+/// What site-mode `package` did: the stored package, the installed files, the state.
+fn package_report(built: &Manifest, plan: &Plan) -> String {
+    let id = format!("{} {}", built.name, built.version);
+    let mut text = String::new();
+    for a in &plan.actions {
+        if let Action::Store(p) = a {
+            text.push_str(&format!("Created {id}: {}\n", p.display()));
+        }
+    }
+    let files: Vec<_> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Install(p) | Action::Replace(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    text.push_str(&format!(
+        "Installed {id} ({} file{}), enabled (active on this site):\n",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    ));
+    for p in files {
+        text.push_str(&format!("  {}\n", p.display()));
+    }
+    text
 }

@@ -18,7 +18,7 @@ pub(crate) fn run(cmd: Command, config: &Path) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Inspect(a) => inspect(&a.file, a.json.json)?,
         Command::PathConfigTemplate => path_config_template()?,
-        Command::Template { name } => print_template(&Manifest::template(name, "", None))?,
+        Command::Template { name, .. } => print_template(&Manifest::template(name, "", None))?,
         Command::Find { all, json } => {
             let paths = PathConfig::read(config)?;
             // There is no installed-package store, so every file is unpackaged.
@@ -80,5 +80,10 @@ fn package(config: &Path, a: &PackageArgs) -> anyhow::Result<()> {
             anyhow!("Cannot write {}: {e}", target.display())
         })?;
     tracing::info!("Successfully wrote package file");
-    Ok(())
+    crate::out(&format!(
+        "Created {} {}: {}\n",
+        manifest.name,
+        manifest.version,
+        target.display()
+    ))
 }

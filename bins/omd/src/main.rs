@@ -210,8 +210,9 @@ enum Command {
     /// changes nothing.
     ///
     /// Phase scripts: the executables in `lib/omd/scripts/update-pre-hooks/`
-    /// of the site run right before the version link is switched (a failure
-    /// rolls the update back), those in `lib/omd/scripts/post-update/` at
+    /// of the target version (the site's `lib` after the switch) run right
+    /// before the version link is switched (a failure rolls the update
+    /// back), those in `lib/omd/scripts/post-update/` at
     /// the end (a failure is exit code 1, the update stays); each is shown
     /// as `Executing PHASE script "NAME"...OK`, its output prefixed `-| `.
     ///
@@ -241,6 +242,12 @@ enum Command {
         /// yours), `abort` (stop at the first conflict; nothing is changed).
         #[arg(long, value_name = "MODE", default_value = "ask")]
         conflict: String,
+        /// How files changed by you and by the new version are merged:
+        /// `patch` (Checkmk's own `diff -u | patch --merge`, the default) or
+        /// `git` (the stricter git-exact three-way merge: a conflict wherever
+        /// both sides touch neighbouring lines).
+        #[arg(long, value_name = "METHOD", default_value = "patch")]
+        merge: site_merge::MergeMethod,
         /// Print the plan and every question, change nothing (not even the
         /// update log). With `ask` or `abort` the questions stay open.
         #[arg(long)]
@@ -525,6 +532,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         Command::Rm { site, force } => return rm_site(&root, site, cli.force || *force),
         Command::Update {
             conflict,
+            merge,
             dry_run,
             json,
             confirm_version,
@@ -536,6 +544,7 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             let options = update::UpdateOptions {
                 site,
                 conflict,
+                merge: *merge,
                 dry_run: *dry_run,
                 json: *json,
                 force: cli.force || *force,

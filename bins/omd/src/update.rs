@@ -35,6 +35,7 @@ use crate::output::{Negative, json_document, paint_status, print, refuse, stdout
 pub(crate) struct UpdateOptions<'a> {
     pub(crate) site: &'a str,
     pub(crate) conflict: &'a str,
+    pub(crate) merge: site_merge::MergeMethod,
     pub(crate) dry_run: bool,
     pub(crate) json: bool,
     pub(crate) force: bool,
@@ -72,6 +73,7 @@ pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8
         site: o.site.to_owned(),
         version: o.version.map(str::to_owned),
         policy,
+        merge: o.merge,
         dry_run: o.dry_run,
         force: o.force,
         confirm_version: o.confirm_version,

@@ -67,6 +67,14 @@ pub enum Error {
         /// The trust configuration that references it.
         used_by: String,
     },
+    /// The key store directory to read does not exist or is not a directory.
+    #[error("no key store at {}: {reason}", path.display())]
+    NoStore {
+        /// The path given.
+        path: PathBuf,
+        /// Why it is not a store.
+        reason: &'static str,
+    },
     /// No key with this id in the store.
     #[error("no key with id {0} in the key store")]
     KeyNotFound(u64),

@@ -128,8 +128,10 @@ impl PrivateKey {
     }
 
     /// Decrypts an `ENCRYPTED PRIVATE KEY` PEM block (PKCS#8, PBES2 with
-    /// PBKDF2-HMAC-SHA2 and AES-CBC), as written by us, by Checkmk (pyca,
-    /// 2048 iterations) or by OpenSSL 3. The first private-key block of `text`
+    /// PBKDF2-HMAC-SHA1/SHA2 and AES-CBC or des-ede3-cbc), as written by us, by
+    /// Checkmk (pyca, 2048 iterations) or by OpenSSL 3 (`openssl req -newkey
+    /// ... -keyout` encrypts with des-ede3-cbc; such keys are read, never
+    /// written: [`PrivateKey::to_encrypted_pem`] always uses AES-256-CBC). The first private-key block of `text`
     /// is used; other blocks (a certificate) are ignored.
     ///
     /// Errors: [`Error::WrongPassphrase`], [`Error::MalformedPem`],
@@ -153,11 +155,10 @@ impl PrivateKey {
             _ => return Err(Error::NotEncrypted),
         }
         let info = EncryptedPrivateKeyInfo::from_der(&block.der).map_err(|e| {
-            match encryption_oid(&block.der) {
-                // Well-formed, but a scheme pkcs5 does not know (PKCS#12 PBE, ...).
-                Some(oid) => Error::UnsupportedEncryption(format!(
-                    "encryption algorithm {oid}; use PBES2 with PBKDF2 and AES-CBC"
-                )),
+            match unsupported_encryption(&block.der) {
+                // Well-formed, but a scheme or cipher pkcs5 does not know (PKCS#12 PBE,
+                // camellia, ...).
+                Some(why) => Error::UnsupportedEncryption(why),
                 None => Error::MalformedPem(format!("not an encrypted PKCS#8 structure: {e}")),
             }
         })?;
@@ -185,7 +186,8 @@ impl PrivateKey {
             Ok(doc) => doc,
             Err(pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { oid })) => {
                 return Err(Error::UnsupportedEncryption(format!(
-                    "algorithm {oid} is not supported"
+                    "algorithm {} is not supported",
+                    describe_algorithm(&oid.to_string())
                 )));
             }
             Err(pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid {
@@ -273,20 +275,92 @@ impl PrivateKey {
     }
 }
 
-/// The algorithm OID of an `EncryptedPrivateKeyInfo` whose parameters pkcs5
-/// cannot parse, if the outer structure is well-formed.
-fn encryption_oid(der: &[u8]) -> Option<String> {
+/// PBES2 (`id-PBES2`, RFC 8018): its parameters name the real cipher.
+const OID_PBES2: &str = "1.2.840.113549.1.5.13";
+
+/// Human names of the key-encryption algorithms found in PEM files.
+const ENCRYPTION_NAMES: &[(&str, &str)] = &[
+    ("1.2.840.113549.1.5.13", "PBES2"),
+    ("1.2.840.113549.1.5.12", "PBKDF2"),
+    ("1.3.6.1.4.1.11591.4.11", "scrypt"),
+    ("1.3.14.3.2.7", "des-cbc"),
+    ("1.2.840.113549.3.7", "des-ede3-cbc"),
+    ("1.2.840.113549.3.2", "rc2-cbc"),
+    ("1.2.840.113549.3.9", "rc5-cbc"),
+    ("2.16.840.1.101.3.4.1.2", "aes-128-cbc"),
+    ("2.16.840.1.101.3.4.1.22", "aes-192-cbc"),
+    ("2.16.840.1.101.3.4.1.42", "aes-256-cbc"),
+    ("2.16.840.1.101.3.4.1.6", "aes-128-gcm"),
+    ("2.16.840.1.101.3.4.1.26", "aes-192-gcm"),
+    ("2.16.840.1.101.3.4.1.46", "aes-256-gcm"),
+    ("1.2.392.200011.61.1.1.1.2", "camellia-128-cbc"),
+    ("1.2.392.200011.61.1.1.1.3", "camellia-192-cbc"),
+    ("1.2.392.200011.61.1.1.1.4", "camellia-256-cbc"),
+    ("1.2.410.200046.1.1.2", "aria-128-cbc"),
+    ("1.2.410.200046.1.1.7", "aria-192-cbc"),
+    ("1.2.410.200046.1.1.12", "aria-256-cbc"),
+    ("1.2.156.10197.1.104.2", "sm4-cbc"),
+    ("1.2.840.113549.1.5.3", "PBES1 pbeWithMD5AndDES-CBC"),
+    ("1.2.840.113549.1.5.10", "PBES1 pbeWithSHA1AndDES-CBC"),
+    ("1.2.840.113549.1.12.1.1", "PKCS#12 pbeWithSHAAnd128BitRC4"),
+    (
+        "1.2.840.113549.1.12.1.3",
+        "PKCS#12 pbeWithSHAAnd3-KeyTripleDES-CBC",
+    ),
+    (
+        "1.2.840.113549.1.12.1.6",
+        "PKCS#12 pbeWithSHAAnd40BitRC2-CBC",
+    ),
+];
+
+/// `name (oid)` for a known algorithm, else `oid`.
+fn describe_algorithm(oid: &str) -> String {
+    match ENCRYPTION_NAMES.iter().find(|(o, _)| *o == oid) {
+        Some((_, name)) => format!("{name} ({oid})"),
+        None => oid.to_string(),
+    }
+}
+
+/// Why an `EncryptedPrivateKeyInfo` whose parameters pkcs5 cannot parse is not
+/// supported, if the outer structure is well-formed: the cipher inside PBES2
+/// (or the key derivation, if that is the unknown part), else the outer scheme.
+fn unsupported_encryption(der: &[u8]) -> Option<String> {
     use pkcs8::der::asn1::OctetStringRef;
     use pkcs8::der::{Decode as _, Reader as _, SliceReader};
     use pkcs8::spki::AlgorithmIdentifierRef;
     let mut reader = SliceReader::new(der).ok()?;
-    reader
+    let (oid, params) = reader
         .sequence(|r| {
             let alg = AlgorithmIdentifierRef::decode(r)?;
             OctetStringRef::decode(r)?;
-            Ok(alg.oid.to_string())
+            Ok((alg.oid.to_string(), alg.parameters.map(|p| p.value())))
         })
-        .ok()
+        .ok()?;
+    if oid != OID_PBES2 {
+        return Some(format!(
+            "encryption scheme {}; use PBES2 with PBKDF2 and AES-CBC",
+            describe_algorithm(&oid)
+        ));
+    }
+    // PBES2-params ::= SEQUENCE { keyDerivationFunc, encryptionScheme }: the
+    // contents of the parameters' SEQUENCE are the two algorithm identifiers.
+    let inner = params.and_then(|value| {
+        let mut r = SliceReader::new(value).ok()?;
+        let kdf = AlgorithmIdentifierRef::decode(&mut r).ok()?;
+        let cipher = AlgorithmIdentifierRef::decode(&mut r).ok()?;
+        Some((kdf.oid.to_string(), cipher.oid.to_string()))
+    });
+    Some(match inner {
+        Some((kdf, _)) if kdf != "1.2.840.113549.1.5.12" => format!(
+            "key derivation {} inside PBES2; use PBKDF2",
+            describe_algorithm(&kdf)
+        ),
+        Some((_, cipher)) => format!(
+            "cipher {} inside PBES2; supported are aes-128/192/256-cbc and des-ede3-cbc",
+            describe_algorithm(&cipher)
+        ),
+        None => "malformed PBES2 parameters".to_string(),
+    })
 }
 
 /// Bit length of the modulus in a PKCS#1 `RSAPrivateKey`.

@@ -132,7 +132,28 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
-    /// Opens (and creates, mode 0700) the store directory.
+    /// Opens an existing store directory, for the commands that only read it or
+    /// change existing keys: a missing path or one that is not a directory is
+    /// [`Error::NoStore`], and nothing is created (a typo in a path must not
+    /// leave an empty store behind). [`KeyStore::open`] creates it.
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Ok(KeyStore { dir }),
+            Ok(_) => Err(Error::NoStore {
+                path: dir,
+                reason: "it is not a directory",
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NoStore {
+                path: dir,
+                reason: "it does not exist (`key create` or `key import` creates it)",
+            }),
+            Err(e) => Err(Error::io(&dir, e)),
+        }
+    }
+
+    /// Opens the store directory, creating it (mode 0700) if it does not exist:
+    /// for the commands that add a key.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -309,10 +330,10 @@ impl KeyStore {
         Ok(out)
     }
 
-    /// Deletes key `id`, unless a known trust configuration (the store's
-    /// [`TRUSTED_DIR`] or `also_check`) still references it: then
-    /// "This key is still used." ([`Error::KeyInUse`]).
-    pub fn delete(&self, id: u64, also_check: &[KnownTrust]) -> Result<()> {
+    /// Key `id`, if it may be deleted: no known trust configuration (the
+    /// store's [`TRUSTED_DIR`] or `also_check`) references it, else "This key is
+    /// still used." ([`Error::KeyInUse`]). Changes nothing.
+    pub fn check_deletable(&self, id: u64, also_check: &[KnownTrust]) -> Result<KeyEntry> {
         let entry = self.get(id)?;
         let known = self.known_trust()?;
         if let Some(t) = known
@@ -324,6 +345,19 @@ impl KeyStore {
                 used_by: t.name.clone(),
             });
         }
+        Ok(entry)
+    }
+
+    /// Deletes key `id`: only with its passphrase ([`Error::WrongPassphrase`]
+    /// otherwise), and only if [`KeyStore::check_deletable`] allows it.
+    pub fn delete(
+        &self,
+        id: u64,
+        passphrase: &Passphrase,
+        also_check: &[KnownTrust],
+    ) -> Result<()> {
+        let entry = self.check_deletable(id, also_check)?;
+        PrivateKey::from_encrypted_pem(&entry.encrypted_key, passphrase)?;
         let path = self.path(id);
         fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         tracing::info!(id, alias = %entry.alias, "certificate removed");

@@ -352,3 +352,130 @@ print("pyca OK", cert.signature_hash_algorithm.name)
         "pyca OK sha512"
     );
 }
+
+/// `openssl req -x509 -newkey rsa:<bits> -keyout k.pem -out c.pem -passout pass:...`, OpenSSL
+/// 3's plain way to make a key and certificate; the key + certificate PEM.
+fn openssl_req_key(dir: &Path, bits: u32, passphrase: &str) -> String {
+    ok(&openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            &format!("rsa:{bits}"),
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-passout",
+            &format!("pass:{passphrase}"),
+            "-subj",
+            "/CN=openssl req key",
+            "-days",
+            "30",
+        ],
+        dir,
+    ));
+    let key = std::fs::read_to_string(dir.join("k.pem")).unwrap();
+    let cert = std::fs::read_to_string(dir.join("c.pem")).unwrap();
+    format!("{key}{cert}")
+}
+
+#[test]
+fn openssl_req_keys_with_pbes2_des_ede3_cbc_import_and_are_re_encrypted_with_aes() {
+    const PASS: &str = "openssl req passphrase";
+    // 2048 for speed, and one 4096 key as Checkmk's own keys have.
+    for bits in [2048, 4096] {
+        let dir = tempfile::tempdir().unwrap();
+        let combined = openssl_req_key(dir.path(), bits, PASS);
+        // What OpenSSL 3 wrote: PBES2 with des-ede3-cbc inside.
+        let parsed = ok(&openssl(&["asn1parse", "-in", "k.pem"], dir.path()));
+        assert!(
+            parsed.contains(":PBES2") && parsed.contains(":des-ede3-cbc"),
+            "{parsed}"
+        );
+        let store = KeyStore::open(dir.path().join("store")).unwrap();
+        let entry = store
+            .import(
+                &combined,
+                "from openssl req",
+                "ops",
+                &Passphrase::new(PASS),
+                fast_kdf(),
+            )
+            .unwrap();
+        assert_eq!(entry.certificate.public_key().bits(), bits as usize);
+        // Stored re-encrypted: AES-256-CBC, which OpenSSL decrypts with the same passphrase.
+        std::fs::write(dir.path().join("stored.pem"), entry.encrypted_key_pem()).unwrap();
+        let parsed = ok(&openssl(&["asn1parse", "-in", "stored.pem"], dir.path()));
+        assert!(
+            parsed.contains(":aes-256-cbc") && !parsed.contains("des-ede3"),
+            "{parsed}"
+        );
+        let (key, _) = store.unlock(entry.id, &Passphrase::new(PASS)).unwrap();
+        assert!(key.matches(&entry.certificate));
+        // A wrong passphrase is still a wrong passphrase.
+        let dir2 = tempfile::tempdir().unwrap();
+        let other = KeyStore::open(dir2.path()).unwrap();
+        let err = other
+            .import(
+                &combined,
+                "x",
+                "ops",
+                &Passphrase::new("not it at all"),
+                fast_kdf(),
+            )
+            .unwrap_err();
+        assert!(matches!(err, agent_sign::Error::WrongPassphrase), "{err}");
+    }
+}
+
+#[test]
+fn an_unsupported_cipher_inside_pbes2_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(&openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "plain.pem",
+        ],
+        dir.path(),
+    ));
+    let out = openssl(
+        &[
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "plain.pem",
+            "-v2",
+            "camellia-256-cbc",
+            "-passout",
+            "pass:camellia passphrase",
+            "-out",
+            "k.pem",
+        ],
+        dir.path(),
+    );
+    if !out.status.success() {
+        eprintln!(
+            "SKIPPED: this openssl cannot write camellia-256-cbc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return;
+    }
+    let text = std::fs::read_to_string(dir.path().join("k.pem")).unwrap();
+    let err =
+        PrivateKey::from_encrypted_pem(&text, &Passphrase::new("camellia passphrase")).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("camellia-256-cbc (1.2.392.200011.61.1.1.1.4)"),
+        "{msg}"
+    );
+    assert!(
+        !msg.contains("1.2.840.113549.1.5.13"),
+        "not PBES2 itself: {msg}"
+    );
+}

@@ -7,6 +7,10 @@ use agent_sign::{
 
 use crate::common::*;
 
+fn pass() -> Passphrase {
+    Passphrase::new(STORE_PASS)
+}
+
 fn ed_key(store: &KeyStore, alias: &str) -> agent_sign::KeyEntry {
     store
         .create(
@@ -31,7 +35,7 @@ fn create_list_ids_and_file_modes() {
     let a = ed_key(&store, "one");
     let b = ed_key(&store, "two");
     assert_eq!((a.id, b.id), (1, 2));
-    store.delete(1, &[]).unwrap();
+    store.delete(1, &pass(), &[]).unwrap();
     let c = ed_key(&store, "three");
     assert_eq!(c.id, 3, "max + 1");
     let list = store.list().unwrap();
@@ -170,15 +174,15 @@ fn delete_refuses_keys_still_trusted() {
         a.certificate.to_pem().replace('\n', "\r\n"),
     )
     .unwrap();
-    let err = store.delete(a.id, &[]).unwrap_err();
+    let err = store.delete(a.id, &pass(), &[]).unwrap_err();
     assert_eq!(err.to_string(), "This key is still used.");
     assert!(matches!(err, Error::KeyInUse { used_by } if used_by.ends_with("updater-rule.pem")));
     let caller = KnownTrust::from_pem_bundle("host rule", &b.certificate.to_pem()).unwrap();
     assert!(matches!(
-        store.delete(b.id, std::slice::from_ref(&caller)),
+        store.delete(b.id, &pass(), std::slice::from_ref(&caller)),
         Err(Error::KeyInUse { .. })
     ));
-    store.delete(b.id, &[]).unwrap();
+    store.delete(b.id, &pass(), &[]).unwrap();
     // A metadata root in the trusted directory that lists key c.
     let (id, meta) = MetaKey::from_public(c.certificate.public_key());
     let role = RoleKeys {
@@ -197,9 +201,34 @@ fn delete_refuses_keys_still_trusted() {
     );
     let root_json = SignedDocument::new(&root).unwrap().to_json().unwrap();
     std::fs::write(store.dir().join(TRUSTED_DIR).join("root.json"), root_json).unwrap();
-    let err = store.delete(c.id, &[caller]).unwrap_err();
+    let err = store.delete(c.id, &pass(), &[caller]).unwrap_err();
     assert!(matches!(err, Error::KeyInUse { used_by } if used_by.ends_with("root.json")));
     std::fs::remove_file(store.dir().join(TRUSTED_DIR).join("root.json")).unwrap();
-    store.delete(c.id, &[]).unwrap();
+    store.delete(c.id, &pass(), &[]).unwrap();
     assert_eq!(store.list().unwrap().len(), 1);
+}
+
+#[test]
+fn delete_needs_the_passphrase_and_open_existing_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    let err = KeyStore::open_existing(&missing).unwrap_err();
+    assert!(matches!(err, Error::NoStore { .. }), "{err}");
+    assert!(!missing.exists());
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let err = KeyStore::open_existing(&file).unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+
+    let store = KeyStore::open(dir.path().join("keys")).unwrap();
+    let a = ed_key(&store, "one");
+    let store = KeyStore::open_existing(store.dir()).unwrap();
+    let err = store
+        .delete(a.id, &Passphrase::new("not the passphrase"), &[])
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase), "{err}");
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert_eq!(store.check_deletable(a.id, &[]).unwrap().id, a.id);
+    store.delete(a.id, &pass(), &[]).unwrap();
+    assert!(store.list().unwrap().is_empty());
 }

@@ -1,6 +1,7 @@
 //! The local-files inventory behind `mkp find` and the table layout of `list` / `find`.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,7 +15,12 @@ use crate::paths::PathConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalFile {
     /// Path relative to its part directory, or the full path for files outside every part.
+    /// A name that is not valid UTF-8 is shown with each invalid byte as `\xNN` (see
+    /// [`LocalFile::name_is_utf8`]).
     pub file: String,
+    /// Whether the path is valid UTF-8. A manifest can only list UTF-8 names, so a file
+    /// whose name is not cannot be packaged: `template` leaves it out.
+    pub name_is_utf8: bool,
     /// The part, if the file lies in a part directory.
     pub part: Option<PackagePart>,
     /// The owning installed package (name, version), if any.
@@ -74,12 +80,39 @@ fn absolute(p: &Path) -> PathBuf {
         .unwrap_or_else(|_| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
-/// Walks `dir` following symlinks (each real directory once), collecting file paths.
-fn walk(dir: &Path, seen_dirs: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
+/// `name` as text, each byte that is not part of valid UTF-8 written as `\xNN`, and
+/// whether it was valid UTF-8.
+pub(crate) fn escaped_name(name: &OsStr) -> (String, bool) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt as _;
+        let mut out = String::new();
+        let mut valid = true;
+        for chunk in name.as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                valid = false;
+                let _ = write!(out, "\\x{b:02X}");
+            }
+        }
+        (out, valid)
+    }
+    #[cfg(not(unix))]
+    {
+        match name.to_str() {
+            Some(s) => (s.to_string(), true),
+            None => (name.to_string_lossy().into_owned(), false),
+        }
+    }
+}
+
+/// Walks `dir` following symlinks (each real directory once, none of `skip`), collecting
+/// file paths.
+fn walk(dir: &Path, skip: &[PathBuf], seen_dirs: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
     let Ok(real) = fs::canonicalize(dir) else {
         return;
     };
-    if !seen_dirs.insert(real) {
+    if skip.contains(&real) || !seen_dirs.insert(real) {
         return;
     }
     let Ok(entries) = fs::read_dir(dir) else {
@@ -90,7 +123,7 @@ fn walk(dir: &Path, seen_dirs: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
     for entry in entries {
         let path = entry.path();
         if fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
-            walk(&path, seen_dirs, out);
+            walk(&path, skip, seen_dirs, out);
         } else {
             let name = entry.file_name().to_string_lossy().into_owned();
             if !(name.starts_with('.') || name.ends_with('~') || name.ends_with(".pyc")) {
@@ -107,8 +140,21 @@ fn walk(dir: &Path, seen_dirs: &mut HashSet<PathBuf>, out: &mut Vec<PathBuf>) {
 /// Sorted: unpackaged files first, then by package name and version; within that by part
 /// and path (Checkmk leaves that order to chance).
 pub fn files_inventory(config: &PathConfig, installed: &[Manifest]) -> Vec<LocalFile> {
+    inventory(config, installed, &[])
+}
+
+/// [`files_inventory`], not looking into the directories `skip` (a site's enabled marks).
+pub(crate) fn inventory(
+    config: &PathConfig,
+    installed: &[Manifest],
+    skip: &[PathBuf],
+) -> Vec<LocalFile> {
+    let skip: Vec<PathBuf> = skip
+        .iter()
+        .filter_map(|d| fs::canonicalize(d).ok())
+        .collect();
     let mut files = Vec::new();
-    walk(config.local_root(), &mut HashSet::new(), &mut files);
+    walk(config.local_root(), &skip, &mut HashSet::new(), &mut files);
 
     // resolved -> user-visible path, preferring a symlinked path over the real one.
     let mut resolved_to_user: Vec<(PathBuf, PathBuf)> = Vec::new();
@@ -148,11 +194,15 @@ pub fn files_inventory(config: &PathConfig, installed: &[Manifest]) -> Vec<Local
 
     let mut seen: HashSet<(Option<PackagePart>, String)> = HashSet::new();
     let mut result = Vec::new();
-    let mut push = |part: Option<PackagePart>, file: String, mode: String| {
+    let mut push = |part: Option<PackagePart>, name: &OsStr, mode: String| {
+        let (file, name_is_utf8) = escaped_name(name);
         if seen.insert((part, file.clone())) {
-            let package = part.and_then(|p| owners.get(&(p, file.clone())).cloned());
+            let package = part
+                .filter(|_| name_is_utf8)
+                .and_then(|p| owners.get(&(p, file.clone())).cloned());
             result.push(LocalFile {
                 file,
+                name_is_utf8,
                 part,
                 package,
                 mode,
@@ -162,26 +212,23 @@ pub fn files_inventory(config: &PathConfig, installed: &[Manifest]) -> Vec<Local
     for (resolved, user) in &resolved_to_user {
         match by_depth.iter().find(|(_, dir)| resolved.starts_with(dir)) {
             Some((part, dir)) => {
-                let rel = resolved
-                    .strip_prefix(dir)
-                    .map(|r| r.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mode = mode_of(&config.part_dir(*part).join(&rel));
-                push(Some(*part), rel, mode);
+                let rel = resolved.strip_prefix(dir).unwrap_or_else(|_| Path::new(""));
+                let mode = mode_of(&config.part_dir(*part).join(rel));
+                push(Some(*part), rel.as_os_str(), mode);
             }
-            None => push(None, user.display().to_string(), mode_of(user)),
+            None => push(None, user.as_os_str(), mode_of(user)),
         }
     }
     let ec_dir = config.part_dir(PackagePart::EcRulePacks);
     if let Ok(entries) = fs::read_dir(ec_dir) {
-        let mut names: Vec<String> = entries
+        let mut names: Vec<_> = entries
             .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .map(|e| e.file_name())
             .collect();
         names.sort();
         for name in names {
             let mode = mode_of(&ec_dir.join(&name));
-            push(Some(PackagePart::EcRulePacks), name, mode);
+            push(Some(PackagePart::EcRulePacks), &name, mode);
         }
     }
 
@@ -203,19 +250,24 @@ pub fn files_inventory(config: &PathConfig, installed: &[Manifest]) -> Vec<Local
 }
 
 /// The unpackaged files per part (what a site-mode `mkp template` lists): every file of
-/// [`files_inventory`] that lies in a part directory and no installed package lists; parts in
-/// canonical order, paths sorted and unique, parts without such files left out.
+/// [`files_inventory`] that lies in a part directory, has a UTF-8 name and no installed
+/// package lists; parts in canonical order, paths sorted and unique, parts without such
+/// files left out.
 pub fn unpackaged_files(
     config: &PathConfig,
     installed: &[Manifest],
 ) -> Vec<(PackagePart, Vec<String>)> {
-    let inventory = files_inventory(config, installed);
+    unpackaged_of(&files_inventory(config, installed))
+}
+
+/// [`unpackaged_files`] of an inventory.
+pub(crate) fn unpackaged_of(inventory: &[LocalFile]) -> Vec<(PackagePart, Vec<String>)> {
     PackagePart::ALL
         .iter()
         .filter_map(|part| {
             let mut files: Vec<String> = inventory
                 .iter()
-                .filter(|f| f.part == Some(*part) && f.package.is_none())
+                .filter(|f| f.part == Some(*part) && f.package.is_none() && f.name_is_utf8)
                 .map(|f| f.file.clone())
                 .collect();
             files.sort();
@@ -410,6 +462,7 @@ mod tests {
     fn json_is_ascii_with_two_space_indent() {
         let f = LocalFile {
             file: "ä.py".into(),
+            name_is_utf8: true,
             part: Some(PackagePart::Agents),
             package: None,
             mode: "-rw-r--r--".into(),

@@ -546,17 +546,38 @@ impl Manifest {
         Ok(())
     }
 
+    /// Where the file listed as `rel_path` in `part` is installed, relative to the part
+    /// directory: [`PackagePart::install_path`] (legacy `lib/check_mk/...` moves to
+    /// `python3/cmk/...`), except when the new path is listed in the same part too. Then
+    /// both files are written where they are listed, as Checkmk's tool leaves them (seen in
+    /// the wild: `ceph-11.0.0.mkp`, whose `lib.tar` holds the new path as a hard link to the
+    /// legacy one), and each stays owned by the package.
+    pub fn install_path<'a>(&self, part: PackagePart, rel_path: &'a str) -> Cow<'a, str> {
+        match part.install_path(rel_path) {
+            Cow::Owned(new) if !self.files_of(part).contains(&new) => Cow::Owned(new),
+            _ => Cow::Borrowed(rel_path),
+        }
+    }
+
     /// Rewrites `lib` entries below the legacy `check_mk/` directory to `python3/cmk/`, as
     /// Checkmk does on install (section 3 of the spec); returns whether anything changed.
-    /// [`PackagePart::install_path`] is the rule for one path.
+    /// [`Manifest::install_path`] is the rule for one path.
     pub fn rewrite_legacy_lib_paths(&mut self) -> bool {
+        let rewritten: Vec<Vec<String>> = self
+            .files
+            .iter()
+            .map(|(part, paths)| {
+                paths
+                    .iter()
+                    .map(|p| self.install_path(*part, p).into_owned())
+                    .collect()
+            })
+            .collect();
         let mut changed = false;
-        for (part, paths) in &mut self.files {
-            for p in paths.iter_mut() {
-                if let Cow::Owned(new) = part.install_path(p) {
-                    *p = new;
-                    changed = true;
-                }
+        for ((_, paths), new) in self.files.iter_mut().zip(rewritten) {
+            if *paths != new {
+                *paths = new;
+                changed = true;
             }
         }
         changed
@@ -1073,6 +1094,28 @@ mod tests {
             before.files_of(PackagePart::Agents)
         );
         assert!(!m.rewrite_legacy_lib_paths());
+    }
+
+    #[test]
+    fn a_legacy_lib_path_listed_beside_its_new_path_stays_where_it_is() {
+        // ceph-11.0.0.mkp lists both; rewriting would make them one path.
+        let mut m = Manifest::template(PackageName::new("x").unwrap(), "", Some(vec![]));
+        let both = vec![
+            "check_mk/base/cee/plugins/bakery/ceph.py".to_string(),
+            "python3/cmk/base/cee/plugins/bakery/ceph.py".to_string(),
+            "check_mk/other.py".to_string(),
+        ];
+        m.files = vec![(PackagePart::Lib, both.clone())];
+        assert_eq!(m.install_path(PackagePart::Lib, &both[0]), both[0]);
+        assert_eq!(
+            m.install_path(PackagePart::Lib, "check_mk/other.py"),
+            "python3/cmk/other.py"
+        );
+        assert!(m.rewrite_legacy_lib_paths());
+        assert_eq!(
+            m.files_of(PackagePart::Lib),
+            [both[0].as_str(), both[1].as_str(), "python3/cmk/other.py"]
+        );
     }
 
     #[test]

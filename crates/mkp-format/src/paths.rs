@@ -39,15 +39,20 @@ const KEY_ORDER: [&str; 19] = [
 ];
 
 impl PathConfig {
-    /// The template of `mkp path-config-template`.
+    /// The template of `mkp path-config-template`: `cmk/plugins`, `cmk_addons/plugins`,
+    /// `agents` and `bin` as Checkmk's template has them, and every other part in a
+    /// directory of its own named after the part id (`checks`, `ec_rule_packs`, ...).
+    ///
+    /// Checkmk's template maps those other parts to `.`, the project directory itself, so
+    /// that every file there (the configuration, manifests, built packages) counts as a
+    /// file of each of them: `find` would call `mkp-tool.toml` an Event Console rule pack.
+    /// Directories of their own keep the parts apart.
     pub fn template() -> PathConfig {
         let dirs = PackagePart::ALL.map(|p| {
             PathBuf::from(match p {
                 PackagePart::CmkPlugins => "cmk/plugins",
                 PackagePart::CmkAddonsPlugins => "cmk_addons/plugins",
-                PackagePart::Agents => "agents",
-                PackagePart::Bin => "bin",
-                _ => ".",
+                other => other.id(),
             })
         });
         PathConfig {
@@ -155,6 +160,12 @@ mod tests {
         assert!(text.starts_with("[paths]\ncmk_plugins_dir = \"cmk/plugins\"\n"));
         assert!(text.ends_with("local_root = \".\""));
         assert_eq!(PathConfig::from_toml(&text).unwrap(), t);
+        // No two parts share a directory, and none is the project directory itself.
+        let mut dirs: Vec<&Path> = PackagePart::ALL.iter().map(|p| t.part_dir(*p)).collect();
+        assert!(!dirs.contains(&Path::new(".")), "{text}");
+        dirs.sort();
+        dirs.dedup();
+        assert_eq!(dirs.len(), 18, "{text}");
     }
 
     #[test]

@@ -249,3 +249,36 @@ fn corpus_packages_extract_or_fail_cleanly() {
         "{extracted} extracted, {failed} failed"
     );
 }
+
+/// The gzip header of our writer, byte by byte, against the packages Checkmk's own tool
+/// wrote: magic, deflate, no flags (no FNAME), MTIME, XFL 2 (level 9), OS 255 ("unknown",
+/// what Python's `tarfile`/`gzip` write). A change of any of these bytes fails here.
+#[test]
+fn gzip_header_bytes_match_checkmks_tool() {
+    let m = Manifest::template(
+        mkp_format::PackageName::new("gz").unwrap(),
+        "",
+        Some(vec![]),
+    );
+    let mtime: u32 = 1_700_000_000;
+    let ours = mkp_format::write_mkp(
+        &m,
+        &[],
+        &mkp_format::PackOptions::default().mtime(u64::from(mtime)),
+    )
+    .unwrap();
+    let t = mtime.to_le_bytes();
+    assert_eq!(
+        ours[..10],
+        [0x1f, 0x8b, 0x08, 0x00, t[0], t[1], t[2], t[3], 0x02, 0xff]
+    );
+    let dir = testkit::require_shared!("corpus/mkp-peer");
+    let peers = testkit::files_with_extension(&dir, "mkp");
+    assert!(!peers.is_empty());
+    for peer in peers {
+        let theirs = std::fs::read(&peer).unwrap();
+        // Everything but the time of writing is the same.
+        assert_eq!(theirs[..4], ours[..4], "{}", peer.display());
+        assert_eq!(theirs[8..10], ours[8..10], "{}", peer.display());
+    }
+}

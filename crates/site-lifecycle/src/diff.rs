@@ -5,12 +5,14 @@
 //! belongs to the site's version, else the installed version's) below
 //! `PATH` is compared with the site, contents after macro substitution
 //! (`###SITE###`, `###ROOT###`, `###EDITION###`), modes against
-//! `skel.permissions` (else the skeleton file's own mode):
+//! `skel.permissions`:
 //!
 //! * `changed`: a file's content or a link's target differs;
 //! * `type`: the site has another kind of object (file, dir, link);
 //! * `removed`: the skeleton has it, the site does not;
-//! * `permissions`: the mode differs (files and directories);
+//! * `permissions`: the mode differs (files and directories; a path without
+//!   a line in `skel.permissions` should have 0750 if it is a directory,
+//!   else 0640, as Checkmk creates it);
 //! * `added`: an entry of a skeleton directory that the skeleton does not
 //!   have (below `var/` and `tmp/` these are the site's data and are not
 //!   listed).
@@ -171,6 +173,7 @@ struct Compare<'a> {
 }
 
 fn mode_of(path: &Path) -> u32 {
+    // The site's own mode (links are not compared).
     fs::symlink_metadata(path).map_or(0, |m| m.permissions().mode() & 0o7777)
 }
 
@@ -233,7 +236,10 @@ impl Compare<'_> {
             Kind::Dir => {}
         }
         if kind != Kind::Link && rel != "." {
-            let want = self.perms.get(rel).unwrap_or_else(|| mode_of(&sk));
+            // Checkmk's get_skel_permissions, as site-merge's planner applies it
+            // (its helper is crate-private there): 0750 directories, 0640 others.
+            let unlisted = if kind == Kind::Dir { 0o750 } else { 0o640 };
+            let want = self.perms.get(rel).unwrap_or(unlisted);
             let have = mode_of(&st);
             if want != have {
                 self.push(
@@ -274,7 +280,10 @@ impl Compare<'_> {
                     } else {
                         format!("{rel}/{name}")
                     };
-                    if child == "version" || child == "tmp" {
+                    if child == "version"
+                        || child == "tmp"
+                        || site_merge::VERSION_DIR_LINKS.contains(&child.as_str())
+                    {
                         continue;
                     }
                     self.push(&child, "added", None, None);

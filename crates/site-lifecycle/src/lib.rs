@@ -46,7 +46,8 @@
 //! # Phase scripts
 //!
 //! As Checkmk runs them (site-update.md §6 step 19), the executable files
-//! of `<site>/lib/omd/scripts/<phase>/` run in sorted order (dotfiles
+//! of `lib/omd/scripts/<phase>/` of the target version (the site's `lib`
+//! after the switch) run in sorted order (dotfiles
 //! skipped), in the site directory, each reported as
 //! `Executing <phase> script "<name>"...OK` (or `ERROR (exit code: N)`),
 //! the script's output lines prefixed `-| `:

@@ -1,6 +1,8 @@
 //! The site's phase scripts (site-update.md §6 step 19).
 //!
-//! The executable files in `<site>/lib/omd/scripts/<phase>/` run one after
+//! The executable files in `lib/omd/scripts/<phase>/` of the target
+//! version (`<root>/versions/<to>/`, which the site's `lib` link reaches
+//! once the version is switched, as Checkmk runs them) run one after
 //! the other in sorted order (dotfiles skipped), in the site directory, with
 //! `OMD_SITE`, `OMD_ROOT`, `OMD_FROM_VERSION` and `OMD_TO_VERSION` set.
 //! Each prints `Executing <phase> script "<name>"...` and then `OK`, or
@@ -21,7 +23,8 @@ pub const PRE_HOOKS: &str = "update-pre-hooks";
 /// reported (exit code 1) but the update stays.
 pub const POST_UPDATE: &str = "post-update";
 
-/// The scripts directory of a phase, relative to the site home.
+/// The scripts directory of a phase, relative to a version's directory
+/// (and to the site home, through its `lib` link).
 pub fn phase_dir(phase: &str) -> String {
     format!("lib/omd/scripts/{phase}")
 }
@@ -34,9 +37,11 @@ pub(crate) struct Failed {
     pub(crate) code: Option<i32>,
 }
 
-/// Runs the scripts of `phase` in the site at `home`; the first failure
-/// stops the phase and is returned.
+/// Runs the scripts of `phase` found below `version_dir` (the target
+/// version's directory) in the site at `home`; the first failure stops the
+/// phase and is returned.
 pub(crate) fn run_phase(
+    version_dir: &Path,
     home: &Path,
     site: &str,
     phase: &str,
@@ -44,7 +49,7 @@ pub(crate) fn run_phase(
     to: &str,
     out: &mut Output<'_>,
 ) -> Result<Option<Failed>> {
-    let dir = home.join(phase_dir(phase));
+    let dir = version_dir.join(phase_dir(phase));
     let mut names = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok())

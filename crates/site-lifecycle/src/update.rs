@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 use omd_versions::{Edition, OmdRoot, OmdVersion, UpdateCheckError, VersionOrder, check_update};
 use serde::Serialize;
 use site_merge::{
-    Answer, ApplyObserver, ApplyOptions, Conflict, GitMerge, JOURNAL_DIR, Plan, Policy, Recovery,
-    Skeleton, Update, recover,
+    Answer, ApplyObserver, ApplyOptions, Conflict, JOURNAL_DIR, MergeMethod, Plan, Policy,
+    Recovery, Skeleton, Update, recover,
 };
 
 use crate::error::{Error, Result, refuse};
@@ -153,6 +153,9 @@ pub struct UpdateRequest {
     pub version: Option<String>,
     /// How conflicts are resolved (`Ask` needs a resolver that can ask).
     pub policy: Policy,
+    /// How files changed on both sides are merged (default: Checkmk's
+    /// `diff -u | patch --merge`).
+    pub merge: MergeMethod,
     /// Plan and report only; change nothing (not even the update log).
     pub dry_run: bool,
     /// `-f`: skip the confirmation, override the version and edition checks.
@@ -172,6 +175,7 @@ impl UpdateRequest {
             site: site.into(),
             version: None,
             policy,
+            merge: MergeMethod::default(),
             dry_run: false,
             force: false,
             confirm_version: false,
@@ -393,14 +397,29 @@ pub fn update(
             )?;
         }
     } else {
-        apply(&update, &plan, request, &home, &from, &to, &mut out)?;
+        let version_dir = root.versions_dir().join(&to);
+        apply(
+            &update,
+            &plan,
+            request,
+            &version_dir,
+            &home,
+            (&from, &to),
+            &mut out,
+        )?;
         out.event(&Event::Committed);
         // The update is committed: the package step can only warn.
         out.event(&Event::Packages);
         packages = update_packages(&home, &to, false, &mut out)?;
-        if let Some(failed) =
-            scripts::run_phase(&home, site, scripts::POST_UPDATE, &from, &to, &mut out)?
-        {
+        if let Some(failed) = scripts::run_phase(
+            &version_dir,
+            &home,
+            site,
+            scripts::POST_UPDATE,
+            &from,
+            &to,
+            &mut out,
+        )? {
             out.line(&format!(
                 " ! The {} script \"{}\" failed; the update to {to} is done (not rolled back).",
                 scripts::POST_UPDATE,
@@ -443,7 +462,7 @@ fn make_plan(
     request: &UpdateRequest,
     resolver: &mut dyn UpdateResolver,
 ) -> Result<Plan> {
-    let merger = GitMerge::new();
+    let merger = request.merge;
     let planned = if request.dry_run {
         let mut policy = match request.policy {
             Policy::Ask | Policy::Abort => Policy::Ask,
@@ -465,9 +484,9 @@ fn apply(
     update: &Update,
     plan: &Plan,
     request: &UpdateRequest,
+    version_dir: &Path,
     home: &Path,
-    from: &str,
-    to: &str,
+    (from, to): (&str, &str),
     out: &mut Output<'_>,
 ) -> Result<()> {
     let rolled_back = |out: &mut Output<'_>| -> Result<()> {
@@ -488,6 +507,7 @@ fn apply(
         cancel: &request.cancel,
         failure: None,
         hook: None,
+        version_dir: version_dir.to_path_buf(),
         home: home.to_path_buf(),
         site: &request.site,
         from,
@@ -553,6 +573,8 @@ struct Applier<'a, 'o> {
     failure: Option<Error>,
     /// The pre-update hook that failed.
     hook: Option<Failed>,
+    /// The target version's directory (its `lib/omd/scripts`).
+    version_dir: PathBuf,
     home: PathBuf,
     site: &'a str,
     from: &'a str,
@@ -584,6 +606,7 @@ impl ApplyObserver for Applier<'_, '_> {
 
     fn before_commit(&mut self) -> std::result::Result<(), String> {
         match scripts::run_phase(
+            &self.version_dir,
             &self.home,
             self.site,
             scripts::PRE_HOOKS,

@@ -60,8 +60,11 @@
 //!
 //! The [`Update`] planner and executor apply a new version's skeleton to a site
 //! (`omd update`), [`SiteCreation`] and [`remove_site`] do `omd create` and
-//! `omd rm`. Content merges (decision-table row 14) go through a [`TextMerger`];
-//! [`GitMerge`] is the one backed by the text engine above. [`Error`] is the
+//! `omd rm`. Content merges (decision-table row 14) go through a [`TextMerger`]:
+//! [`PatchMerge`] merges as Checkmk does (`diff -u old new | patch --merge`,
+//! reproduced byte for byte by [`patch_merge`]), [`GitMerge`] with the
+//! git-exact engine above; [`MergeMethod`] chooses between the two (default
+//! [`MergeMethod::Patch`]). [`Error`] is the
 //! error of the tree level, [`MergeError`] that of the text engine.
 //!
 //! ## Flow
@@ -114,7 +117,9 @@
 //!   copied verbatim. Paths below a top-level `tmp/` are not managed.
 //! * `share/omd/skel.permissions` – optional; lines `relpath octal-mode`
 //!   (`etc/ssl/private 700`), blank lines and `#` comments ignored. A path
-//!   without an entry gets the mode of its skeleton file.
+//!   without an entry gets 0750 if it is a directory, else 0640 (Checkmk's
+//!   current `get_skel_permissions`; older releases used the skeleton
+//!   file's own mode).
 //!
 //! A site is a directory `<sites>/<site>/` with a symlink
 //! `version -> ../../versions/<name>` and a `.version_meta/` directory
@@ -167,14 +172,23 @@
 //! Deliberate differences from Checkmk: skeleton directories are walked in
 //! sorted order (not readdir order); an error on one path rolls back the
 //! whole update instead of printing ` ! Exception` and continuing; the
-//! merge-conflict menu has no `missing` entry (there is no `.rej`); a new
-//! path whose parent directory the operator removed is skipped with
-//! ` ! Skipped        X (parent directory missing)`; file ownership is not
-//! changed (the update runs as the site user); the 2.3/2.4 special case
-//! for `etc/mk-livestatus/nagios.cfg` (`edition=raw`) is not reproduced; an
-//! unreadable skeleton file reads as empty when comparing (as in Checkmk)
+//! merge-conflict menu has no `missing` entry (there is no `.rej`); where
+//! Checkmk's code raises for a new file or link whose parent directory the
+//! operator removed or replaced, the status is ` ! Exception      X` plus a
+//! line saying why (a new directory gets its missing parents, as in
+//! Checkmk); file ownership is not
+//! changed (the update runs as the site user); an unreadable skeleton file reads as empty when comparing (as in Checkmk)
 //! and fails the update (with rollback) when it has to be installed, where
-//! Checkmk offers retry/ignore.
+//! Checkmk offers retry/ignore. An operator's symlink where the skeletons
+//! have none and that cannot be followed (dangling, a loop, or pointing out
+//! of the site — the latter treated like a dangling link so that nothing is
+//! ever written outside the site root) is kept and reported as
+//! ` ! Exception      X`; a link to a path inside the site is not yet
+//! followed the way Checkmk follows it. The 2.3/2.4 special case of
+//! `etc/mk-livestatus/nagios.cfg` (fix for #15721: a site file saying
+//! `edition=raw` is compared with the raw instantiation of the old skeleton;
+//! an unreadable one is ` ! Exception`) is reproduced for from-versions 2.3
+//! and 2.4 with a non-raw old edition.
 //!
 //! # Crate features
 //!
@@ -189,14 +203,15 @@ mod tree;
 pub use input::InputBuffer;
 pub use text::{
     Algorithm, ConflictStyle, DEFAULT_MARKER_SIZE, Favor, Input, Level, MergeError, MergeOptions,
-    MergeOutput, MergeView, merge,
+    MergeOutput, MergeView, diff_utf8_error, merge, patch_merge,
 };
 pub use tree::{
     Answer, Applied, ApplyOptions, Choice, Conflict, ConflictKind, ConflictReport, Created,
-    DEFAULT_IGNORED, Entry, Error, Fault, GitMerge, JOURNAL_DIR, Kind, MergeFailure, MergeTexts,
-    MergedText, Outcome, PermissionOutcome, PermissionStep, PermissionTable, Plan, Policy,
-    PolicyParseError, Question, Recovery, Replacements, Resolver, Result, SiteCreation, Skeleton,
-    TextMerger, Update, UpdateBuilder, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
+    DEFAULT_IGNORED, Entry, Error, Fault, GitMerge, JOURNAL_DIR, Kind, MergeFailure, MergeMethod,
+    MergeMethodParseError, MergeTexts, MergedText, Outcome, PatchMerge, PermissionOutcome,
+    PermissionStep, PermissionTable, Plan, Policy, PolicyParseError, Question, Recovery,
+    Replacements, Resolver, Result, SITE_DIR_MODE, SiteCreation, Skeleton, TextMerger, Update,
+    UpdateBuilder, VERSION_DIR_LINKS, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
     site_version, unified_diff, version_link_target,
 };
 // The site lifecycle's hooks: progress, cancellation, leftovers, flush count.

@@ -48,6 +48,9 @@ fn crash_fixture(extra: usize) -> Fx {
         chmod(root, "etc/pd", 0o755);
     }
     chmod(&n, "etc/pd", 0o754);
+    // Unlisted paths get 0640/0750; the changed default is listed.
+    permissions(&o, "etc/pd 755\n");
+    permissions(&n, "etc/pd 754\n");
     file(&n, "etc/r03", "new\n");
     file(&s, "etc/r03", "mine\n");
     file(&o, "etc/r07/default", "d\n");

@@ -49,7 +49,9 @@ fn row_01_installed_file_dir_and_link_with_macros() {
             .to_str(),
         Some("../x/###SITE###")
     );
-    assert_eq!(fx.mode("etc/new.conf"), 0o644);
+    // Not in skel.permissions: 0640 (Checkmk's get_skel_permissions).
+    assert_eq!(fx.mode("etc/new.conf"), 0o640);
+    assert_eq!(fx.mode("etc/newdir"), 0o750);
 }
 
 #[test]
@@ -67,7 +69,12 @@ fn row_02_identical_new() {
 fn row_03_new_path_conflicts_with_operators_own() {
     for (policy, line, content) in [
         (Policy::KeepOld, " ! Keeping your   etc/a", "mine\n"),
-        (Policy::Install, " * Installed file etc/a", "new\n"),
+        // Checkmk's line, then (issue 12) that the operator's own file went.
+        (
+            Policy::Install,
+            " * Installed file etc/a\n   your own file etc/a was replaced by the new version's file",
+            "new\n",
+        ),
     ] {
         let fx = Fx::new();
         file(&fx.new_skel(), "etc/a", "new\n");
@@ -256,6 +263,7 @@ fn row_12_updated_file() {
     file(&fx.old_skel(), "etc/a", "old ###SITE###\n");
     file(&fx.new_skel(), "etc/a", "new ###SITE###\n");
     file(&fx.site(), "etc/a", "old s\n");
+    chmod(&fx.site(), "etc/a", 0o640);
     let plan = fx.run_policy(Policy::Abort);
     let e = plan.entry("etc/a").unwrap();
     assert_eq!(
@@ -263,6 +271,41 @@ fn row_12_updated_file() {
         (12, Some(" * Updated        etc/a"))
     );
     assert_eq!(fx.read("etc/a"), "new s\n");
+}
+
+/// Issue 12: when re-creating the path also changes its permissions, the
+/// `Updated` line is followed by a line naming the change.
+#[test]
+fn row_12_updated_names_a_permission_change() {
+    // (site mode, skel.permissions line, expected status, mode afterwards)
+    let cases = [
+        (0o640, "", " * Updated        etc/a", 0o640),
+        (
+            0o644,
+            "",
+            " * Updated        etc/a\n   permissions 0644 -> 0640",
+            0o640,
+        ),
+        (
+            0o640,
+            "etc/a 600\n",
+            " * Updated        etc/a\n   permissions 0640 -> 0600",
+            0o600,
+        ),
+    ];
+    for (site_mode, table, line, after) in cases {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.new_skel(), "etc/a", "new\n");
+        file(&fx.site(), "etc/a", "old\n");
+        chmod(&fx.site(), "etc/a", site_mode);
+        permissions(&fx.old_skel(), &table.replace("600", "640"));
+        permissions(&fx.new_skel(), table);
+        let plan = fx.run_policy(Policy::Abort);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.status.as_deref(), Some(line), "{site_mode:o} {table:?}");
+        assert_eq!(fx.mode("etc/a"), after);
+    }
 }
 
 #[test]
@@ -275,7 +318,10 @@ fn row_12_updated_directory_into_file_removes_it_recursively() {
     let e = plan.entry("etc/x").unwrap();
     assert_eq!(
         (e.row, e.status.as_deref()),
-        (12, Some(" * Updated        etc/x"))
+        (
+            12,
+            Some(" * Updated        etc/x\n   permissions 0755 -> 0640")
+        )
     );
     // The old child is then obsolete and already gone.
     assert_eq!(
@@ -370,17 +416,38 @@ fn row_14_conflict_keepold_restores_and_install_installs() {
 
 #[test]
 fn row_14_merge_engine_failure() {
+    // Checkmk prints ` ! Cannot merge: <exception>` and then resolves the file
+    // through the conflict menu, i.e. by the policy.
+    for (policy, rest, content) in [
+        (Policy::KeepOld, "Restored your version.", "FAIL-MERGE\n"),
+        (
+            Policy::Install,
+            "Installed default file of version 2.0.0.",
+            "new\n",
+        ),
+    ] {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/a", "old\n");
+        file(&fx.new_skel(), "etc/a", "new\n");
+        file(&fx.site(), "etc/a", "FAIL-MERGE\n");
+        let plan = fx.run_policy(policy);
+        let e = plan.entry("etc/a").unwrap();
+        assert_eq!(e.row, 14);
+        assert_eq!(
+            e.status.as_deref(),
+            Some(format!(" ! Cannot merge: merge engine refused\n{rest}").as_str())
+        );
+        assert_eq!(fx.read("etc/a"), content);
+    }
     let fx = Fx::new();
     file(&fx.old_skel(), "etc/a", "old\n");
     file(&fx.new_skel(), "etc/a", "new\n");
     file(&fx.site(), "etc/a", "FAIL-MERGE\n");
-    let plan = fx.run_policy(Policy::Abort);
-    let e = plan.entry("etc/a").unwrap();
-    assert_eq!((e.row, e.outcome), (14, Outcome::CannotMerge));
-    assert_eq!(
-        e.status.as_deref(),
-        Some(" ! Cannot merge: merge engine refused")
-    );
+    let err = fx
+        .update()
+        .plan(&LineMerger, &mut Policy::Abort)
+        .unwrap_err();
+    assert_eq!(err.to_string(), "Update aborted.");
     assert_eq!(fx.read("etc/a"), "FAIL-MERGE\n");
 }
 
@@ -539,8 +606,9 @@ fn perm_fixture(old_mode: u32, new_mode: u32, user_mode: u32) -> Fx {
         "etc/a",
         "same\n",
     );
-    chmod(&fx.old_skel(), "etc/a", old_mode);
-    chmod(&fx.new_skel(), "etc/a", new_mode);
+    // The defaults come from skel.permissions (an unlisted file would get 0640).
+    permissions(&fx.old_skel(), &format!("etc/a {old_mode:o}\n"));
+    permissions(&fx.new_skel(), &format!("etc/a {new_mode:o}\n"));
     chmod(&fx.site(), "etc/a", user_mode);
     fx
 }
@@ -589,8 +657,8 @@ fn perm_rule_3_special_directories_always_get_the_default() {
     for root in [fx.old_skel(), fx.new_skel(), fx.site()] {
         dir(&root, "etc/ssl/private");
     }
-    chmod(&fx.old_skel(), "etc/ssl/private", 0o775);
-    chmod(&fx.new_skel(), "etc/ssl/private", 0o770);
+    permissions(&fx.old_skel(), "etc/ssl/private 775\n");
+    permissions(&fx.new_skel(), "etc/ssl/private 770\n");
     chmod(&fx.site(), "etc/ssl/private", 0o750);
     let plan = fx.run_policy(Policy::Abort);
     let p = plan
@@ -655,12 +723,13 @@ fn perm_rule_5_operator_kept_the_old_default() {
 #[test]
 fn perm_rule_6_type_changed_by_us() {
     // O=file, N=U=dir: the file step says "Identical", the permission step asks.
-    for (user_mode, expect_conflict) in [(0o700, true), (0o644, false)] {
+    // The old file is unlisted in skel.permissions: its default is 0640.
+    for (user_mode, expect_conflict) in [(0o700, true), (0o640, false)] {
         let fx = Fx::new();
         file(&fx.old_skel(), "etc/x", "old\n");
         dir(&fx.new_skel(), "etc/x");
         dir(&fx.site(), "etc/x");
-        chmod(&fx.new_skel(), "etc/x", 0o755);
+        permissions(&fx.new_skel(), "etc/x 755\n");
         chmod(&fx.site(), "etc/x", user_mode);
         let plan = fx.run_policy(Policy::Install);
         let e = plan.entry("etc/x").unwrap();
@@ -693,14 +762,74 @@ fn perm_rule_7_operator_mode_stays_when_defaults_are_unchanged() {
 #[test]
 fn perm_from_table_beats_the_skeleton_mode() {
     let fx = perm_fixture(0o644, 0o644, 0o644);
-    permissions(&fx.new_skel(), "etc/a 0640\n");
+    chmod(&fx.new_skel(), "etc/a", 0o644);
+    permissions(&fx.new_skel(), "etc/a 0600\n");
     let plan = fx.run_policy(Policy::Abort);
     let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
     assert_eq!(
         p.status.as_deref(),
-        Some(" * Permissions    0644 -> 0640 etc/a")
+        Some(" * Permissions    0644 -> 0600 etc/a")
     );
-    assert_eq!(fx.mode("etc/a"), 0o640);
+    assert_eq!(fx.mode("etc/a"), 0o600);
+}
+
+/// Category 3 of issue 17: paths without a line in skel.permissions get
+/// 0640 (files) and 0750 (directories), whatever the skeleton's own mode,
+/// as Checkmk's `get_skel_permissions` gives them; status lines follow.
+#[test]
+fn perm_unlisted_paths_get_0640_and_0750() {
+    // (path, is_dir, skeleton mode, site mode (0: absent), expected line, expected mode)
+    type Case = (&'static str, bool, u32, u32, Option<&'static str>, u32);
+    let cases: [Case; 4] = [
+        // Installed: created with the unlisted default.
+        ("etc/new.sh", false, 0o755, 0, None, 0o640),
+        ("etc/newd", true, 0o755, 0, None, 0o750),
+        // Unchanged in both versions, operator mode kept (rule 7).
+        ("etc/same", false, 0o755, 0o755, None, 0o755),
+        ("etc/samed", true, 0o755, 0o755, None, 0o755),
+    ];
+    let fx = Fx::new();
+    dir(&fx.old_skel(), "etc");
+    dir(&fx.site(), "etc");
+    for (rel, is_dir, skel_mode, site_mode, _, _) in cases {
+        let roots: Vec<_> = if site_mode == 0 {
+            vec![fx.new_skel()]
+        } else {
+            vec![fx.old_skel(), fx.new_skel(), fx.site()]
+        };
+        for root in &roots {
+            if is_dir {
+                dir(root, rel);
+            } else {
+                file(root, rel, "x\n");
+            }
+            chmod(
+                root,
+                rel,
+                if *root == fx.site() {
+                    site_mode
+                } else {
+                    skel_mode
+                },
+            );
+        }
+    }
+    let plan = fx.run_policy(Policy::Install);
+    for (rel, _, _, _, line, mode) in cases {
+        let p = plan.entry(rel).unwrap().permission.clone();
+        assert_eq!(p.and_then(|p| p.status).as_deref(), line, "{rel}");
+        assert_eq!(fx.mode(rel), mode, "{rel}");
+    }
+    // An unlisted old default (0640) against a listed new one (0600) with the
+    // operator's 0755: rule 4 conflict, install sets the new default.
+    let fx = perm_fixture(0o640, 0o600, 0o755);
+    permissions(&fx.old_skel(), "");
+    let plan = fx.run_policy(Policy::Install);
+    let p = plan.entry("etc/a").unwrap().permission.clone().unwrap();
+    assert_eq!(
+        p.status.as_deref(),
+        Some(" * Permissions    0755 -> 0600 etc/a")
+    );
 }
 
 #[test]
@@ -741,25 +870,90 @@ fn tmp_and_ignored_paths_are_not_walked() {
     assert_eq!(paths, ["etc", "tmp", "etc/ok"]);
 }
 
+/// Issue 17 category 1: a new path below a directory the operator removed or
+/// replaced. Checkmk creates a new directory with its missing parents
+/// (`mkdir -p`) and raises for a new file or link (` ! Exception      X`,
+/// here followed by a line saying why).
 #[test]
-fn new_file_below_a_directory_the_operator_removed_is_skipped() {
-    let fx = Fx::new();
-    file(&fx.old_skel(), "etc/sub/a", "a\n");
-    file(&fx.new_skel(), "etc/sub/a", "a\n");
-    file(&fx.new_skel(), "etc/sub/b", "new\n");
-    dir(&fx.site(), "etc");
-    let plan = fx.run_policy(Policy::Abort);
-    assert_eq!(
-        lines(&plan),
-        [
-            " * Unwanted       etc/sub (unchanged, removed by you)",
-            " * Unwanted       etc/sub/a (unchanged, removed by you)",
-            " ! Skipped        etc/sub/b (parent directory missing)",
-        ]
+fn new_paths_below_a_directory_the_operator_removed_or_replaced() {
+    // (what the operator did to etc/sub, what the new version adds, lines, etc/sub afterwards)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        Option<Kind>,
     );
-    assert_eq!(
-        plan.entry("etc/sub/b").unwrap().outcome,
-        Outcome::ParentMissing
-    );
-    assert!(!fx.exists("etc/sub"));
+    let cases: [Case; 4] = [
+        (
+            "removed",
+            "file",
+            &[
+                " * Unwanted       etc/sub (unchanged, removed by you)",
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+                " ! Exception      etc/sub/new\n   etc/sub/new: cannot create it: the directory etc/sub is missing in the site.",
+            ],
+            None,
+        ),
+        (
+            "removed",
+            "dir",
+            &[
+                " * Unwanted       etc/sub (unchanged, removed by you)",
+                " * Installed dir  etc/sub/new",
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+            ],
+            Some(Kind::Dir),
+        ),
+        (
+            "file",
+            "file",
+            // etc/sub: the operator changed the type, we did not (row 11, no line)
+            &[
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+                " ! Exception      etc/sub/new\n   etc/sub/new: cannot create it: etc/sub is a file in the site, not a directory.",
+            ],
+            Some(Kind::File),
+        ),
+        (
+            "file",
+            "dir",
+            &[
+                " ! Exception      etc/sub/new\n   etc/sub/new: cannot create it: etc/sub is a file in the site, not a directory.",
+                " * Unwanted       etc/sub/a (unchanged, removed by you)",
+            ],
+            Some(Kind::File),
+        ),
+    ];
+    for (operator, added, expected, after) in cases {
+        let fx = Fx::new();
+        file(&fx.old_skel(), "etc/sub/a", "a\n");
+        file(&fx.new_skel(), "etc/sub/a", "a\n");
+        if added == "dir" {
+            dir(&fx.new_skel(), "etc/sub/new");
+        } else {
+            file(&fx.new_skel(), "etc/sub/new", "new\n");
+        }
+        dir(&fx.site(), "etc");
+        if operator == "file" {
+            file(&fx.site(), "etc/sub", "mine\n");
+        }
+        let plan = fx.run_policy(Policy::KeepOld);
+        let got: Vec<String> = lines(&plan)
+            .into_iter()
+            .filter(|l| l.contains("etc/sub"))
+            .collect();
+        assert_eq!(got, expected, "{operator} / {added}");
+        let kind = fx
+            .site()
+            .join("etc/sub")
+            .symlink_metadata()
+            .ok()
+            .map(|m| if m.is_dir() { Kind::Dir } else { Kind::File });
+        assert_eq!(kind, after, "{operator} / {added}");
+        if after == Some(Kind::Dir) {
+            assert_eq!(fx.mode("etc/sub"), 0o755, "created like mkdir -p");
+            assert!(fx.site().join("etc/sub/new").is_dir());
+            assert!(!fx.exists("etc/sub/a"));
+        }
+    }
 }

@@ -55,8 +55,8 @@ fn create_site_from_a_version_directory() {
     );
     assert_eq!(
         mode(&home.join("etc/init.d/core")),
-        0o755,
-        "from the skeleton file"
+        0o640,
+        "not in skel.permissions: 0640, whatever the skeleton file's mode"
     );
     assert_eq!(mode(&home.join("etc/ssl/private")), 0o700);
     assert_eq!(
@@ -231,4 +231,66 @@ fn plan_of_another_update_is_refused() {
     let err = other.apply(&plan, &ApplyOptions::new()).unwrap_err();
     assert!(matches!(err, Error::PlanMismatch { .. }), "{err}");
     assert!(!fx.exists("etc/a"));
+}
+
+/// Issue 17 category 7: `omd create` gives, path for path, what Checkmk's
+/// create steps give: site directory 0751; links `bin`, `include`, `lib`,
+/// `share` → `version/<name>`; `version` → `../../versions/<v>`; every
+/// skeleton path except the contents of `tmp/` (so `tmpfoo/` is copied),
+/// macros substituted, modes from skel.permissions, else 0750 (directories)
+/// and 0640 (files), links verbatim.
+#[test]
+fn create_gives_checkmks_tree_path_for_path() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let skel = tmp.path().join("versions/2.4.0p1.cre/skel");
+    file(&skel, "etc/a.conf", "site=###SITE###\n");
+    chmod(&skel, "etc/a.conf", 0o755);
+    file(&skel, "etc/listed", "l\n");
+    dir(&skel, "etc/d");
+    chmod(&skel, "etc/d", 0o777);
+    link(&skel, "etc/l", "../x/###SITE###");
+    file(&skel, "tmp/run/x", "t\n");
+    file(&skel, "tmpfoo/x", "y\n");
+    permissions(&skel, "etc/listed 600\n");
+    let home = tmp.path().join("sites/s");
+    SiteCreation::new(
+        &home,
+        "s",
+        Skeleton::of_version(&tmp.path().join("versions"), "2.4.0p1.cre"),
+    )
+    .root("/omd/sites/s")
+    .create()
+    .unwrap();
+
+    let file_node = |mode: u32, content: &str| Node::File {
+        mode,
+        content: content.as_bytes().to_vec(),
+    };
+    let link_node = |target: &str| Node::Link {
+        target: PathBuf::from(target),
+    };
+    let mut expected = std::collections::BTreeMap::new();
+    for name in ["bin", "include", "lib", "share"] {
+        expected.insert(name.to_owned(), link_node(&format!("version/{name}")));
+    }
+    expected.insert("version".into(), link_node("../../versions/2.4.0p1.cre"));
+    expected.insert("etc".into(), Node::Dir { mode: 0o750 });
+    expected.insert("etc/a.conf".into(), file_node(0o640, "site=s\n"));
+    expected.insert("etc/d".into(), Node::Dir { mode: 0o750 });
+    expected.insert("etc/l".into(), link_node("../x/###SITE###"));
+    expected.insert("etc/listed".into(), file_node(0o600, "l\n"));
+    expected.insert("tmp".into(), Node::Dir { mode: 0o750 });
+    expected.insert("tmpfoo".into(), Node::Dir { mode: 0o750 });
+    expected.insert("tmpfoo/x".into(), file_node(0o640, "y\n"));
+
+    let mut got = snapshot(&home);
+    got.retain(|path, _| !path.starts_with(".version_meta"));
+    assert_eq!(got, expected);
+    assert_eq!(
+        fs::metadata(&home).unwrap().permissions().mode() & 0o7777,
+        0o751
+    );
 }

@@ -374,7 +374,7 @@ fn package_builds_stores_and_installs() {
         "local/lib/python3/cmk/base/plugins/agent_based/mine.py",
         b"print(1)\n",
     );
-    let manifest_text = site.ok(&["template", "mine"]);
+    let manifest_text = site.ok(&["template", "--stdout", "mine"]);
     let mut m = Manifest::from_info(&manifest_text).unwrap();
     assert_eq!(m.files_of(PackagePart::AgentBased), ["mine.py"]);
     m.version = mkp_format::PackageVersion::new("1.0.0").unwrap();
@@ -534,7 +534,7 @@ fn site_version_from_the_version_link() {
     let o = site
         .cmd()
         .env_remove("MKP_SITE_VERSION")
-        .args(["template", "v"])
+        .args(["template", "--stdout", "v"])
         .output()
         .unwrap();
     assert!(o.status.success());

@@ -275,3 +275,37 @@ fn real_world_packages_install_and_uninstall_cleanly() {
         .collect();
     assert!(files.is_empty(), "{files:?}");
 }
+
+#[test]
+fn ceph_with_a_hard_link_in_its_lib_tar_enables_and_writes_both_files() {
+    // Its lib.tar holds check_mk/base/cee/plugins/bakery/ceph.py and a hard link
+    // python3/cmk/base/cee/plugins/bakery/ceph.py to it; the manifest lists both.
+    let corpus = testkit::require_shared!("corpus/mkp-real");
+    let site = TestSite::new();
+    let id = site.add(&corpus.join("HeinleinSupport__ceph-11.0.0.mkp"));
+    assert_eq!(id, "ceph 11.0.0\n");
+    site.ok(&["enable", "--force-install", "ceph", "11.0.0"]);
+    let lib = site.part_dir(PackagePart::Lib);
+    let legacy = lib.join("check_mk/base/cee/plugins/bakery/ceph.py");
+    let new = lib.join("python3/cmk/base/cee/plugins/bakery/ceph.py");
+    let a = fs::read(&legacy).unwrap();
+    assert_eq!(a, fs::read(&new).unwrap());
+    assert!(String::from_utf8_lossy(&a).contains("ceph"));
+    assert_eq!(
+        site.state_of("ceph", "11.0.0").as_deref(),
+        Some("Enabled (active on this site)")
+    );
+    // Both stay owned by the package: find has nothing unpackaged, disable removes both.
+    let find = site.ok(&["find", "--json"]);
+    let unpackaged: serde_json::Value = serde_json::from_str(&find).unwrap();
+    assert_eq!(unpackaged, serde_json::json!([]), "{find}");
+    assert_eq!(
+        site.installed("ceph").files_of(PackagePart::Lib),
+        [
+            "check_mk/base/cee/plugins/bakery/ceph.py",
+            "python3/cmk/base/cee/plugins/bakery/ceph.py"
+        ]
+    );
+    site.ok(&["disable", "ceph", "11.0.0"]);
+    assert!(!legacy.exists() && !new.exists());
+}

@@ -20,8 +20,8 @@ fn add_of_a_directory_fails_naming_the_path() {
 #[test]
 fn unknown_command_exits_2() {
     let site = TestSite::new();
-    let err = site.fails(&["install", "x.mkp"], 2);
-    assert!(err.contains("install"), "{err}");
+    let err = site.fails(&["frobnicate", "x.mkp"], 2);
+    assert!(err.contains("frobnicate"), "{err}");
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn invalid_name_is_a_usage_error() {
 #[test]
 fn template_parses_back_with_the_name() {
     let site = TestSite::new();
-    let out = site.ok(&["template", "cool_package"]);
+    let out = site.ok(&["template", "--stdout", "cool_package"]);
     let m = Manifest::from_info(&out).unwrap();
     assert_eq!(m.name.as_str(), "cool_package");
     assert_eq!(m.version_min_required, crate::common::SITE_VERSION);
@@ -102,7 +102,7 @@ fn template_lists_unpackaged_files_per_part_sorted() {
     site.write(&format!("{ab}/zz.py"), b"z");
     site.write(&format!("{ab}/aa.py"), b"a");
     site.write(&format!("{doc}/readme.txt"), b"r");
-    let m = Manifest::from_info(&site.ok(&["template", "x"])).unwrap();
+    let m = Manifest::from_info(&site.ok(&["template", "--stdout", "x"])).unwrap();
     assert_eq!(m.files_of(PackagePart::AgentBased), ["aa.py", "zz.py"]);
     assert_eq!(m.files_of(PackagePart::Doc), ["readme.txt"]);
     assert_eq!(m.files.len(), 2);
@@ -440,4 +440,203 @@ fn a_relative_site_root_prints_absolute_paths() {
         out.trim_end().ends_with("/local/share/doc/check_mk/r.txt"),
         "{out}"
     );
+}
+
+#[test]
+fn a_site_root_that_is_missing_or_a_file_is_refused_and_nothing_is_created() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = cool_in(tmp.path());
+    let typo = tmp.path().join("typo");
+    let regular = tmp.path().join("regular");
+    std::fs::write(&regular, "not a site").unwrap();
+    for root in [&typo, &regular] {
+        for args in [
+            &["add", file.to_str().unwrap()][..],
+            &["list"],
+            &["template", "x"],
+        ] {
+            let o = mkp()
+                .arg("--site-root")
+                .arg(root)
+                .args(args)
+                .env("MKP_SITE_VERSION", "2.4.0p1")
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+            assert!(o.stdout.is_empty(), "{args:?}");
+            assert!(err.contains(root.to_str().unwrap()), "{err}");
+            assert!(err.contains("--site-root"), "{err}");
+        }
+    }
+    assert!(!typo.exists());
+    assert_eq!(std::fs::read_to_string(&regular).unwrap(), "not a site");
+    // The same through $OMD_ROOT.
+    let o = mkp().env("OMD_ROOT", &typo).arg("list").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("$OMD_ROOT"));
+    assert!(!typo.exists());
+}
+
+#[test]
+fn non_utf8_file_names_are_reported_and_never_written_into_a_manifest() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let site = TestSite::new();
+    let dir = site.part_dir(PackagePart::Agents).join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join(std::ffi::OsStr::from_bytes(b"bad\xffname.txt"));
+    std::fs::write(&bad, "x").unwrap();
+    std::fs::write(dir.join("good.sh"), "y").unwrap();
+
+    let o = site.run(&["find"]);
+    assert_eq!(o.status.code(), Some(0));
+    let table = String::from_utf8(o.stdout).unwrap();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("plugins/bad"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(row.starts_with("plugins/bad\\xFFname.txt "), "{row}");
+    assert!(row.contains("Agents"), "{row}");
+    assert!(!row.contains("cannot stat"), "{row}");
+    assert!(row.trim_end().ends_with("-rw-r--r--"), "{row}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("plugins/bad\\xFFname.txt") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+
+    let o = site.run(&["template", "--stdout", "x"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let m = Manifest::from_info(&text).unwrap();
+    assert_eq!(m.files_of(PackagePart::Agents), ["plugins/good.sh"]);
+    assert!(!text.contains("bad"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not valid UTF-8"),
+        "a skipped file is named"
+    );
+}
+
+#[test]
+fn template_writes_the_manifest_file_and_names_the_next_command() {
+    let site = TestSite::new();
+    site.write("local/share/check_mk/agents/plugins/hello.sh", b"echo hi\n");
+    let out = site.ok(&["template", "hello"]);
+    let path = site.path("tmp/check_mk/hello.manifest.temp");
+    assert_eq!(
+        out,
+        format!(
+            "Created '{0}'.\nYou may now edit it.\nCreate the package using `mkp package {0}`.\n",
+            path.display()
+        )
+    );
+    let m = Manifest::from_info(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(m.files_of(PackagePart::Agents), ["plugins/hello.sh"]);
+    // An existing (maybe edited) template is not overwritten.
+    std::fs::write(&path, "edited").unwrap();
+    let err = site.fails(&["template", "hello"], 1);
+    assert!(err.contains("exists already"), "{err}");
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "edited");
+}
+
+#[test]
+fn package_prints_what_it_created_and_installed_and_where() {
+    let site = TestSite::new();
+    site.write("local/share/check_mk/agents/plugins/hello.sh", b"echo hi\n");
+    site.ok(&["template", "hello"]);
+    let manifest = site.path("tmp/check_mk/hello.manifest.temp");
+    let out = site.ok(&["package", manifest.to_str().unwrap()]);
+    let stored = site.path("var/check_mk/packages_local/hello-1.0.0.mkp");
+    let file = site.part_dir(PackagePart::Agents).join("plugins/hello.sh");
+    assert_eq!(
+        out,
+        format!(
+            "Created hello 1.0.0: {}\nInstalled hello 1.0.0 (1 file), enabled (active on this site):\n  {}\n",
+            stored.display(),
+            file.display()
+        )
+    );
+    assert!(stored.is_file());
+}
+
+#[test]
+fn install_is_add_then_enable() {
+    let site = TestSite::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = Pkg::new("hello", "1.0.0")
+        .file(PackagePart::Agents, "plugins/hello.sh", b"echo hi\n")
+        .write_to(tmp.path());
+    assert_eq!(
+        site.ok(&["install", file.to_str().unwrap()]),
+        "hello 1.0.0\n"
+    );
+    assert_eq!(
+        site.state_of("hello", "1.0.0").as_deref(),
+        Some("Enabled (active on this site)")
+    );
+    assert!(
+        site.part_dir(PackagePart::Agents)
+            .join("plugins/hello.sh")
+            .is_file()
+    );
+    // Again with the same bytes: fine. Other bytes under the same id: refused as by add.
+    site.ok(&["install", file.to_str().unwrap()]);
+    let tmp2 = tempfile::tempdir().unwrap();
+    let other = Pkg::new("hello", "1.0.0")
+        .file(PackagePart::Agents, "plugins/other.sh", b"echo other\n")
+        .write_to(tmp2.path());
+    let err = site.fails(&["install", other.to_str().unwrap()], 1);
+    assert!(err.contains("exists on the site"), "{err}");
+}
+
+#[test]
+fn find_does_not_list_the_enabled_marks_of_the_store() {
+    let site = TestSite::new();
+    let tmp = tempfile::tempdir().unwrap();
+    site.add(&cool_in(tmp.path()));
+    site.ok(&["enable", "cool_package"]);
+    assert!(
+        site.path("local/share/check_mk/enabled_packages/cool_package-1.0.0.mkp")
+            .is_file()
+    );
+    let json = site.ok(&["find", "--all", "--json"]);
+    assert_eq!(json, "[]\n");
+}
+
+#[test]
+fn json_errors_are_one_json_document_on_stdout() {
+    let site = TestSite::new();
+    let o = site.run(&["show", "--json", "nothing_here"]);
+    assert_eq!(o.status.code(), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["exit_code"], 1);
+    assert_eq!(doc["error"], "No such package: nothing_here");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "No such package: nothing_here\n"
+    );
+}
+
+#[test]
+fn unreadable_files_are_reported_in_checkmks_words_once() {
+    let site = TestSite::new();
+    let err = site.fails(&["add", "/nonexistent/x.mkp"], 1);
+    assert_eq!(
+        err,
+        "Cannot read file /nonexistent/x.mkp: [Errno 2] No such file or directory\n"
+    );
+    let err = site.fails(&["inspect", "/nonexistent/x.mkp"], 1);
+    assert_eq!(
+        err,
+        "Cannot read file /nonexistent/x.mkp: [Errno 2] No such file or directory\n"
+    );
+}
+
+#[test]
+fn help_does_not_document_the_test_hook() {
+    let o = mkp().arg("--help").output().unwrap();
+    let help = String::from_utf8(o.stdout).unwrap();
+    assert!(help.contains("Exit codes"), "{help}");
+    assert!(!help.contains("MKP_SITE_FAULT"), "{help}");
 }

@@ -42,10 +42,15 @@ fn check_corpus(dir: &Path) -> (usize, usize) {
             Err(e) => {
                 for o in [&text, &json] {
                     assert_eq!(o.status.code(), Some(1), "{base}");
-                    assert!(o.stdout.is_empty(), "{base}");
                     assert_eq!(stderr(o), format!("{e}\n"), "{base}");
                     assert!(stderr(o).contains(&base), "{base}");
                 }
+                assert!(text.stdout.is_empty(), "{base}");
+                // --json: the error as one JSON document on stdout.
+                let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+                assert_eq!(doc["schema"], 1, "{base}");
+                assert_eq!(doc["exit_code"], 1, "{base}");
+                assert_eq!(doc["error"], e.to_string(), "{base}");
                 refused += 1;
             }
         }
@@ -88,6 +93,7 @@ fn usage_errors_exit_2() {
         &["frobnicate"][..],
         &["list"],
         &["install", "x.mkp"],
+        &["enable", "x"],
         &["template", "1bad"],
     ] {
         let o = run(args, tmp.path());
@@ -131,7 +137,7 @@ fn project() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let toml = stdout(&run(&["path-config-template"], tmp.path()))
         .replace("agents_dir = \"agents\"", "agents_dir = \"src/agents\"")
-        .replace("doc_dir = \".\"", "doc_dir = \"src/doc\"")
+        .replace("doc_dir = \"doc\"", "doc_dir = \"src/doc\"")
         .replace("local_root = \".\"", "local_root = \"src\"");
     std::fs::write(tmp.path().join("mkp-tool.toml"), toml).unwrap();
     std::fs::create_dir_all(tmp.path().join("src/agents/plugins")).unwrap();
@@ -166,8 +172,12 @@ fn package_builds_an_mkp_that_reads_back() {
     };
     let o = package();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(o.stdout.is_empty());
     let file = out.join("hello-1.0.0.mkp");
+    // What was created, and where.
+    assert_eq!(
+        stdout(&o),
+        format!("Created hello 1.0.0: {}\n", file.display())
+    );
     let mkp = mkp_format::Mkp::open(&file).unwrap();
     let m = mkp.manifest();
     assert_eq!(m.version_packaged, "cmk-mkp-tool 2.0.1");
@@ -332,4 +342,26 @@ fn closed_stdout_is_not_an_error() {
     let (status, err) = run_with_closed_stdout(cmd);
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn the_path_config_template_gives_each_part_its_own_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let toml = stdout(&run(&["path-config-template"], tmp.path()));
+    std::fs::write(tmp.path().join("mkp-tool.toml"), &toml).unwrap();
+    std::fs::create_dir_all(tmp.path().join("checks")).unwrap();
+    std::fs::write(tmp.path().join("checks/mycheck"), "x").unwrap();
+    let o = run(&["find", "--json"], tmp.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let found: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let found = found.as_array().unwrap();
+    let check = found.iter().find(|f| f["file"] == "mycheck").unwrap();
+    assert_eq!(check["part_id"], "checks");
+    // The configuration is no file of any part (Checkmk's template maps most parts to
+    // ".", which made it an "Event Console rule pack").
+    let config = found
+        .iter()
+        .find(|f| f["file"].as_str().unwrap().ends_with("mkp-tool.toml"))
+        .unwrap();
+    assert_eq!(config["part_id"], "", "{config}");
 }

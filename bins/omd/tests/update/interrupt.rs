@@ -61,7 +61,7 @@ fn kill(pid: u32, signal: &str) {
 /// Adds `n` files to both skeletons, half of them changed upstream.
 fn bulk(fx: &Fixture, n: usize) {
     for i in 0..n {
-        let rel = format!("share/bulk/d{}/f{i}.txt", i % 20);
+        let rel = format!("etc/bulk/d{}/f{i}.txt", i % 20);
         write(&fx.skel(OLD).join(&rel), &format!("file {i}\nold\n"));
         let new = if i % 2 == 0 { "new" } else { "old" };
         write(&fx.skel(NEW).join(&rel), &format!("file {i}\n{new}\n"));
@@ -82,7 +82,11 @@ fn cp_a(from: &Path, to: &Path) {
 
 /// A pre-update hook that writes `marker` and sleeps `secs` seconds.
 fn pausing_hook(fx: &Fixture, marker: &Path, secs: u32) {
-    let hook = fx.site().join("lib/omd/scripts/update-pre-hooks/50-pause");
+    let hook = fx
+        .root()
+        .join("versions")
+        .join(NEW)
+        .join("lib/omd/scripts/update-pre-hooks/50-pause");
     write(
         &hook,
         &format!(
@@ -226,7 +230,7 @@ fn a_closed_stdout_does_not_stop_the_update() {
     );
     let log = read(&fx.site().join("var/log/update.log"));
     assert!(
-        log.contains(" * Updated        share/bulk/d0/f0.txt\n"),
+        log.contains(" * Updated        etc/bulk/d0/f0.txt\n"),
         "{log}"
     );
     assert!(log.ends_with("Finished update.\n\n"), "{log}");
@@ -355,7 +359,11 @@ fn a_leftover_finished_journal_is_reported_by_dry_run_and_removed() {
 fn a_failing_pre_update_hook_rolls_back_and_post_update_runs_after() {
     let fx = Fixture::new();
     fx.site_with_edits();
-    let hooks = fx.site().join("lib/omd/scripts/update-pre-hooks");
+    let hooks = fx
+        .root()
+        .join("versions")
+        .join(NEW)
+        .join("lib/omd/scripts/update-pre-hooks");
     write(
         &hooks.join("20-fail"),
         "#!/bin/sh\necho broken >&2\nexit 3\n",
@@ -385,7 +393,11 @@ fn a_failing_pre_update_hook_rolls_back_and_post_update_runs_after() {
     assert_eq!(content(&fx.site()), before);
 
     fs::remove_file(hooks.join("20-fail")).unwrap();
-    let post = fx.site().join("lib/omd/scripts/post-update/10-say");
+    let post = fx
+        .root()
+        .join("versions")
+        .join(NEW)
+        .join("lib/omd/scripts/post-update/10-say");
     write(
         &post,
         "#!/bin/sh\necho \"now $OMD_TO_VERSION in $OMD_SITE\"\n",

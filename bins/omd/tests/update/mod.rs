@@ -267,7 +267,11 @@ fn create_builds_the_site_from_the_version_skeleton() {
         0o640,
         "skel.permissions"
     );
-    assert_eq!(mode(&site.join("etc/init.d/core")), 0o755, "skeleton mode");
+    assert_eq!(
+        mode(&site.join("etc/init.d/core")),
+        0o640,
+        "not in skel.permissions: 0640 (Checkmk's get_skel_permissions)"
+    );
     assert_eq!(
         fs::read_link(site.join("etc/rc.d/80-core")).unwrap(),
         Path::new("../init.d/core")
@@ -372,6 +376,55 @@ fn start_stop_status_flip_the_state_file() {
     assert_eq!(fx.omd(&["stop", SITE]).code, 0);
     assert_eq!(fx.omd(&["status", SITE]).code, 1);
     assert_eq!(fx.omd(&["update", "--conflict=install", SITE]).code, 0);
+}
+
+/// `--merge`: Checkmk's patch method by default, `--merge=git` the stricter
+/// git-exact merge (a one-line file rewritten upstream, a line added after it
+/// by the operator: GNU patch merges it, git reports a conflict).
+#[test]
+fn update_merges_like_checkmk_by_default_and_strictly_with_merge_git() {
+    let cases: [(&[&str], &str, &str); 3] = [
+        (&[], " * Merged         etc/updated.conf", "v2\nmine\n"),
+        (
+            &["--merge=patch"],
+            " * Merged         etc/updated.conf",
+            "v2\nmine\n",
+        ),
+        (
+            &["--merge=git"],
+            "Conflicts in etc/updated.conf! -> restore",
+            "v1\nmine\n",
+        ),
+    ];
+    for (extra, line, content) in cases {
+        let fx = Fixture::new();
+        fx.site_with_edits();
+        write(&fx.site().join("etc/updated.conf"), "v1\nmine\n");
+        let mut args = vec!["update", "--conflict=keepold"];
+        args.extend_from_slice(extra);
+        args.push(SITE);
+        let out = fx.omd(&args);
+        assert_eq!(out.code, 0, "{extra:?}: {}", out.stderr);
+        assert!(
+            out.stdout.lines().any(|l| l == line),
+            "{extra:?}: {}",
+            out.stdout
+        );
+        assert_eq!(
+            read(&fx.site().join("etc/updated.conf")),
+            content,
+            "{extra:?}"
+        );
+    }
+    let fx = Fixture::new();
+    fx.site_with_edits();
+    let out = fx.omd(&["update", "--merge=diff3", SITE]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unknown merge method"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -1141,7 +1194,7 @@ fn diff_lists_the_operators_changes_against_the_skeleton() {
          * Changed        etc/merge.conf\n\
          * Added          etc/mine.conf\n\
          ! Removed        etc/obsolete.conf\n\
-         * Permissions    0644 -> 0600 etc/updated.conf\n"
+         * Permissions    0640 -> 0600 etc/updated.conf\n"
             .replace("\n*", "\n *")
             .replace("\n!", "\n !")
     );

@@ -10,6 +10,20 @@ use crate::Error as FormatError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// `MKP_SITE_FAULT` is malformed (only with the `fault-injection` feature).
+    #[error("{problem}")]
+    FaultSpec {
+        /// What is wrong.
+        problem: String,
+    },
+    /// The site root does not exist or is not a directory.
+    #[error("{}: not a site: {reason}", root.display())]
+    NoSite {
+        /// The root given.
+        root: PathBuf,
+        /// `no such directory`, `not a directory`, ...
+        reason: String,
+    },
     /// No stored package with that name (and version).
     #[error("No such package: {name}{}", version.as_ref().map(|v| format!(" {v}")).unwrap_or_default())]
     NoSuchPackage {

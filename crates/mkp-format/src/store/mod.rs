@@ -331,14 +331,34 @@ impl Site {
     /// Opens the site rooted at `root`, repairing it first if a change was interrupted
     /// (see [`Site`]). The site version is read from its `version` link
     /// when needed.
+    ///
+    /// A root that does not exist or is not a directory is [`StoreError::NoSite`], and
+    /// nothing is created.
     pub fn open(root: impl AsRef<Path>) -> Result<Site, StoreError> {
         let root = root.as_ref();
+        Site::check_root(root)?;
         // Absolute, so that printed paths (`files`, conflicts) are too; symlinks are kept.
         let root = std::path::absolute(root)
             .map_err(|e| StoreError::io("cannot resolve the site root", root, e))?;
         let site = Site::new(root);
         site.recover()?;
         Ok(site)
+    }
+
+    /// Whether `root` can be a site root: an existing directory (symlinks followed),
+    /// else [`StoreError::NoSite`]. Reads only.
+    pub fn check_root(root: impl AsRef<Path>) -> Result<(), StoreError> {
+        let root = root.as_ref();
+        let reason = match std::fs::metadata(root) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => "it is not a directory".to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".to_string(),
+            Err(e) => e.to_string(),
+        };
+        Err(StoreError::NoSite {
+            root: root.to_path_buf(),
+            reason,
+        })
     }
 
     fn new(root: PathBuf) -> Site {
@@ -367,6 +387,20 @@ impl Site {
     /// Installs a [`FaultHook`] (for tests of rollback and recovery).
     pub fn set_fault_hook(&mut self, hook: FaultHook) {
         self.hook = Some(hook);
+    }
+
+    /// Installs the fault hook described by the environment variable `MKP_SITE_FAULT`
+    /// (`error:N` makes the N-th step fail, `abort:N` aborts the process at that step,
+    /// `sleep:MS` sleeps before every step), for the tests of the `mkp` binary.
+    ///
+    /// Only with the cargo feature `fault-injection` (which only tests enable); without it
+    /// this does nothing and the variable is ignored.
+    pub fn install_env_fault_hook(&mut self) -> Result<(), StoreError> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(hook) = fault_hook_from_env()? {
+            self.set_fault_hook(hook);
+        }
+        Ok(())
     }
 
     /// The site root.
@@ -413,6 +447,44 @@ impl Site {
     fn dir(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
+}
+
+/// The hook `MKP_SITE_FAULT` describes, if set.
+#[cfg(feature = "fault-injection")]
+fn fault_hook_from_env() -> Result<Option<FaultHook>, StoreError> {
+    let Ok(spec) = std::env::var("MKP_SITE_FAULT") else {
+        return Ok(None);
+    };
+    let bad = |problem: String| StoreError::FaultSpec { problem };
+    let (kind, n) = spec
+        .split_once(':')
+        .ok_or_else(|| bad("MKP_SITE_FAULT must be error:N, abort:N or sleep:MS".into()))?;
+    let n: usize = n
+        .parse()
+        .map_err(|_| bad(format!("MKP_SITE_FAULT: '{n}' is not a number")))?;
+    let hook: FaultHook = match kind {
+        "error" => Box::new(move |step| {
+            if step == n {
+                Err(std::io::Error::other(format!(
+                    "injected fault at step {step}"
+                )))
+            } else {
+                Ok(())
+            }
+        }),
+        "abort" => Box::new(move |step| {
+            if step == n {
+                std::process::abort();
+            }
+            Ok(())
+        }),
+        "sleep" => Box::new(move |_| {
+            std::thread::sleep(std::time::Duration::from_millis(n as u64));
+            Ok(())
+        }),
+        other => return Err(bad(format!("MKP_SITE_FAULT: unknown kind '{other}'"))),
+    };
+    Ok(Some(hook))
 }
 
 #[cfg(test)]

@@ -235,7 +235,7 @@ impl Site {
                 if !seen.insert((*part, f.as_str())) {
                     continue;
                 }
-                let target = dir.join(part.install_path(f).as_ref());
+                let target = dir.join(raw.install_path(*part, f).as_ref());
                 if exists(&target) {
                     actions.push(Action::Replace(target));
                 } else {
@@ -293,7 +293,7 @@ impl Site {
             let mut part_hashes = Vec::new();
             for f in written {
                 let staged_rel = format!("{}/{f}", part.id());
-                let rel = part.install_path(&f).into_owned();
+                let rel = raw.install_path(*part, &f).into_owned();
                 part_hashes.push((
                     PyValue::Str(rel.clone()),
                     PyValue::Str(sha256_file(&staging.join(&staged_rel))?),
@@ -389,6 +389,27 @@ impl Site {
         txn.place_bytes(bytes, DATA_MODE, local)?;
         txn.commit()?;
         Ok(manifest)
+    }
+
+    /// `mkp install FILE`: stores the package as [`Site::add`] does, then enables it as
+    /// [`Site::enable`] does. A package that is already stored with exactly these bytes
+    /// is enabled from there; other bytes under the same name and version are refused as
+    /// by `add`. Returns the manifest and what `enable` did.
+    pub fn install_package(&self, bytes: &[u8], opts: &ChangeOptions) -> Result<(Manifest, Plan)> {
+        let manifest = match self.add(bytes) {
+            Ok(m) => m,
+            Err(StoreError::Exists { name, version }) => {
+                let m = read_manifest(bytes, self.read_limits())?;
+                let (_, stored) = self.package_bytes(&PackageId::of(&m))?;
+                if stored != bytes {
+                    return Err(StoreError::Exists { name, version });
+                }
+                m
+            }
+            Err(e) => return Err(e),
+        };
+        let plan = self.enable(&PackageId::of(&manifest), opts)?;
+        Ok((manifest, plan))
     }
 
     /// Installs a stored package and marks it enabled (`mkp enable`). See [`Site`] for

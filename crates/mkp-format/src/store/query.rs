@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use omd_versions::{OmdVersion, omd_update_version_string, read_site_version};
 
+use crate::find::{inventory, unpackaged_of};
 use crate::{
-    Limits, LocalFile, Manifest, PackageName, PackagePart, PackageVersion, PyValue,
-    files_inventory, read_manifest, render_table, unpackaged_files,
+    Limits, LocalFile, Manifest, PackageName, PackagePart, PackageVersion, PyValue, read_manifest,
+    render_table,
 };
 
 use super::error::{Result, StoreError};
@@ -360,13 +361,17 @@ impl Site {
     }
 
     /// The `mkp find` inventory of the site's local files.
+    ///
+    /// The store's own enabled marks (`local/share/check_mk/enabled_packages/*.mkp`) are
+    /// not local files of an extension and are left out.
     pub fn find(&self) -> Vec<LocalFile> {
-        files_inventory(&self.paths, &self.installed())
+        inventory(&self.paths, &self.installed(), &[self.dir(ENABLED_DIR)])
     }
 
-    /// Files in part directories that no installed package lists ([`unpackaged_files`]).
+    /// Files in part directories that no installed package lists ([`unpackaged_files`]),
+    /// from [`Site::find`].
     pub fn unpackaged_files(&self) -> Vec<(PackagePart, Vec<String>)> {
-        unpackaged_files(&self.paths, &self.installed())
+        unpackaged_of(&self.find())
     }
 
     /// The manifest template of site-mode `mkp template`: the site version as

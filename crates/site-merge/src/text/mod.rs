@@ -4,10 +4,12 @@
 mod histogram;
 mod intern;
 mod merge;
+mod patch;
 mod xdiff;
 #[cfg(test)]
 mod xdiff_tests;
 
+pub use patch::{diff_utf8_error, patch_merge};
 pub use xdiff::Algorithm;
 
 /// How conflicts are written.
@@ -89,6 +91,13 @@ pub enum MergeError {
         /// Its size in bytes.
         size: usize,
     },
+    /// GNU diff treats the input as binary (a NUL byte in its first 4096
+    /// bytes): `diff` only says "Binary files … differ", so the patch method
+    /// has nothing to apply.
+    #[error(
+        "Binary files differ: the {0} input has a NUL byte in its first 4096 bytes, so GNU diff gives no hunks to apply"
+    )]
+    DiffBinary(Input),
 }
 
 /// The result of a merge.

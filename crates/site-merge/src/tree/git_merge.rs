@@ -12,7 +12,11 @@
 //!
 //! Binary inputs (a NUL byte in the first 8000 bytes) and inputs over git's
 //! size limit are refused by the engine; the planner turns such a refusal
-//! into ` ! Cannot merge: <reason>` and leaves the file as it is.
+//! into ` ! Cannot merge: <reason>` and then resolves the file by the
+//! conflict policy, as Checkmk does after its merge raised.
+//!
+//! [`super::PatchMerge`] is Checkmk's own method and the default of
+//! `omd update` ([`super::MergeMethod`]); this one is the stricter choice.
 //!
 //! The `omd` binary and the tour use it; embedders may supply their own merger.
 

@@ -12,6 +12,7 @@ mod git_merge;
 mod journal;
 mod macros;
 mod merge;
+mod patch_merge;
 mod perms;
 mod plan;
 mod resolve;
@@ -27,6 +28,7 @@ pub use journal::{
 };
 pub use macros::Replacements;
 pub use merge::{MergeFailure, MergedText, TextMerger, unified_diff};
+pub use patch_merge::{MergeMethod, MergeMethodParseError, PatchMerge};
 pub use perms::PermissionTable;
 pub use plan::{
     DEFAULT_IGNORED, Entry, Outcome, PermissionOutcome, PermissionStep, Plan, Update, UpdateBuilder,
@@ -36,6 +38,7 @@ pub use resolve::{
     Question, Resolver,
 };
 pub use site::{
-    Created, SiteCreation, VERSION_LINK, remove_site, site_version, version_link_target,
+    Created, SITE_DIR_MODE, SiteCreation, VERSION_DIR_LINKS, VERSION_LINK, remove_site,
+    site_version, version_link_target,
 };
 pub use skeleton::{Skeleton, VERSION_META_DIR};

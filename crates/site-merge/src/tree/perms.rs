@@ -54,13 +54,25 @@ impl PermissionTable {
         self.modes.get(relpath).copied()
     }
 
-    /// The skeleton permission of `relpath`: the table entry, else the mode of
-    /// the skeleton file itself, else 0.
+    /// The skeleton permission of `relpath`: the table entry, else 0750 for a
+    /// directory (symlinks followed) and 0640 for anything else, as Checkmk's
+    /// current `get_skel_permissions` gives it (older releases used the
+    /// skeleton file's own mode; site-update.md §5 erratum).
     pub(crate) fn skel_perm(&self, skel: &Path, relpath: &str) -> u32 {
-        self.get(relpath)
-            .unwrap_or_else(|| fsx::mode_following(&skel.join(relpath)))
+        self.get(relpath).unwrap_or_else(|| {
+            if skel.join(relpath).is_dir() {
+                UNLISTED_DIR
+            } else {
+                UNLISTED_FILE
+            }
+        })
     }
 }
+
+/// The permission of a directory without a line in `skel.permissions`.
+pub(crate) const UNLISTED_DIR: u32 = 0o750;
+/// The permission of a file (or anything not a directory) without a line.
+pub(crate) const UNLISTED_FILE: u32 = 0o640;
 
 /// Directories whose default permissions always win when they changed (CMK-12090).
 pub(crate) const ALWAYS_DEFAULT: [&str; 7] = [

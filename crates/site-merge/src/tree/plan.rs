@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::error::{Error, IoContext, Result};
 use super::fsx::{self, Kind};
 use super::macros::{Replacements, substituted_when_comparing};
-use super::merge::TextMerger;
+use super::merge::{MergedText, TextMerger};
 use super::perms::{PermDecision, PermInput, PermissionTable, permission_action};
 use super::resolve::{
     Answer, Conflict, ConflictKind, ConflictReport, MergeTexts, Question, Resolver, merge_question,
@@ -81,11 +81,17 @@ pub enum Outcome {
     LinkChanged,
     /// Rows 16-18 (replace): the new default replaces the operator's path.
     Replaced,
-    /// The new path cannot be created because its parent directory is missing
-    /// in the site (the operator removed it). Our addition: Checkmk raises an exception here.
+    /// The new file or link cannot be created because its parent directory is
+    /// missing in the site (the operator removed or replaced it): Checkmk's
+    /// code raises there and prints ` ! Exception      X`; the status says so
+    /// and, on its next line, why. (A new directory is created with its
+    /// missing parents instead, as `mkdir -p`.)
     ParentMissing,
     /// A conflict left open (dry run).
     Pending,
+    /// Checkmk's code raises on this path (printed as ` ! Exception      X`
+    /// plus a line saying why); nothing is changed there.
+    Exception,
 }
 
 /// What the permission step does.
@@ -330,11 +336,29 @@ impl Update {
             merger,
             resolver,
             overlay: HashMap::new(),
+            made_parents: Vec::new(),
         };
         let new_paths = walk(self.to.skel_dir(), &self.ignore)?;
-        let mut entries = Vec::with_capacity(new_paths.len());
+        let mut entries: Vec<Entry> = Vec::with_capacity(new_paths.len());
+        let mut index: HashMap<String, usize> = HashMap::new();
         for rel in &new_paths {
-            entries.push(planner.visit(rel)?);
+            let entry = planner.visit(rel)?;
+            // A new directory below a missing one: the missing parents (each
+            // visited before, as "Missing"/"Unwanted") are created first.
+            for parent in planner.made_parents.drain(..) {
+                if let Some(e) = index.get(&parent).map(|&i| &mut entries[i]) {
+                    e.action = Action::Install;
+                    e.permission = Some(PermissionStep {
+                        user_mode: 0,
+                        new_mode: MKDIR_PARENTS_MODE,
+                        outcome: PermissionOutcome::Set,
+                        status: None,
+                        conflict: None,
+                    });
+                }
+            }
+            index.insert(rel.clone(), entries.len());
+            entries.push(entry);
         }
         let old_paths = walk(self.from.skel_dir(), &self.ignore)?;
         for rel in old_paths.iter().rev() {
@@ -357,12 +381,39 @@ impl Update {
 /// relative path starts with `tmp` are skipped, as are the `ignore` paths.
 pub(crate) fn walk(root: &Path, ignore: &[String]) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    walk_dir(root, "", ignore, &mut out)?;
+    walk_dir(
+        root,
+        "",
+        ignore,
+        &|reldir| reldir.starts_with("tmp"),
+        &mut out,
+    )?;
     Ok(out)
 }
 
-fn walk_dir(root: &Path, reldir: &str, ignore: &[String], out: &mut Vec<String>) -> Result<()> {
-    if reldir.starts_with("tmp") {
+/// The walk of `omd create`: like [`walk`], but only the contents of `tmp`
+/// itself are left out (Checkmk's `create_skeleton_files` skips paths
+/// starting with `tmp/`), so skeleton directories such as `tmpfoo` are copied.
+pub(crate) fn walk_for_create(root: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    walk_dir(
+        root,
+        "",
+        &[],
+        &|reldir| reldir == "tmp" || reldir.starts_with("tmp/"),
+        &mut out,
+    )?;
+    Ok(out)
+}
+
+fn walk_dir(
+    root: &Path,
+    reldir: &str,
+    ignore: &[String],
+    skip: &dyn Fn(&str) -> bool,
+    out: &mut Vec<String>,
+) -> Result<()> {
+    if skip(reldir) {
         return Ok(());
     }
     let dir = if reldir.is_empty() {
@@ -401,7 +452,7 @@ fn walk_dir(root: &Path, reldir: &str, ignore: &[String], out: &mut Vec<String>)
     }
     for (rel, real_dir) in dirs {
         if real_dir {
-            walk_dir(root, &rel, ignore, out)?;
+            walk_dir(root, &rel, ignore, skip, out)?;
         }
     }
     Ok(())
@@ -491,6 +542,30 @@ fn name(kind: Option<Kind>) -> &'static str {
     kind.map(Kind::name).unwrap_or("none")
 }
 
+/// The mode of parent directories created for a new directory: Python's
+/// `mkdir(parents=True)` under the usual umask 022.
+const MKDIR_PARENTS_MODE: u32 = 0o755;
+
+/// The file of Checkmk's 2.3/2.4 special case (fix for #15721).
+const LIVESTATUS_NAGIOS_CFG: &str = "etc/mk-livestatus/nagios.cfg";
+
+/// Whether the #15721 special case applies: an update from 2.3 or 2.4 with
+/// an old edition other than `raw` (removed again in 2.5).
+fn livestatus_fix_applies(up: &Update) -> bool {
+    let v = up.from.version();
+    (v.starts_with("2.3.") || v.starts_with("2.4."))
+        && up.from.edition_name().is_some_and(|e| e != "raw")
+}
+
+/// ` ! Exception      X` and, on the next line, what went wrong in words.
+fn exception_step(rel: &str, outcome: Outcome, words: &str) -> Step {
+    Step::new(
+        outcome,
+        Some(format!(" ! Exception      {rel}\n   {rel}: {words}.")),
+        Action::Nothing,
+    )
+}
+
 fn installed_line(kind: Option<Kind>, rel: &str) -> String {
     format!(" * Installed {:<4} {rel}", name(kind))
 }
@@ -522,6 +597,9 @@ struct Planner<'u, 'r> {
     resolver: &'r mut dyn Resolver,
     /// Paths changed by earlier decisions.
     overlay: HashMap<String, Sim>,
+    /// Missing parent directories a new directory needs (`mkdir -p`), top-down,
+    /// not yet marked in the plan.
+    made_parents: Vec<String>,
 }
 
 /// The result of the file step of one path.
@@ -566,6 +644,45 @@ impl Planner<'_, '_> {
         fsx::kind_of(&path).ctx("inspect", &path)
     }
 
+    /// An operator's symlink where neither skeleton has one, that cannot be
+    /// followed: dangling, a loop, or pointing outside the site. Checkmk's
+    /// existence checks follow links, so it raises on a dangling one and keeps
+    /// it (` ! Exception      X`); a link out of the site is treated the same
+    /// (we never write outside the site root: the one deliberate difference).
+    /// Returns why, in words.
+    fn unfollowable_operator_link(
+        &self,
+        rel: &str,
+        ok: Option<Kind>,
+        nk: Option<Kind>,
+    ) -> Result<Option<String>> {
+        if ok == Some(Kind::Link) || nk == Some(Kind::Link) || self.overlay.contains_key(rel) {
+            return Ok(None);
+        }
+        if self.user_kind(rel)? != Some(Kind::Link) {
+            return Ok(None);
+        }
+        let path = self.up.site_home.join(rel);
+        let target = fs::read_link(&path)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let resolved = match fs::canonicalize(&path) {
+            Ok(r) => r,
+            Err(e) => {
+                return Ok(Some(format!(
+                    "your symbolic link to {target} cannot be followed ({e}); it is kept"
+                )));
+            }
+        };
+        let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
+        if !resolved.starts_with(&home) {
+            return Ok(Some(format!(
+                "your symbolic link to {target} points outside the site; it is kept and nothing is written through it"
+            )));
+        }
+        Ok(None)
+    }
+
     /// `non_empty_directory`, taking removals decided so far into account.
     fn non_empty_dir(&self, rel: &str) -> Result<bool> {
         let path = self.up.site_home.join(rel);
@@ -587,8 +704,59 @@ impl Planner<'_, '_> {
 
     fn visit(&mut self, rel: &str) -> Result<Entry> {
         let up = self.up;
-        let o = Side::skel(up.from.skel_dir(), rel, &up.old_repl)?;
+        let forced_raw;
+        let mut old_repl = &up.old_repl;
+        if rel == LIVESTATUS_NAGIOS_CFG && livestatus_fix_applies(up) {
+            // 2.3/2.4 (fix for #15721): the site file is read to see whether it
+            // still says `edition=raw`; Checkmk raises when it cannot be read.
+            let path = up.site_home.join(rel);
+            match fs::read(&path) {
+                Ok(content) => {
+                    if memchr::memmem::find(&content, b"edition=raw").is_some() {
+                        forced_raw = up.old_repl.clone().with_edition(Some("raw".to_owned()));
+                        old_repl = &forced_raw;
+                    }
+                }
+                Err(e) => {
+                    let o = fsx::kind_of(&up.from.skel_dir().join(rel)).ctx("inspect", rel)?;
+                    let n = fsx::kind_of(&up.to.skel_dir().join(rel)).ctx("inspect", rel)?;
+                    let step = exception_step(
+                        rel,
+                        Outcome::Exception,
+                        &format!("cannot read it to check for edition=raw ({e})"),
+                    );
+                    return Ok(Entry {
+                        path: rel.to_owned(),
+                        row: 0,
+                        old: o,
+                        new: n,
+                        user: self.user_kind(rel)?,
+                        outcome: step.outcome,
+                        status: step.status,
+                        conflict: None,
+                        permission: None,
+                        action: Action::Nothing,
+                    });
+                }
+            }
+        }
+        let o = Side::skel(up.from.skel_dir(), rel, old_repl)?;
         let n = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
+        if let Some(words) = self.unfollowable_operator_link(rel, o.kind, n.kind)? {
+            let step = exception_step(rel, Outcome::Exception, &words);
+            return Ok(Entry {
+                path: rel.to_owned(),
+                row: 0,
+                old: o.kind,
+                new: n.kind,
+                user: Some(Kind::Link),
+                outcome: step.outcome,
+                status: step.status,
+                conflict: None,
+                permission: None,
+                action: Action::Nothing,
+            });
+        }
         // A path is visited twice only when the new skeleton has a dangling
         // link there (the old-only walk tests existence following links).
         let installed_before = matches!(self.overlay.get(rel), Some(Sim::Installed(_)));
@@ -678,7 +846,18 @@ impl Planner<'_, '_> {
             );
             let branches = Branches {
                 keep: (Outcome::KeptYours, keep_line),
-                replace: (Outcome::Installed, installed_line(nk, rel), Action::Install),
+                // Checkmk's line alone does not say that the operator's own
+                // file went; the next line does.
+                replace: (
+                    Outcome::Installed,
+                    format!(
+                        "{}\n   your own {} {rel} was replaced by the new version's {}",
+                        installed_line(nk, rel),
+                        un.trim_end(),
+                        nn.trim_end()
+                    ),
+                    Action::Install,
+                ),
             };
             return Ok((3, self.two_way(rel, 3, q, branches)?));
         }
@@ -783,14 +962,19 @@ impl Planner<'_, '_> {
         }
         let (user_changed_type, user_changed_content) = status(o, u)?;
         if !(user_changed_type || user_changed_content) {
-            return Ok((
-                12,
-                Step::new(
-                    Outcome::Updated,
-                    Some(format!(" * Updated        {rel}")),
-                    Action::Install,
-                ),
-            ));
+            // Re-creating the path also sets the new default permission;
+            // Checkmk's line does not say so, the next line does.
+            let mut line = format!(" * Updated        {rel}");
+            if !matches!(nk, Some(Kind::Link) | None) && !matches!(uk, Some(Kind::Link) | None) {
+                let user_mode = fsx::mode_following(&self.up.site_home.join(rel));
+                let new_mode = self.up.new_perms.skel_perm(self.up.to.skel_dir(), rel);
+                if user_mode != 0 && user_mode != new_mode {
+                    line.push_str(&format!(
+                        "\n   permissions {user_mode:04o} -> {new_mode:04o}"
+                    ));
+                }
+            }
+            return Ok((12, Step::new(Outcome::Updated, Some(line), Action::Install)));
         }
         if !changed(u, n)? {
             return Ok((
@@ -890,18 +1074,47 @@ impl Planner<'_, '_> {
         Ok((row, self.two_way(rel, row, q, branches)?))
     }
 
-    /// Creates a path from the new skeleton, unless its parent is missing in the site.
-    fn install_new(&self, rel: &str, nk: Option<Kind>, outcome: Outcome) -> Result<Step> {
-        if let Some(idx) = rel.rfind('/') {
-            let parent = &rel[..idx];
-            if self.user_kind(parent)? != Some(Kind::Dir) {
-                return Ok(Step::new(
+    /// Creates a path from the new skeleton. Below a directory missing in the
+    /// site, a new directory gets its missing parents (Checkmk's
+    /// `mkdir(parents=True)`); a file or link cannot be created there
+    /// (Checkmk's code raises: ` ! Exception      X` and, on the next line, why).
+    fn install_new(&mut self, rel: &str, nk: Option<Kind>, outcome: Outcome) -> Result<Step> {
+        let mut missing = Vec::new();
+        let mut p = rel;
+        let mut blocker = None;
+        while let Some(idx) = p.rfind('/') {
+            p = &p[..idx];
+            match self.user_kind(p)? {
+                Some(Kind::Dir) => break,
+                None => missing.push(p.to_owned()),
+                Some(kind) => {
+                    blocker = Some((p.to_owned(), kind));
+                    break;
+                }
+            }
+        }
+        if let Some((parent, kind)) = blocker {
+            return Ok(exception_step(
+                rel,
+                Outcome::ParentMissing,
+                &format!(
+                    "cannot create it: {parent} is a {} in the site, not a directory",
+                    name(Some(kind)).trim_end()
+                ),
+            ));
+        }
+        if let Some(parent) = missing.first() {
+            if nk != Some(Kind::Dir) {
+                return Ok(exception_step(
+                    rel,
                     Outcome::ParentMissing,
-                    Some(format!(
-                        " ! Skipped        {rel} (parent directory missing)"
-                    )),
-                    Action::Nothing,
+                    &format!("cannot create it: the directory {parent} is missing in the site"),
                 ));
+            }
+            for parent in missing.iter().rev() {
+                self.overlay
+                    .insert(parent.clone(), Sim::Installed(Some(Kind::Dir)));
+                self.made_parents.push(parent.clone());
             }
         }
         Ok(Step::new(
@@ -941,15 +1154,18 @@ impl Planner<'_, '_> {
         let (old_v, new_v) = (self.up.from.version(), self.up.to.version());
         let mut yours = original.to_vec();
         let mut attempt = 0;
+        // Checkmk prints ` ! Cannot merge: <exception>` when the merge raises
+        // and then goes on to the conflict menu (resolved by the policy).
+        let mut cannot_merge: Option<String> = None;
         loop {
             let merged = match self.merger.merge(base, &yours, theirs) {
                 Ok(m) => m,
                 Err(e) => {
-                    return Ok(Step::new(
-                        Outcome::CannotMerge,
-                        Some(format!(" ! Cannot merge: {e}")),
-                        Action::Nothing,
-                    ));
+                    cannot_merge = Some(format!(" ! Cannot merge: {e}"));
+                    MergedText {
+                        text: yours.clone(),
+                        conflicts: 1,
+                    }
                 }
             };
             if merged.conflicts == 0 {
@@ -1029,6 +1245,18 @@ impl Planner<'_, '_> {
                 }
             };
             step.conflict = Some(ConflictReport::new(&conflict, &answer));
+            if let Some(line) = cannot_merge {
+                step.status = Some(match step.status {
+                    Some(rest) => format!("{line}\n{rest}"),
+                    None => line,
+                });
+                if matches!(
+                    step.outcome,
+                    Outcome::Restored | Outcome::KeptConflictMarkers
+                ) {
+                    step.outcome = Outcome::CannotMerge;
+                }
+            }
             return Ok(step);
         }
     }

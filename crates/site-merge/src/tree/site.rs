@@ -8,11 +8,18 @@ use super::exec::write_version_meta;
 use super::fsx::{self, Kind};
 use super::macros::Replacements;
 use super::perms::PermissionTable;
-use super::plan::walk;
+use super::plan::walk_for_create;
 use super::skeleton::{Skeleton, VERSION_META_DIR};
 
 /// The name of the link in the site home that names the site's version.
 pub const VERSION_LINK: &str = "version";
+
+/// The links `omd create` makes in the site home into the version
+/// (`bin -> version/bin`, …).
+pub const VERSION_DIR_LINKS: [&str; 4] = ["bin", "include", "lib", "share"];
+
+/// The mode `omd create` gives the site directory.
+pub const SITE_DIR_MODE: u32 = 0o751;
 
 pub use omd_versions::version_link_target;
 
@@ -47,10 +54,14 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
 
 /// Creates a site from a version's skeleton, as `omd create` does.
 ///
-/// The skeleton is copied with macros substituted (`###SITE###`, `###ROOT###`,
-/// `###EDITION###`), modes from `skel.permissions` (else the skeleton's
-/// modes), symlinks verbatim; `version` → `../../versions/<version>`, and
-/// `.version_meta/` is written. The tree is built in a hidden sibling
+/// As Checkmk's `omd create`: the site directory gets mode 0751
+/// ([`SITE_DIR_MODE`]) and the links `bin`, `include`, `lib`, `share` →
+/// `version/<name>` ([`VERSION_DIR_LINKS`]); the skeleton is copied with
+/// macros substituted (`###SITE###`, `###ROOT###`, `###EDITION###`), modes
+/// from `skel.permissions` (else 0750 for directories, 0640 for files),
+/// symlinks verbatim, everything except the contents of `tmp/` (so
+/// directories such as `tmpfoo` are copied); `version` →
+/// `../../versions/<version>`, and `.version_meta/` is written. The tree is built in a hidden sibling
 /// directory and renamed into place, so a crash never leaves half a site.
 #[derive(Clone, Debug)]
 pub struct SiteCreation {
@@ -133,7 +144,13 @@ impl SiteCreation {
         let repl = Replacements::new(&self.site, root)
             .with_edition(self.skeleton.edition_name().map(str::to_owned));
         fs::create_dir(dir).ctx("create", dir)?;
-        let paths = walk(skel, &[])?;
+        // Links into the version, made before the skeleton as Checkmk does.
+        for name in VERSION_DIR_LINKS {
+            let link = dir.join(name);
+            std::os::unix::fs::symlink(format!("{VERSION_LINK}/{name}"), &link)
+                .ctx("create link", &link)?;
+        }
+        let paths = walk_for_create(skel)?;
         for rel in &paths {
             let (src, dst) = (skel.join(rel), dir.join(rel));
             let mode = perms.skel_perm(skel, rel);
@@ -156,6 +173,7 @@ impl SiteCreation {
         let link = dir.join(VERSION_LINK);
         std::os::unix::fs::symlink(version_link_target(self.skeleton.version()), &link)
             .ctx("create link", &link)?;
+        fsx::set_mode(dir, SITE_DIR_MODE).ctx("chmod", dir)?;
         if self.version_meta {
             write_version_meta(
                 &dir.join(VERSION_META_DIR),
