@@ -171,9 +171,11 @@ fn bench(c: &mut Criterion) {
     let plan = up.plan(&GitMerge::new(), &mut Policy::KeepOld).unwrap();
     let conflicts = plan.conflicts().len();
     let changes = plan.changes();
+    let flushes = site_merge::flushes();
     up.apply(&plan, &ApplyOptions::new()).unwrap();
+    let flushes = site_merge::flushes() - flushes;
     eprintln!(
-        "paths {}, changes {changes}, conflicts {conflicts}",
+        "paths {}, changes {changes}, conflicts {conflicts}, flushes {flushes} (fsync/fdatasync/syncfs of one update with fsync)",
         plan.entries.len()
     );
     assert_eq!(conflicts, FILES / 100);

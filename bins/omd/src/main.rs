@@ -1,26 +1,25 @@
 //! `omd`: manage OMD versions and sites (versions, version, setversion,
 //! sites, create, rm, update, start, stop, status).
 //!
-//! A thin layer over the `omd-versions`, `site-merge` and `mkp-format`
-//! crates (the latter for the package step of `update`): parse the
-//! command line, call the libraries, print. Each site command lives in its
-//! own module; shared printing helpers are in `output`.
+//! A thin layer over `site-lifecycle` (create, rm, start, stop, status,
+//! update) and `omd-versions` (versions, sites): parse the command line,
+//! draw the menus, print. `update` holds the update's terminal side (menu,
+//! progress line, signals); shared printing helpers are in `output`.
 
-mod create;
 mod menu;
 mod output;
-mod packages;
-mod skel;
-mod state;
 mod update;
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::BufRead as _;
+
 use anyhow::Context as _;
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
 use omd_versions::{OmdRoot, RegistryError, SitesListing, VersionOrder, VersionsListing};
+use site_lifecycle::{create, state};
 
 use output::{Negative, json_document, print};
 
@@ -38,7 +37,11 @@ Exit codes:
      edition change not confirmed, invalid --conflict, --conflict=ask without
      a terminal) and `Update aborted.` (a conflict under --conflict=abort, or
      `a` in the menu; nothing was changed); `update --dry-run
-     --conflict=abort` when the update would meet a question
+     --conflict=abort` when the update would meet a question; `update`,
+     `start`, `stop`, `rm`: another process holds the site's lock (its PID
+     and command are named); `start`: the site has the journal of an
+     interrupted update (the command that recovers it is named); `update`:
+     a failing update-pre-hooks script (rolled back) or post-update script
   2  usage error, invalid site name, or an operational error (I/O); for
      `update` also an update that failed while being applied (it was rolled
      back: the site is as before)
@@ -46,7 +49,11 @@ Exit codes:
      rolled back), but the extension-package step reported a problem: a
      package that no longer fits was not disabled because its installed
      files were changed (it stays as it was), or the package store failed;
-     see the ` ! ` lines. With --dry-run: that step would report one";
+     see the ` ! ` lines. With --dry-run: that step would report one
+  129, 130, 143  `update` stopped by SIGHUP, SIGINT or SIGTERM (128 + the
+     signal's number): the step in progress was finished, then the update
+     was rolled back (`The update was rolled back successfully.`) or, after
+     the switch of the version link, completed (a line says so)";
 
 /// Manage OMD versions and sites.
 ///
@@ -72,15 +79,19 @@ struct Cli {
     #[arg(long, action = ArgAction::Version)]
     version: Option<bool>,
 
-    /// Force: `update` skips the confirmation and overrides the version
-    /// compatibility and edition checks; `rm` removes without asking (also a
-    /// running site).
-    #[arg(short, long, global = true)]
+    /// Force (as Checkmk places it, before the command; `update` and `rm`
+    /// take it after the command too): `update` skips the confirmation and
+    /// overrides the version compatibility and edition checks; `rm`
+    /// removes without asking (also a running site). Refused with other
+    /// commands.
+    #[arg(short, long)]
     force: bool,
 
-    /// Use VERSION: the version a site is created with (`create`) or updated
-    /// to (`update`), instead of the default version.
-    #[arg(short = 'V', global = true, value_name = "VERSION")]
+    /// Use VERSION (before the command, as Checkmk places it; `create` and
+    /// `update` take it after the command too): the version a site is
+    /// created with (`create`) or updated to (`update`), instead of the
+    /// default version. Refused with other commands.
+    #[arg(short = 'V', value_name = "VERSION")]
     use_version: Option<String>,
 
     #[command(subcommand)]
@@ -161,6 +172,9 @@ enum Command {
     /// ../../versions/VERSION` and `.version_meta/`; `apache/SITE.conf` marks
     /// it enabled. The tree is built aside and renamed into place.
     Create {
+        /// Use VERSION instead of the default version.
+        #[arg(short = 'V', value_name = "VERSION")]
+        use_version: Option<String>,
         /// The new site's name (a letter or _, then letters, digits or _; at most 16).
         site: String,
     },
@@ -168,21 +182,39 @@ enum Command {
     ///
     /// When stdin is not a terminal nothing is asked: -f is required.
     Rm {
+        /// Remove without asking (also a running site).
+        #[arg(short, long)]
+        force: bool,
         /// The site to remove.
         site: String,
     },
     /// Update SITE to the default version (or -V VERSION).
     ///
-    /// Checks, in Checkmk's order: the site is stopped, its version, the
-    /// target version, version compatibility (-f overrides), a confirmation
-    /// on a terminal (-f or --confirm-version skip it), an edition change
-    /// (-f or --confirm-edition answer it). Then every path of both
-    /// skeletons is decided (Checkmk's decision table; conflicts answered by
-    /// --conflict) before anything is written, the status lines are printed,
-    /// and the plan is applied as one transaction: on any error the site is
-    /// restored exactly, and an update interrupted by a crash is rolled back
-    /// (or finished) by the next `omd update`. Everything printed is
-    /// appended to `var/log/update.log` in the site.
+    /// Checks, in Checkmk's order: the site is stopped, the site's lock
+    /// (shared with mkp: refused at once while another process holds it),
+    /// its version, the target version (when the default version is the
+    /// site's own, the other installed versions: one is taken, after a
+    /// confirmation on a terminal if it is older; several are offered in a
+    /// selection list on a terminal), version compatibility (-f overrides),
+    /// a confirmation on a terminal (-f or --confirm-version skip it), an
+    /// edition change (-f or --confirm-edition answer it). Then every path
+    /// of both skeletons is decided (Checkmk's decision table; conflicts
+    /// answered by --conflict) before anything is written, and the plan is
+    /// applied as one transaction, each status line printed as its path is
+    /// applied (on a terminal with a progress line): on any error the site
+    /// is restored exactly, and an update interrupted by a crash is rolled
+    /// back (or finished) by the next `omd update`. SIGINT, SIGTERM and
+    /// SIGHUP roll the update back (or, after the switch of the version
+    /// link, complete it). Everything printed is appended to
+    /// `var/log/update.log` in the site first, so a closed output pipe
+    /// changes nothing.
+    ///
+    /// Phase scripts: the executables in `lib/omd/scripts/update-pre-hooks/`
+    /// of the target version (the site's `lib` after the switch) run right
+    /// before the version link is switched (a failure rolls the update
+    /// back), those in `lib/omd/scripts/post-update/` at
+    /// the end (a failure is exit code 1, the update stays); each is shown
+    /// as `Executing PHASE script "NAME"...OK`, its output prefixed `-| `.
     ///
     /// Extension packages: after the switch, if the site has an MKP store
     /// (any of `var/check_mk/packages`, `var/check_mk/packages_local`,
@@ -236,8 +268,33 @@ enum Command {
         /// not a terminal; -f implies it).
         #[arg(long)]
         confirm_edition: bool,
+        /// Skip the confirmation, override the version compatibility and
+        /// edition checks (as `omd -f update`).
+        #[arg(short, long)]
+        force: bool,
+        /// Update to VERSION (as `omd -V VERSION update`).
+        #[arg(short = 'V', value_name = "VERSION")]
+        use_version: Option<String>,
         /// The site to update.
         site: String,
+    },
+    /// Show the operator's changes against the site's version skeleton.
+    ///
+    /// `omd diff [SITE] [PATH]`: every path of the skeleton (below PATH) is
+    /// compared with the site after macro substitution: ` * Changed` (content
+    /// or link target), ` ! Type changed`, ` ! Removed`, ` * Permissions
+    /// DEFAULT -> SITE` and ` * Added` (an entry of a skeleton directory the
+    /// skeleton does not have; not below var/ and tmp/). Useful before an
+    /// update. SITE defaults to $OMD_SITE; a single argument that is not a
+    /// site is taken as PATH. Exit code 0 (also with differences).
+    Diff {
+        /// Print one JSON document (schema 1): {"schema", "site", "version",
+        /// "path", "differences": [{"path", "kind", "default", "site"}]}.
+        #[arg(long)]
+        json: bool,
+        /// SITE and/or PATH.
+        #[arg(num_args = 0..=2, value_name = "SITE PATH")]
+        args: Vec<String>,
     },
     /// Mark SITE as running (this toolkit runs no daemons).
     ///
@@ -280,7 +337,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(io::stderr(), "{e:#}");
+            let _ = writeln!(io::stderr(), "{}", error_text(&e));
             if is_negative(&e) {
                 ExitCode::from(1)
             } else {
@@ -290,18 +347,126 @@ fn main() -> ExitCode {
     }
 }
 
+/// The error and its causes, each named once: a cause whose text the
+/// message already contains (`cannot read x: Permission denied (os error
+/// 13)` and its source `Permission denied (os error 13)`) is left out.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 fn is_negative(e: &anyhow::Error) -> bool {
     e.downcast_ref::<RegistryError>()
         .is_some_and(RegistryError::is_negative_answer)
         || e.downcast_ref::<Negative>().is_some()
-        || e.downcast_ref::<site_merge::Error>().is_some_and(|e| {
-            matches!(
-                e,
-                site_merge::Error::Aborted { .. }
-                    | site_merge::Error::SameVersion { .. }
-                    | site_merge::Error::SiteExists { .. }
-            )
-        })
+        || e.downcast_ref::<site_lifecycle::Error>()
+            .is_some_and(site_lifecycle::Error::is_negative_answer)
+}
+
+/// Refuses a global `-f`/`-V` given to a command it does not apply to.
+fn check_global_options(cli: &Cli) -> anyhow::Result<()> {
+    let (force_ok, version_ok) = match &cli.command {
+        Command::Update { .. } => (true, true),
+        Command::Rm { .. } => (true, false),
+        Command::Create { .. } => (false, true),
+        _ => (false, false),
+    };
+    if cli.force && !force_ok {
+        return Err(Usage("-f/--force applies to 'update' and 'rm' only".to_owned()).into());
+    }
+    if cli.use_version.is_some() && !version_ok {
+        return Err(Usage("-V VERSION applies to 'create' and 'update' only".to_owned()).into());
+    }
+    Ok(())
+}
+
+/// A usage error found after parsing (exit code 2).
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Prints the warning about an interrupted update of `site` on stderr, if any.
+fn warn_pending(root: &OmdRoot, site: &str) {
+    if let Ok(condition) = state::site_condition(&root.site_dir(site))
+        && let Some(warning) = condition.warning(site)
+    {
+        let _ = writeln!(io::stderr(), "WARNING: {warning}");
+    }
+}
+
+/// The site and path of `omd diff [SITE] [PATH]`.
+fn diff_args(root: &OmdRoot, args: &[String]) -> anyhow::Result<(String, Option<String>)> {
+    let from_env = std::env::var("OMD_SITE").ok().filter(|s| !s.is_empty());
+    match args {
+        [site, path] => Ok((site.clone(), Some(path.clone()))),
+        [one] if root.site_dir(one).is_dir() => Ok((one.clone(), None)),
+        [path] => match from_env {
+            Some(site) => Ok((site, Some(path.clone()))),
+            None => output::refuse!("No such site: {path}"),
+        },
+        _ => match from_env {
+            Some(site) => Ok((site, None)),
+            None => Err(Usage("omd diff needs SITE (or $OMD_SITE)".to_owned()).into()),
+        },
+    }
+}
+
+/// `omd create`.
+fn create_site(root: &OmdRoot, site: &str, version: Option<&str>) -> anyhow::Result<u8> {
+    let version = create::create(root, site, version)?;
+    print(&format!(
+        "Created new site {site} with version {version}.\n\n  The site can be started with omd start {site}.\n\n"
+    ))?;
+    Ok(0)
+}
+
+/// `omd rm`: asks for confirmation (type `yes`) unless `-f`; when stdin is
+/// not a terminal it never asks and requires `-f`.
+fn rm_site(root: &OmdRoot, site: &str, force: bool) -> anyhow::Result<u8> {
+    create::check_rm(root, site, force)?;
+    if !force {
+        if !io::stdin().is_terminal() {
+            output::refuse!(
+                "omd rm asks for a confirmation, but stdin is not a terminal. Use 'omd -f rm {site}' to remove the site without asking."
+            );
+        }
+        let mut stdout = io::stdout().lock();
+        write!(
+            stdout,
+            "PLEASE NOTE: This action removes all configuration files\n             and variable data of the site {site} ({}).\n\nDo you really want to remove it? (yes/NO): ",
+            root.site_dir(site).display()
+        )
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+        let mut answer = String::new();
+        io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if answer.trim() != "yes" {
+            output::refuse!("Aborted.");
+        }
+    }
+    create::rm(root, site, force)?;
+    print(&format!("Removed site {site}.\n"))?;
+    Ok(0)
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -350,11 +515,21 @@ fn choose_default_version(root: &OmdRoot) -> anyhow::Result<String> {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<u8> {
+    check_global_options(cli)?;
     let root = OmdRoot::new(&cli.root);
-    let version = cli.use_version.as_deref();
+    if !cli.root.is_dir() {
+        return Err(Usage(format!(
+            "The OMD root {} does not exist (or is not a directory); name it with --root DIR or OMD_ROOT_DIR.",
+            cli.root.display()
+        ))
+        .into());
+    }
     let out = match &cli.command {
-        Command::Create { site } => return create::create(&root, site, version),
-        Command::Rm { site } => return create::rm(&root, site, cli.force),
+        Command::Create { site, use_version } => {
+            let version = use_version.as_deref().or(cli.use_version.as_deref());
+            return create_site(&root, site, version);
+        }
+        Command::Rm { site, force } => return rm_site(&root, site, cli.force || *force),
         Command::Update {
             conflict,
             merge,
@@ -362,6 +537,8 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
             json,
             confirm_version,
             confirm_edition,
+            force,
+            use_version,
             site,
         } => {
             let options = update::UpdateOptions {
@@ -370,16 +547,43 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
                 merge: *merge,
                 dry_run: *dry_run,
                 json: *json,
-                force: cli.force,
-                version,
+                force: cli.force || *force,
+                version: use_version.as_deref().or(cli.use_version.as_deref()),
                 confirm_version: *confirm_version,
                 confirm_edition: *confirm_edition,
             };
             return update::update(&root, &options);
         }
-        Command::Start { site } => return state::start_stop(&root, site, true),
-        Command::Stop { site } => return state::start_stop(&root, site, false),
-        Command::Status { site } => return state::status(&root, site),
+        Command::Diff { json, args } => {
+            let (site, path) = diff_args(&root, args)?;
+            let result = site_lifecycle::diff::diff(&root, &site, path.as_deref())?;
+            if *json {
+                json_document(&result)?
+            } else {
+                let mut text = String::new();
+                for d in &result.differences {
+                    text.push_str(&d.line());
+                    text.push('\n');
+                }
+                text
+            }
+        }
+        Command::Start { site } => {
+            let change = state::start(&root, site)?;
+            format!("{}\n", change.message(site))
+        }
+        Command::Stop { site } => {
+            let change = state::stop(&root, site)?;
+            warn_pending(&root, site);
+            format!("{}\n", change.message(site))
+        }
+        Command::Status { site } => {
+            let running = state::status(&root, site)?;
+            warn_pending(&root, site);
+            let word = if running { "running" } else { "stopped" };
+            print(&format!("Overall state:  {word}\n"))?;
+            return Ok(if running { 0 } else { 1 });
+        }
         Command::Versions { bare, json, sort } => {
             let order = match sort {
                 Sort::Checkmk => VersionOrder::Checkmk,
@@ -394,9 +598,13 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Version { bare, site } => {
             let version = match site {
-                Some(site) => root
-                    .site_version(site)?
-                    .ok_or_else(|| RegistryError::NoSiteVersion(site.clone()))?,
+                Some(site) => {
+                    let v = root
+                        .site_version(site)?
+                        .ok_or_else(|| RegistryError::NoSiteVersion(site.clone()))?;
+                    warn_pending(&root, site);
+                    v
+                }
                 None => root.default_version()?.ok_or_else(|| {
                     Negative::new(format!(
                         "No default version is set ({} does not exist)",
@@ -416,6 +624,9 @@ fn run(cli: &Cli) -> anyhow::Result<u8> {
         }
         Command::Sites { bare, json } => {
             let listing = SitesListing::read(&root)?;
+            for site in root.sites()? {
+                warn_pending(&root, &site);
+            }
             if *json {
                 json_document(&listing)?
             } else {
@@ -437,6 +648,19 @@ mod tests {
     #[test]
     fn command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn errors_name_their_cause_once() {
+        let io = io::Error::from_raw_os_error(13);
+        let text = io.to_string();
+        let e = anyhow::Error::new(io).context(format!("cannot read /x: {text}"));
+        assert_eq!(error_text(&e), format!("cannot read /x: {text}"));
+        let e = anyhow::Error::new(io::Error::from_raw_os_error(2)).context("cannot read /y");
+        assert_eq!(
+            error_text(&e),
+            format!("cannot read /y: {}", io::Error::from_raw_os_error(2))
+        );
     }
 
     #[test]

@@ -26,9 +26,10 @@ pub(crate) trait Console {
     fn page(&mut self, text: &[u8]) -> io::Result<()>;
     /// Lets the operator edit `content` (a file named like `name`); returns the result.
     fn edit(&mut self, name: &str, content: &[u8]) -> io::Result<Vec<u8>>;
-    /// Opens a shell in `dir`, after writing `files` (name, content) into a
-    /// scratch directory when there are any (then the shell runs there).
-    fn shell(&mut self, dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()>;
+    /// Opens a shell in `dir` (the conflicted file's directory in the
+    /// site), after writing `files` (name, description, content: the other
+    /// versions of the file) into a scratch directory and naming them.
+    fn shell(&mut self, dir: &Path, files: &[(String, String, Vec<u8>)]) -> io::Result<()>;
 }
 
 /// A [`Resolver`] that asks the operator through a [`Console`].
@@ -56,6 +57,11 @@ impl<C: Console> MenuResolver<C> {
     /// The console error that ended the questions, if any.
     pub(crate) fn take_error(&mut self) -> Option<io::Error> {
         self.error.take()
+    }
+
+    /// The console (for the confirmations of the update flow).
+    pub(crate) fn console_mut(&mut self) -> &mut C {
+        &mut self.console
     }
 
     fn ask(&mut self, conflict: &Conflict) -> io::Result<Answer> {
@@ -96,24 +102,7 @@ impl<C: Console> MenuResolver<C> {
             return Ok(Some(Answer::Abort));
         }
         if name == "shell" {
-            let files = conflict.merge.as_ref().map_or_else(Vec::new, |m| {
-                let base = Path::new(path)
-                    .file_name()
-                    .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned());
-                vec![
-                    (format!("{base}-{}", m.old_version), m.old_default.clone()),
-                    (format!("{base}-{}", m.new_version), m.new_default.clone()),
-                    (format!("{base}.orig"), m.yours.clone()),
-                    (base, m.merged.clone()),
-                ]
-            });
-            let dir = self
-                .site_home
-                .join(path)
-                .parent()
-                .map_or_else(|| self.site_home.clone(), Path::to_path_buf);
-            self.console.shell(&dir, &files)?;
-            return Ok(None);
+            return self.shell(conflict);
         }
         if conflict.kind != ConflictKind::Merge {
             // [yes, no, shell, abort]: the first choice keeps, the second replaces.
@@ -144,13 +133,78 @@ impl<C: Console> MenuResolver<C> {
                 self.show(&texts.diff_update(path))?;
                 None
             }
-            "edit" => Some(Answer::UseContent(self.console.edit(path, &texts.merged)?)),
+            "edit" => {
+                let edited = self.console.edit(path, &texts.merged)?;
+                if has_conflict_markers(&edited) {
+                    self.console.write(&format!(
+                        " The edited {path} still has conflict markers; choose again.\n"
+                    ))?;
+                    None
+                } else {
+                    Some(Answer::UseContent(edited))
+                }
+            }
             "try again" => Some(Answer::RetryWith(self.console.edit(path, &texts.yours)?)),
             "keep" => Some(Answer::KeepMerged),
             "restore" => Some(Answer::Restore),
             "install" => Some(Answer::Install),
             _ => None,
         })
+    }
+
+    /// `s`: a shell in the conflicted file's directory in the site, the
+    /// other versions named. When the operator changed the site's file
+    /// there, the change is the answer, unless it still has conflict
+    /// markers (then the menu asks again).
+    fn shell(&mut self, conflict: &Conflict) -> io::Result<Option<Answer>> {
+        let path = conflict.path.as_str();
+        let site_file = self.site_home.join(path);
+        let base = Path::new(path)
+            .file_name()
+            .map_or_else(|| path.to_owned(), |n| n.to_string_lossy().into_owned());
+        let files = conflict.merge.as_ref().map_or_else(Vec::new, |m| {
+            vec![
+                (
+                    format!("{base}-{}", m.old_version),
+                    format!("the default of {}", m.old_version),
+                    m.old_default.clone(),
+                ),
+                (
+                    format!("{base}-{}", m.new_version),
+                    format!("the default of {}", m.new_version),
+                    m.new_default.clone(),
+                ),
+                (
+                    format!("{base}.merged"),
+                    "the merge with conflict markers".to_owned(),
+                    m.merged.clone(),
+                ),
+            ]
+        });
+        let dir = site_file
+            .parent()
+            .map_or_else(|| self.site_home.clone(), Path::to_path_buf);
+        let before = fs::read(&site_file).ok();
+        self.console.write(&format!(
+            " Your version of {path} is {base} here: edit it to the result you want.\n"
+        ))?;
+        self.console.shell(&dir, &files)?;
+        let after = fs::read(&site_file).ok();
+        let Some(after) = after.filter(|a| Some(a) != before.as_ref()) else {
+            return Ok(None);
+        };
+        if conflict.kind != ConflictKind::Merge {
+            return Ok(None);
+        }
+        if has_conflict_markers(&after) {
+            self.console.write(&format!(
+                " {path} still has conflict markers; choose again.\n"
+            ))?;
+            return Ok(None);
+        }
+        self.console
+            .write(&format!(" Using your edited {path}.\n"))?;
+        Ok(Some(Answer::UseContent(after)))
     }
 
     fn show(&mut self, diff: &[u8]) -> io::Result<()> {
@@ -172,6 +226,13 @@ impl<C: Console> Resolver for MenuResolver<C> {
             }
         }
     }
+}
+
+/// Whether `text` has a line starting a conflict region (`<<<<<<<`) or
+/// ending one (`>>>>>>>`).
+pub(crate) fn has_conflict_markers(text: &[u8]) -> bool {
+    text.split(|b| *b == b'\n')
+        .any(|line| line.starts_with(b"<<<<<<<") || line.starts_with(b">>>>>>>"))
 }
 
 /// A yes/no confirmation (`y`/`n`, Enter takes the default). `None` when
@@ -339,9 +400,9 @@ pub(crate) struct TtyConsole {
 }
 
 impl TtyConsole {
-    /// A console that also appends its output to `log`.
-    pub(crate) fn logging_to(log: Option<fs::File>) -> Self {
-        Self { log }
+    /// Appends everything written from now on to `log` as well.
+    pub(crate) fn log_to(&mut self, log: fs::File) {
+        self.log = Some(log);
     }
 
     fn read_raw_byte() -> io::Result<Option<u8>> {
@@ -435,25 +496,22 @@ impl Console for TtyConsole {
         fs::read(&file)
     }
 
-    fn shell(&mut self, dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
-        let scratch = if files.is_empty() {
-            None
-        } else {
-            let scratch = tempfile::Builder::new().prefix("omd-update-").tempdir()?;
-            for (name, content) in files {
-                fs::write(scratch.path().join(name), content)?;
-            }
-            Some(scratch)
-        };
-        let cwd = scratch.as_ref().map_or(dir, |s| s.path());
+    fn shell(&mut self, dir: &Path, files: &[(String, String, Vec<u8>)]) -> io::Result<()> {
+        let scratch = tempfile::Builder::new().prefix("omd-update-").tempdir()?;
         let mut listing = String::new();
-        for (name, _) in files {
-            listing.push_str(&format!(" {}\n", cwd.join(name).display()));
+        if !files.is_empty() {
+            listing.push_str(" The other versions:\n");
+        }
+        for (name, what, content) in files {
+            let file = scratch.path().join(name);
+            fs::write(&file, content)?;
+            listing.push_str(&format!("  {} ({what})\n", file.display()));
         }
         self.write(&format!(
-            "{listing} Starting BASH. Type CTRL-D to continue.\n"
+            "{listing} Starting BASH in {}. Type CTRL-D to continue.\n",
+            dir.display()
         ))?;
-        let cwd = if cwd.is_dir() { cwd } else { Path::new("/") };
+        let cwd = if dir.is_dir() { dir } else { Path::new("/") };
         Command::new("bash").arg("-i").current_dir(cwd).status()?;
         Ok(())
     }
@@ -496,10 +554,10 @@ impl Console for ScriptedConsole {
     fn edit(&mut self, _name: &str, content: &[u8]) -> io::Result<Vec<u8>> {
         Ok(self.edits.pop_front().unwrap_or_else(|| content.to_vec()))
     }
-    fn shell(&mut self, dir: &Path, files: &[(String, Vec<u8>)]) -> io::Result<()> {
+    fn shell(&mut self, dir: &Path, files: &[(String, String, Vec<u8>)]) -> io::Result<()> {
         self.shells.push((
             dir.to_path_buf(),
-            files.iter().map(|(n, _)| n.clone()).collect(),
+            files.iter().map(|(n, _, _)| n.clone()).collect(),
         ));
         Ok(())
     }
@@ -624,7 +682,7 @@ mod tests {
         assert_eq!(console.shells.len(), 1);
         assert_eq!(
             console.shells[0].1,
-            ["a.conf-1.0", "a.conf-2.0", "a.conf.orig", "a.conf"]
+            ["a.conf-1.0", "a.conf-2.0", "a.conf.merged"]
         );
         assert!(console.shells[0].0.ends_with("site/etc"));
         assert_eq!(

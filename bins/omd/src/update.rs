@@ -1,45 +1,34 @@
-//! `omd [-f] [-V VERSION] update [--conflict=MODE] [--dry-run] [--json] SITE`.
+//! `omd [-f] [-V VERSION] update [--conflict=MODE] [--dry-run] [--json] SITE`:
+//! the command line, the terminal (menus, progress line, colours) and the
+//! signals; the update itself is `site_lifecycle::update`.
 //!
-//! The checks and messages follow site-update.md §6, in its order:
-//! conflict mode; the site must be stopped; recovery of an interrupted
-//! update (our journal, see below); the site's version; the target version
-//! (`-V` or the default version); version compatibility (`-f` overrides);
-//! confirmation (on a terminal, unless `-f`/`--confirm-version`); editions
-//! (`managed` to anything else is refused, any other change is a question
-//! that `-f`/`--confirm-edition` answers); then the update log
-//! `var/log/update.log` is opened, the whole update is planned (every
-//! question answered by the policy or the menu before anything is written),
-//! the status lines are printed, the plan is applied as one transaction,
-//! the extension packages are fitted to the new version (module
-//! `packages`: like `mkp disable-outdated` and `mkp update-active`, when
-//! the site has an MKP store; problems there are ` ! ` warnings and exit
-//! code 3, never a rollback) and `Finished update.` is printed.
-//!
-//! Deliberate differences: the target is the default version (this program
-//! is not an installed version); no tmpfs, hooks, pre-flight
-//! `cmk-update-config` or scripts, except its package part (disable
-//! outdated MKPs, update the active ones), which runs after the switch and
-//! only warns (exit code 3) instead of failing the update; an interrupted
-//! update is recovered first (rolled back, or finished when it had already
-//! switched the `version` link; the package step is not repeated then:
-//! run `mkp update-active`); log times are UTC.
+//! * **Signals.** SIGINT, SIGTERM and SIGHUP only set a flag (the
+//!   library's cancellation token): the update finishes the step it is in,
+//!   then rolls back (before the `version` switch) or completes (after
+//!   it), one line says which, and the exit code is 128 + the signal's
+//!   number.
+//! * **Output.** Every line is in `var/log/update.log` before it is
+//!   printed; a closed stdout (`| head -1`) is ignored, so it never stops
+//!   or changes the update, and the exit code is the update's.
+//! * **Progress.** On a terminal, a progress line (`[n/N] path`) is redrawn
+//!   while the plan is applied; the status lines appear as their paths are
+//!   applied.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, anyhow};
-use omd_versions::{Edition, OmdRoot, OmdVersion, UpdateCheckError, VersionOrder, check_update};
-use serde::Serialize;
-use site_merge::{
-    ApplyOptions, Error, JOURNAL_DIR, Plan, Policy, Recovery, Skeleton, Update, recover,
+use anyhow::anyhow;
+use omd_versions::OmdRoot;
+use site_lifecycle::{
+    Cancel, Confirmation, Error, Event, Events, PolicyResolver, UpdateRequest, UpdateResolver,
 };
+use site_merge::{Answer, Conflict, Policy, Resolver as _};
 
-use crate::menu::{MenuResolver, TtyConsole, confirm};
-use crate::output::{Negative, UpdateLog, print, refuse, stdout_color};
-use crate::packages::{PackagesReport, update_packages};
-use crate::skel::{
-    edition_macro, edition_of, edition_title, installed_skeleton, root_macro, with_edition,
-};
-use crate::state;
+use crate::menu::{MAX_CHOICES, MenuResolver, TtyConsole, choose, confirm};
+use crate::output::{Negative, json_document, paint_status, print, refuse, stdout_color};
 
 /// The command-line options of `omd update`.
 #[derive(Debug, Clone)]
@@ -55,418 +44,214 @@ pub(crate) struct UpdateOptions<'a> {
     pub(crate) confirm_edition: bool,
 }
 
-/// The JSON document of `--json` (schema 1): the plan (`schema`, `site`,
-/// `from_version`, `to_version`, `entries` with `path`, `row`, `old`, `new`,
-/// `user`, `outcome`, `status`, `conflict`, `permission`) and what was done.
-#[derive(Serialize)]
-struct Report<'a> {
-    #[serde(flatten)]
-    plan: &'a Plan,
-    /// The conflict mode.
-    policy: Policy,
-    /// True for `--dry-run`.
-    dry_run: bool,
-    /// What the recovery of an interrupted update did (`null` in a dry run).
-    recovery: Option<&'a Recovery>,
-    /// Number of paths the update writes.
-    changes: usize,
-    /// Number of questions (answered or open).
-    questions: usize,
-    /// Number of open questions (dry run with `ask` or `abort`).
-    unresolved: usize,
-    /// `planned` (dry run), `aborted` (dry run with `--conflict=abort` and
-    /// questions) or `finished`.
-    result: &'static str,
-    /// The extension-package step (`null` when the site has no MKP store):
-    /// `site_version`, `dry_run`, `disabled`, `installed`, `uninstalled`,
-    /// `refused` (each a list of `{name, version[, reason]}`), `changes`,
-    /// `error`, `result` (`done`, `planned`, `problems`, `failed`).
-    packages: Option<&'a PackagesReport>,
-}
-
-/// The exit code of an update that finished (or, dry run, would finish)
-/// but whose extension-package step reported problems.
-pub(crate) const EXIT_PACKAGES: u8 = 3;
-
 /// Runs `omd update`; returns the exit code.
 pub(crate) fn update(root: &OmdRoot, o: &UpdateOptions<'_>) -> anyhow::Result<u8> {
     let policy: Policy = o
         .conflict
         .parse()
         .map_err(|e: site_merge::PolicyParseError| Negative::new(e.to_string()))?;
-    root.require_site(o.site)?;
-    let site = o.site;
-    let home = root.site_dir(site);
-    if state::is_running(&home)? {
-        refuse!("Please completely stop '{site}' before updating it.");
-    }
-    let interactive = io::stdin().is_terminal();
-    if policy == Policy::Ask && !o.dry_run {
-        if o.json {
-            refuse!(
-                "--json cannot be combined with the interactive --conflict=ask. Choose --conflict=install, --conflict=keepold or --conflict=abort (or add --dry-run)."
-            );
-        }
-        if !interactive {
-            refuse!(
-                "--conflict=ask asks on the terminal, but stdin is not a terminal. Choose how conflicts are resolved with --conflict=install, --conflict=keepold or --conflict=abort (see them first with --dry-run)."
-            );
-        }
-    }
-
-    // Recover an interrupted update first (a dry run changes nothing, so it refuses instead).
-    let mut logged_early = Vec::new();
-    let mut recovery = None;
-    if o.dry_run {
-        if std::fs::symlink_metadata(home.join(JOURNAL_DIR)).is_ok() {
-            refuse!(
-                "{} holds the journal of an interrupted update. A dry run changes nothing and cannot recover it; run 'omd update' without --dry-run, which recovers first.",
-                home.join(JOURNAL_DIR).display()
-            );
-        }
-    } else {
-        let r = recover(&home).context("cannot recover the interrupted update")?;
-        if let Some(message) = recovery_message(&r) {
-            if o.json {
-                eprintln!("{message}");
-            } else {
-                print(&format!("{message}\n"))?;
-            }
-            logged_early.push(message);
-        }
-        recovery = Some(r);
-    }
-
-    let Some(from) = root.site_version(site)? else {
-        refuse!("Failed to determine site version");
-    };
-    if o.version == Some(from.as_str()) {
-        refuse!("Site already has version {from}.");
-    }
-    let to = target_version(root, &from, o.version)?;
-    let mut notes = Vec::new();
-    check_versions(&from, &to, o.force, &mut notes)?;
-
-    if interactive && !o.force && !o.confirm_version && !o.dry_run && !o.json {
-        let text = format!(
-            "You are going to update the site {site} from version {from} to version {to}. This will include updating all of your configuration files and merging changes in the default files with changes made by you. In case of conflicts your help will be needed."
-        );
-        let answer = confirm(
-            &mut TtyConsole::default(),
-            "Update site",
-            &text,
-            "Update!",
-            "Abort",
-            true,
-        )
-        .context("cannot ask on the terminal")?;
-        if answer != Some(true) {
-            refuse!("Aborted.");
-        }
-    }
-    check_editions(&from, &to, o, interactive, &mut notes)?;
-
-    let versions = root.versions_dir();
-    let from_skel = with_edition(Skeleton::for_site(&home, &versions, &from), &from);
-    if !from_skel.skel_dir().is_dir() {
+    if policy == Policy::Ask && !o.dry_run && o.json {
         refuse!(
-            "Cannot find the skeleton of version {from}: {} is missing (the version is not installed and the site has no .version_meta copy of it).",
-            from_skel.skel_dir().display()
+            "--json cannot be combined with the interactive --conflict=ask. Choose --conflict=install, --conflict=keepold or --conflict=abort (or add --dry-run)."
         );
     }
-    let to_skel = installed_skeleton(root, &to)?;
-    let update = Update::builder(&home, site, from_skel, to_skel)
-        .root(root_macro(&home)?)
-        .build()?;
-
-    let mut log = if o.dry_run {
-        UpdateLog::stdout_only(!o.json)
-    } else {
-        UpdateLog::open(&home, site, &from, &to, !o.json)?
-    };
-    for line in &logged_early {
-        log.append(&format!("{line}\n"))?;
+    let signal = Arc::new(AtomicUsize::new(0));
+    let cancel = Cancel::new();
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        let registered = signal_hook::flag::register(sig, cancel.flag()).and_then(|_| {
+            signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+        });
+        if let Err(e) = registered {
+            return Err(anyhow!(e).context("cannot install the signal handlers"));
+        }
     }
-    for note in &notes {
-        log.line(note)?;
-    }
-
-    let merger = o.merge;
-    let planned = if o.dry_run {
-        // A dry run lists every question: `ask` and `abort` leave them open.
-        let mut resolver = match policy {
-            Policy::Ask | Policy::Abort => Policy::Ask,
-            other => other,
-        };
-        update.plan(&merger, &mut resolver)
-    } else if policy == Policy::Ask {
-        let console = TtyConsole::logging_to(log.file_clone());
-        let mut menu = MenuResolver::new(console, &home, stdout_color());
-        let planned = update.plan(&merger, &mut menu);
-        if let Some(e) = menu.take_error() {
-            log.error(&format!("cannot ask on the terminal: {e}"));
-            return Err(anyhow!(e).context("cannot ask on the terminal"));
-        }
-        planned
-    } else {
-        let mut resolver = policy;
-        update.plan(&merger, &mut resolver)
+    let request = UpdateRequest {
+        site: o.site.to_owned(),
+        version: o.version.map(str::to_owned),
+        policy,
+        merge: o.merge,
+        dry_run: o.dry_run,
+        force: o.force,
+        confirm_version: o.confirm_version,
+        confirm_edition: o.confirm_edition,
+        cancel,
     };
-    let plan = match planned {
-        Ok(plan) => plan,
-        Err(Error::Aborted { path }) => {
-            if policy == Policy::Abort {
-                log.line(&format!(
-                    " ! Conflict at {path}: --conflict=abort stops the update here."
-                ))?;
-            }
-            log.error("Update aborted.");
-            refuse!("Update aborted.");
-        }
-        Err(e) => {
-            log.error(&e.to_string());
-            return Err(e.into());
-        }
-    };
-
-    print_plan(&plan, &mut log)?;
-    let questions = plan.conflicts();
-    let unresolved = plan.unresolved();
-    let aborts = o.dry_run && policy == Policy::Abort && !questions.is_empty();
-
-    let packages;
-    if o.dry_run {
-        if !questions.is_empty() {
-            log.line("")?;
-            log.line("Questions:")?;
-        }
-        for (path, q) in &questions {
-            let answer = q.answer.as_deref().unwrap_or("open");
-            log.line(&format!(" {} [{answer}]", q.title.trim_end_matches('!')))?;
-            if q.answer.is_none() {
-                for line in q.text.lines() {
-                    log.line(&format!("   {line}"))?;
-                }
-                let choices: Vec<String> = q
-                    .choices
-                    .iter()
-                    .map(|c| format!("{} {}: {}", c.key, c.name, c.description))
-                    .collect();
-                log.line(&format!("   {path}: {}", choices.join(" | ")))?;
-            }
-        }
-        packages = update_packages(&home, &to, true, &mut log)?;
-        log.line("")?;
-        log.line(&format!(
-            "Dry run: {} of {} paths would change, {} questions ({unresolved} open). Nothing was changed.",
-            plan.changes(),
-            plan.entries.len(),
-            questions.len()
-        ))?;
-        if aborts {
-            log.line("With --conflict=abort the update would stop at the first question: Update aborted.")?;
-        }
-    } else {
-        match update.apply(&plan, &ApplyOptions::new()) {
-            Ok(_) => {}
-            Err(e @ Error::RolledBack { .. }) => {
-                log.error(&e.to_string());
-                log.line("")?;
-                log.line("The update was rolled back successfully.")?;
-                return Err(e.into());
-            }
-            Err(e) => {
-                log.error(&e.to_string());
-                return Err(e.into());
-            }
-        }
-        // The update is committed: the package step can only warn.
-        packages = update_packages(&home, &to, false, &mut log)?;
-        log.line("Finished update.")?;
-        log.line("")?;
-    }
-
-    if o.json {
-        let report = Report {
-            plan: &plan,
+    let mut printer = Printer::new(o.json);
+    let interactive = io::stdin().is_terminal() && !o.json;
+    let result = if interactive {
+        let home = root.site_dir(o.site);
+        let mut resolver = TerminalResolver {
+            menu: MenuResolver::new(TtyConsole::default(), &home, stdout_color()),
             policy,
-            dry_run: o.dry_run,
-            recovery: recovery.as_ref(),
-            changes: plan.changes(),
-            questions: questions.len(),
-            unresolved,
-            result: match (o.dry_run, aborts) {
-                (false, _) => "finished",
-                (true, false) => "planned",
-                (true, true) => "aborted",
-            },
-            packages: packages.as_ref(),
         };
-        print(&crate::output::json_document(&report)?)?;
-    }
-    Ok(if aborts {
-        1
-    } else if packages.as_ref().is_some_and(PackagesReport::has_problems) {
-        EXIT_PACKAGES
+        site_lifecycle::update(root, &request, &mut resolver, &mut printer)
     } else {
-        0
-    })
-}
-
-/// The status lines in walk order. A decided question whose status line
-/// does not name the path (`Restored your version.`, `Installed default file
-/// of version V.`, as Checkmk prints them below its menu) or that has no
-/// status line at all (the menu's `k` keeps the conflict markers, `e` the
-/// edited file) is preceded by a line naming the question and the answer,
-/// e.g. `Conflicts in etc/x! -> restore`. The same for policies and the
-/// menu, so every decision in the output and the log names its path.
-fn print_plan(plan: &Plan, log: &mut UpdateLog) -> anyhow::Result<()> {
-    for e in &plan.entries {
-        if let Some(q) = &e.conflict
-            && let Some(answer) = q.answer.as_deref()
-            && e.status.as_ref().is_none_or(|s| !s.contains(&e.path))
-        {
-            log.line(&format!("{} -> {answer}", q.title))?;
-        }
-        let permission = e.permission.as_ref().and_then(|p| p.status.as_ref());
-        for line in [e.status.as_ref(), permission].into_iter().flatten() {
-            log.status(line)?;
-        }
-    }
-    Ok(())
-}
-
-/// What to tell about a recovery; `None` when there was nothing to recover.
-fn recovery_message(r: &Recovery) -> Option<String> {
-    match r {
-        Recovery::Clean => None,
-        Recovery::Abandoned => Some(
-            "Removed the journal of an update that was interrupted before it changed anything."
-                .to_owned(),
-        ),
-        Recovery::Finished { to } => Some(format!(
-            "An interrupted update to version {to} had already completed; removed its journal."
-        )),
-        Recovery::RolledBack { from, to } => Some(format!(
-            "An interrupted update from {from} to {to} was rolled back; the site is at version {from} as before."
-        )),
-    }
-}
-
-/// `-V VERSION` (must be installed) or the default version; when the
-/// default is the site's version, the only other installed version.
-fn target_version(root: &OmdRoot, from: &str, requested: Option<&str>) -> anyhow::Result<String> {
-    if let Some(v) = requested {
-        if !root.version_exists(v)? {
-            refuse!("Version '{v}' is not installed.");
-        }
-        return Ok(v.to_owned());
-    }
-    if let Some(default) = root.default_version()?.filter(|d| d != from) {
-        return Ok(default);
-    }
-    let mut others: Vec<String> = root
-        .versions(VersionOrder::String)?
-        .into_iter()
-        .filter(|v| v != from)
-        .collect();
-    others.reverse();
-    match others.len() {
-        0 => refuse!("There is no other OMD version to update to."),
-        1 => Ok(others.remove(0)),
-        _ => refuse!(
-            "The default version is the site's version {from}. Choose the version to update to with -V VERSION: {}",
-            others.join(", ")
-        ),
-    }
-}
-
-/// Version compatibility (§6 step 6): refused with Checkmk's text unless `-f`.
-fn check_versions(
-    from: &str,
-    to: &str,
-    force: bool,
-    notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let (Ok(f), Ok(t)) = (from.parse::<OmdVersion>(), to.parse::<OmdVersion>()) else {
-        // Names that are not OMD version names (test setups): nothing to check.
-        return Ok(());
+        site_lifecycle::update(root, &request, &mut PolicyResolver(policy), &mut printer)
     };
-    let reason = match check_update(f.version(), t.version()) {
-        Ok(()) => return Ok(()),
-        Err(UpdateCheckError::Incompatible(i)) => {
-            if !force {
-                return Err(Negative::new(i.omd_update_message(from, to)).into());
+    printer.clear_progress();
+    match result {
+        Ok(outcome) => {
+            if o.json {
+                print(&json_document(&outcome)?)?;
             }
-            i.to_string()
+            Ok(outcome.exit_code())
         }
-        Err(other) => {
-            if !force {
-                refuse!(
-                    "ERROR: {other}\n\nIf you are really sure about what you are doing, you can still do the update with '-f'."
-                );
-            }
-            other.to_string()
+        // The one line saying what happened was printed (and logged).
+        Err(Error::Interrupted { .. } | Error::InterruptedCompleted { .. }) => {
+            let sig = signal.load(Ordering::SeqCst);
+            Ok(u8::try_from(128 + sig).unwrap_or(130))
         }
-    };
-    notes.push(format!(
-        " ! Updating from {from} to {to} although it is not supported (-f): {reason}"
-    ));
-    Ok(())
+        Err(e) if e.is_negative_answer() => Err(Negative::new(e.to_string()).into()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Editions (§6 step 9): `managed` to another edition is refused; any other
-/// change is a question (default no) unless `-f` or `--confirm-edition`.
-fn check_editions(
-    from: &str,
-    to: &str,
-    o: &UpdateOptions<'_>,
-    interactive: bool,
-    notes: &mut Vec<String>,
-) -> anyhow::Result<()> {
-    let (Some(fe), Some(te)) = (edition_of(from), edition_of(to)) else {
-        return Ok(());
-    };
-    if fe == te || o.force {
-        return Ok(());
+/// The terminal: the conflict menu (unless a policy answers), the
+/// confirmations, the choice of the target version.
+struct TerminalResolver {
+    menu: MenuResolver<TtyConsole>,
+    policy: Policy,
+}
+
+impl UpdateResolver for TerminalResolver {
+    fn conflict(&mut self, conflict: &Conflict) -> Answer {
+        if self.policy == Policy::Ask {
+            self.menu.resolve(conflict)
+        } else {
+            self.policy.resolve(conflict)
+        }
     }
-    if fe == Edition::Cme {
-        refuse!(
-            "ERROR: Updating from {} to {} is not possible. Aborted.",
-            edition_macro(from).unwrap_or_default(),
-            edition_macro(to).unwrap_or_default()
-        );
+
+    fn can_ask(&self) -> bool {
+        true
     }
-    if o.confirm_edition {
-        return Ok(());
-    }
-    let question = format!(
-        "You are updating from {} to {}. Is this intended?",
-        edition_title(from),
-        edition_title(to)
-    );
-    if o.dry_run {
-        notes.push(format!(
-            " ! {question} (the update asks this; answer it beforehand with --confirm-edition)"
-        ));
-        return Ok(());
-    }
-    if interactive && !o.json {
-        let answer = confirm(
-            &mut TtyConsole::default(),
-            "Edition change",
-            &question,
-            "Yes",
-            "No",
-            false,
+
+    fn confirm(&mut self, question: &Confirmation) -> Result<bool, String> {
+        let (title, yes, no, default_yes) = match question {
+            Confirmation::Update { .. } => ("Update site", "Update!", "Abort", true),
+            Confirmation::Edition { .. } => ("Edition change", "Yes", "No", false),
+            Confirmation::Downgrade { .. } => ("Downgrade", "Downgrade", "Abort", false),
+            _ => ("Question", "Yes", "No", false),
+        };
+        confirm(
+            self.menu.console_mut(),
+            title,
+            question.text(),
+            yes,
+            no,
+            default_yes,
         )
-        .context("cannot ask on the terminal")?;
-        if answer == Some(true) {
-            return Ok(());
-        }
-        refuse!("Aborted.");
+        .map(|a| a == Some(true))
+        .map_err(|e| e.to_string())
     }
-    refuse!(
-        "{question}\nNobody can answer this question, as stdin is not a terminal: confirm the edition change with --confirm-edition (or -f)."
-    )
+
+    fn choose_version(
+        &mut self,
+        _site: &str,
+        _from: &str,
+        candidates: &[String],
+    ) -> Result<Option<String>, String> {
+        if candidates.len() > MAX_CHOICES {
+            return Err(format!(
+                "{} versions to choose from are more than the menu can offer; name the version with -V VERSION",
+                candidates.len()
+            ));
+        }
+        let items: Vec<String> = candidates.iter().map(|v| format!("Version {v}")).collect();
+        let chosen = choose(
+            self.menu.console_mut(),
+            "Choose target version",
+            "Please choose the version this site should be updated to",
+            &items,
+            "Update now",
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(chosen.map(|i| candidates[i].clone()))
+    }
+
+    fn log_opened(&mut self, path: &Path) {
+        if let Ok(file) = std::fs::OpenOptions::new().append(true).open(path) {
+            self.menu.console_mut().log_to(file);
+        }
+    }
+
+    fn take_error(&mut self) -> Option<String> {
+        self.menu.take_error().map(|e| e.to_string())
+    }
+}
+
+/// Prints the events: lines on stdout (status markers coloured on a
+/// terminal), a progress line on a terminal. Write errors (a closed pipe)
+/// are ignored: the update goes on and everything is in the log.
+struct Printer {
+    json: bool,
+    color: bool,
+    tty: bool,
+    /// Whether a progress line is shown (to be cleared before the next line).
+    progress: bool,
+    last_draw: Option<Instant>,
+}
+
+impl Printer {
+    fn new(json: bool) -> Self {
+        Self {
+            json,
+            color: stdout_color(),
+            tty: io::stdout().is_terminal(),
+            progress: false,
+            last_draw: None,
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let mut out = io::stdout().lock();
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    }
+
+    fn clear_progress(&mut self) {
+        if self.progress {
+            self.write("\r\x1b[K");
+            self.progress = false;
+        }
+    }
+}
+
+impl Events for Printer {
+    fn event(&mut self, event: &Event<'_>) {
+        if self.json {
+            return;
+        }
+        match event {
+            Event::Line(text) => {
+                self.clear_progress();
+                self.write(&format!("{text}\n"));
+            }
+            Event::Status(text) => {
+                self.clear_progress();
+                let line = paint_status(text, self.color);
+                self.write(&format!("{line}\n"));
+            }
+            Event::Applying { done, total, path } if self.tty => {
+                let now = Instant::now();
+                let due = self
+                    .last_draw
+                    .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(50));
+                if due || done == total {
+                    self.last_draw = Some(now);
+                    let mut shown: String = path.chars().take(60).collect();
+                    if path.chars().count() > 60 {
+                        shown.push('…');
+                    }
+                    let path = shown;
+                    self.write(&format!("\r\x1b[K[{done}/{total}] {path}"));
+                    self.progress = true;
+                }
+            }
+            _ => {}
+        }
+    }
 }

@@ -240,21 +240,39 @@ fn setversion_on_a_terminal(root: &Path, keys: &str) -> Option<(String, i32)> {
         env!("CARGO_BIN_EXE_omd"),
         root.display()
     );
-    let mut child = Command::new("script")
+    let spawned = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env_remove("OMD_ROOT_DIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(keys.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
+        .spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIPPED: util-linux `script` is not installed (apt-get install util-linux)");
+            return None;
+        }
+        Err(e) => panic!("cannot run `script`: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(keys.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
     let Some((shown, code)) = text.rsplit_once("exit=") else {
-        eprintln!("SKIPPED: util-linux `script` did not run omd on a terminal");
-        return None;
+        panic!(
+            "`script` did not run omd on a terminal ({}): {text}",
+            out.status
+        );
     };
-    Some((shown.to_string(), code.trim().parse().ok()?))
+    let code = code
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no exit code in {text:?}"));
+    Some((shown.to_string(), code))
 }
 
 #[test]
@@ -408,13 +426,21 @@ fn omd_on_a_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> Option<St
         cmd.env(key, value);
     }
     match cmd.output() {
-        Ok(out) if out.status.success() => {
-            Some(String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n"))
+        Ok(out) => {
+            let text = String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n");
+            assert!(
+                out.status.success(),
+                "omd {args} failed on a terminal ({}): {text}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(text)
         }
-        _ => {
-            eprintln!("SKIPPED: util-linux `script` is not available to provide a terminal");
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("SKIPPED: util-linux `script` is not installed (apt-get install util-linux)");
             None
         }
+        Err(e) => panic!("cannot run `script`: {e}"),
     }
 }
 
@@ -445,4 +471,66 @@ fn sites_on_a_terminal_have_a_header_and_colour() {
         return;
     };
     assert_eq!(out, "broken\ndefault\ndisabled\nempty\nxyz\n");
+}
+
+#[test]
+fn global_options_apply_only_where_they_mean_something() {
+    let tmp = spec_root();
+    let out = omd(tmp.path(), &["-f", "versions"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("-f/--force applies to 'update' and 'rm' only"),
+        "{}",
+        out.stderr
+    );
+    let out = omd(tmp.path(), &["-V", "1.6.0p4", "sites"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("-V VERSION applies to 'create' and 'update' only"),
+        "{}",
+        out.stderr
+    );
+    // As Checkmk places them, and after the command.
+    let out = omd(
+        tmp.path(),
+        &[
+            "-f",
+            "-V",
+            "1.6.0p4",
+            "update",
+            "--conflict=install",
+            "default",
+        ],
+    );
+    assert_eq!(out.stderr, "Site already has version 1.6.0p4.\n");
+    let out = omd(
+        tmp.path(),
+        &[
+            "update",
+            "-f",
+            "-V",
+            "1.6.0p4",
+            "--conflict=install",
+            "default",
+        ],
+    );
+    assert_eq!(out.stderr, "Site already has version 1.6.0p4.\n");
+    // Also under --conflict=ask without a terminal: the version check comes first.
+    let out = omd(tmp.path(), &["-V", "1.6.0p4", "update", "default"]);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (1, "Site already has version 1.6.0p4.\n")
+    );
+}
+
+#[test]
+fn a_missing_root_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nonexistent");
+    let out = omd(&missing, &["versions"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("does not exist"), "{}", out.stderr);
+    assert_eq!(out.stdout, "");
 }

@@ -119,7 +119,7 @@ pub use part::PackagePart;
 pub use paths::{PATH_CONFIG_FILE, PathConfig};
 pub use py_literal::PyValue;
 pub use store::{
-    Action, ChangeOptions, FaultHook, HASHES_KEY, Listing, PackageId, Plan, Site, StoreError,
-    UpdateReport, site_version_from_link,
+    Action, ChangeOptions, EXCLUSIVE_MARK, FaultHook, HASHES_KEY, Listing, LockHolder, PackageId,
+    Plan, SITE_LOCK_FILE, Site, SiteLock, StoreError, UpdateReport, site_version_from_link,
 };
 pub use write::{PackOptions, PartFile, build_part_tar, package_from_dirs, write_mkp};

@@ -214,3 +214,5 @@ pub use tree::{
     UpdateBuilder, VERSION_DIR_LINKS, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
     site_version, unified_diff, version_link_target,
 };
+// The site lifecycle's hooks: progress, cancellation, leftovers, flush count.
+pub use tree::{ApplyObserver, DONE_DIR, Leftovers, flushes, leftovers, remove_done_journal};

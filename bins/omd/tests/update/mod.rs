@@ -13,6 +13,9 @@ use super::{Output, omd};
 /// The extension-package step (`mkp disable-outdated`, `update-active`).
 mod packages;
 
+/// Signals, closed pipes, the lock, pending journals, phase scripts.
+mod interrupt;
+
 const OLD: &str = "2.3.0p1.cre";
 const NEW: &str = "2.3.0p2.cre";
 const SITE: &str = "mysite";
@@ -80,6 +83,26 @@ impl Fixture {
         let fx = Self {
             tmp: tempfile::tempdir().unwrap(),
         };
+        fx.version(OLD, false);
+        fx.version(NEW, true);
+        symlink(
+            fx.root().join("versions").join(NEW),
+            fx.root().join("versions/default"),
+        )
+        .unwrap();
+        fx
+    }
+
+    /// As [`Fixture::new`], on a memory file system (`/dev/shm`) where
+    /// there is one: for tests that run many updates (flushes are cheap there).
+    fn in_memory() -> Self {
+        let shm = Path::new("/dev/shm");
+        let tmp = if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        let fx = Self { tmp };
         fx.version(OLD, false);
         fx.version(NEW, true);
         symlink(
@@ -822,6 +845,9 @@ fn update_between_the_two_real_skeleton_versions_with_operator_edits() {
     }
 }
 
+/// In the keys of [`omd_typing`]: wait a moment before typing on.
+const PAUSE: char = '\u{1}';
+
 /// Runs `omd ARGS` on a pseudo-terminal (util-linux `script`) and types
 /// `keys`; returns (exit code, output with `\r\n` as `\n`), or `None` (and a
 /// skip message) when `script` is not available.
@@ -848,7 +874,15 @@ fn omd_typing(root: &Path, args: &str, keys: &str) -> Option<(i32, String)> {
         return None;
     };
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(keys.as_bytes()).unwrap();
+    // `PAUSE` in `keys` waits for the program (a shell started by the menu
+    // must be reading before it gets its input).
+    for (i, chunk) in keys.split(PAUSE).enumerate() {
+        if i > 0 {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+        stdin.write_all(chunk.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
@@ -868,12 +902,23 @@ fn omd_typing(root: &Path, args: &str, keys: &str) -> Option<(i32, String)> {
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(stdin);
-    let out = reader.join().unwrap().replace("\r\n", "\n");
+    let out = as_shown(&reader.join().unwrap());
     if status.code() == Some(127) || out.contains("script: ") {
         eprintln!("SKIPPED: `script` cannot run here: {out}");
         return None;
     }
     Some((status.code().unwrap(), out))
+}
+
+/// Terminal output as it stays on the screen: `\r\n` as `\n`, and a line
+/// redrawn with `\r` (the progress line) shows only its last part, with
+/// the erase-line code `ESC[K` removed.
+fn as_shown(raw: &str) -> String {
+    raw.replace("\r\n", "\n")
+        .split('\n')
+        .map(|line| line.rsplit('\r').next().unwrap_or("").replace("\x1b[K", ""))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -1049,4 +1094,125 @@ fn help_documents_the_update_exit_codes() {
     ] {
         assert!(text.contains(word), "{word} in {text}");
     }
+}
+
+#[test]
+fn the_shell_opens_in_the_site_and_keeps_an_edit() {
+    let fx = Fixture::new();
+    fx.site_with_edits();
+    // `y` confirms; `s` opens the shell in the site's etc/, where the
+    // operator fixes the file first with markers left (asked again), then
+    // for good.
+    let keys = "\u{1}y\u{1}s\u{1}\
+        printf '<<<<<<< x\\n' > conflict.conf; exit\n\u{1}\
+        s\u{1}\
+        printf 'one\\nfixed\\nthree\\n' > conflict.conf; exit\n";
+    let Some((code, out)) = omd_typing(fx.root(), &format!("update {SITE}"), keys) else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    let etc = fx.site().join("etc");
+    assert!(
+        out.contains(
+            " Your version of etc/conflict.conf is conflict.conf here: edit it to the result you want.\n The other versions:\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("conflict.conf-{OLD} (the default of {OLD})\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(" Starting BASH in {}.", etc.display())),
+        "{out}"
+    );
+    assert!(
+        out.contains(" etc/conflict.conf still has conflict markers; choose again.\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" Using your edited etc/conflict.conf.\n"),
+        "{out}"
+    );
+    assert_eq!(read(&etc.join("conflict.conf")), "one\nfixed\nthree\n");
+    assert!(out.ends_with("Finished update.\n\n"), "{out}");
+}
+
+#[test]
+fn target_version_selection_list_and_downgrade_confirmation_on_a_terminal() {
+    let fx = Fixture::new();
+    assert_eq!(fx.omd(&["create", SITE]).code, 0);
+    // The site has the default version NEW; the only other one is older.
+    let Some((code, out)) =
+        omd_typing(fx.root(), &format!("update --conflict=install {SITE}"), "n")
+    else {
+        return;
+    };
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            " Downgrade\n\n The site {SITE} has version {NEW}; the only other installed version,\n {OLD}, is older."
+        )),
+        "{out}"
+    );
+    assert!(out.contains("y/N ==> n\n"), "{out}");
+    assert!(out.contains("Aborted."), "{out}");
+
+    // Several others: Checkmk's selection list, newest first.
+    fx.version("2.3.0p3.cre", true);
+    let Some((code, out)) = omd_typing(
+        fx.root(),
+        &format!("update --conflict=install {SITE}"),
+        "1\u{1}y",
+    ) else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(" Choose target version\n\n Please choose the version this site should be updated to\n\n 1  Version 2.3.0p3.cre\n 2  Version 2.3.0p1.cre\n c  Cancel\nUpdate now: 1/2/c ==> 1\n"),
+        "{out}"
+    );
+    assert_eq!(
+        fs::read_link(fx.site().join("version")).unwrap(),
+        Path::new("../../versions/2.3.0p3.cre")
+    );
+}
+
+#[test]
+fn diff_lists_the_operators_changes_against_the_skeleton() {
+    let fx = Fixture::new();
+    fx.site_with_edits();
+    let site = fx.site();
+    chmod(&site.join("etc/updated.conf"), 0o600);
+    fs::remove_file(site.join("etc/obsolete.conf")).unwrap();
+    write(&site.join("var/log/other.log"), "data\n");
+    let out = fx.omd(&["diff", SITE]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""));
+    assert_eq!(
+        out.stdout,
+        " * Changed        etc/conflict.conf\n\
+         * Changed        etc/merge.conf\n\
+         * Added          etc/mine.conf\n\
+         ! Removed        etc/obsolete.conf\n\
+         * Permissions    0640 -> 0600 etc/updated.conf\n"
+            .replace("\n*", "\n *")
+            .replace("\n!", "\n !")
+    );
+    // A path limits it; --json has the same as a document.
+    let out = fx.omd(&["diff", SITE, "etc/merge.conf"]);
+    assert_eq!(out.stdout, " * Changed        etc/merge.conf\n");
+    let out = fx.omd(&["diff", "--json", SITE, "etc"]);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["version"], OLD);
+    assert_eq!(doc["differences"].as_array().unwrap().len(), 5, "{doc}");
+    assert_eq!(doc["differences"][4]["kind"], "permissions");
+    assert_eq!(doc["differences"][4]["site"], "0600");
+    let out = fx.omd(&["diff", SITE, "etc/nothing"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("is not part of the skeleton"),
+        "{}",
+        out.stderr
+    );
 }

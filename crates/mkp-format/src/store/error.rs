@@ -110,6 +110,21 @@ pub enum StoreError {
         #[source]
         source: io::Error,
     },
+    /// Another process holds the site lock ([`crate::SiteLock`]): refused at once.
+    #[error(
+        "The site is locked by another process ({}{}): {}. Try again when it has finished.",
+        pid.map(|p| format!("PID {p}")).unwrap_or_else(|| "PID unknown".to_owned()),
+        if command.is_empty() { String::new() } else { format!(", {command}") },
+        path.display()
+    )]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's process id, if it wrote it yet.
+        pid: Option<u32>,
+        /// The holder's command line (empty when unknown).
+        command: String,
+    },
     /// A change failed part-way and was rolled back.
     #[error("{what} failed, nothing was changed: {source}")]
     RolledBack {

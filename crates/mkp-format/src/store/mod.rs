@@ -2,6 +2,7 @@
 //! transactions and crash safety), its options, plans and errors.
 
 mod error;
+mod lock;
 mod ops;
 mod query;
 mod txn;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::{Limits, Manifest, PackageName, PackageVersion, PathConfig};
 
 pub use error::StoreError;
+pub use lock::{EXCLUSIVE_MARK, LockHolder, SITE_LOCK_FILE, SiteLock};
 pub use query::{Listing, site_version_from_link};
 
 use error::Result;
@@ -256,7 +258,8 @@ enum SiteVersionSource {
 /// before doing anything else: state `applying` is rolled back, state `committed` is
 /// finished, a directory without journal (killed while staging) is just deleted. Rollback is
 /// idempotent, so a crash during recovery is repaired by the next command too. Changes are
-/// serialised by an `flock` on `var/check_mk/mkp-transaction.lock`.
+/// serialised by an `flock` on the site directory, the site lock that a site update
+/// ([`SiteLock`]) holds too: while it does, changes are refused at once.
 ///
 /// Out of scope: durability of the renames themselves against power loss (only the journal is
 /// fsynced), and other programs changing the same files concurrently.

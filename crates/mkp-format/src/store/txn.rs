@@ -15,8 +15,6 @@ use super::error::{Result, StoreError};
 /// Where the transaction directory lives, relative to the site root. It must be on the same
 /// file system as `local/` and `var/` (a site's `tmp/` is a tmpfs, so it is not used).
 pub(crate) const TXN_DIR: &str = "var/check_mk/mkp-transaction";
-/// The lock file serialising changes, relative to the site root.
-pub(crate) const LOCK_FILE: &str = "var/check_mk/mkp-transaction.lock";
 const JOURNAL: &str = "journal";
 const STAGED: &str = "staged";
 const BACKUP: &str = "backup";
@@ -370,23 +368,14 @@ pub(crate) fn recover(site: &Site) -> Result<Option<String>> {
     }
 }
 
-/// An exclusive lock on the site's package store (released on drop).
+/// An exclusive lock on the site's package store (released on drop): the shared site lock
+/// (see [`super::lock`]), or nothing when this process holds the site's update lock.
 pub(crate) struct Lock {
-    _file: fs::File,
+    _file: Option<super::lock::LockFile>,
 }
 
 pub(crate) fn lock(root: &Path) -> Result<Lock> {
-    let path = root.join(LOCK_FILE);
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| io_err("cannot create directory", parent, e))?;
-    }
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_err("cannot open", &path, e))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| io_err("cannot lock", &path, e.into()))?;
-    Ok(Lock { _file: file })
+    Ok(Lock {
+        _file: super::lock::store_lock(root)?,
+    })
 }

@@ -75,6 +75,35 @@ impl ApplyOptions {
     }
 }
 
+/// Watches an update while [`Update::apply_observed`] applies it: progress,
+/// cancellation and a last step before the commit point. Every method has a
+/// default that does nothing.
+pub trait ApplyObserver {
+    /// Every entry of the plan up to index `entry` (of `total` entries) has
+    /// been applied (its changes are made, not yet necessarily durable).
+    fn applied(&mut self, entry: usize, total: usize) {
+        let _ = (entry, total);
+    }
+
+    /// Asked before every operation up to the commit point: `true` stops
+    /// the update, which is then rolled back (the error's source is an
+    /// [`std::io::ErrorKind::Interrupted`] I/O error).
+    fn cancelled(&self) -> bool {
+        false
+    }
+
+    /// Called when every change is made and durable, right before the
+    /// commit point (the `version` switch): an error rolls the update back.
+    fn before_commit(&mut self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The observer of [`Update::apply`]: watches nothing.
+struct Unobserved;
+
+impl ApplyObserver for Unobserved {}
+
 /// What [`Update::apply`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -89,6 +118,18 @@ impl Update {
     /// `version` link is switched last (the commit point), and on any error
     /// the site is restored exactly ([`Error::RolledBack`]).
     pub fn apply(&self, plan: &Plan, options: &ApplyOptions) -> Result<Applied> {
+        self.apply_observed(plan, options, &mut Unobserved)
+    }
+
+    /// [`Update::apply`], reporting progress to `observer`, which can also
+    /// cancel the update before its commit point (it is rolled back then)
+    /// and run a last step right before it.
+    pub fn apply_observed(
+        &self,
+        plan: &Plan,
+        options: &ApplyOptions,
+        observer: &mut dyn ApplyObserver,
+    ) -> Result<Applied> {
         if plan.site != self.site
             || plan.from_version != self.from.version()
             || plan.to_version != self.to.version()
@@ -123,8 +164,14 @@ impl Update {
             opts: options,
             journal,
             ops: 0,
+            observer,
+            total: plan.entries.len(),
         };
-        match ex.run(plan).and_then(|()| ex.commit()) {
+        match ex
+            .run(plan)
+            .and_then(|()| ex.before_commit())
+            .and_then(|()| ex.commit())
+        {
             Ok(()) => {}
             Err(e @ Error::SimulatedCrash { .. }) => return Err(e),
             Err(cause) => {
@@ -181,13 +228,29 @@ struct Exec<'a> {
     opts: &'a ApplyOptions,
     journal: Journal,
     ops: usize,
+    observer: &'a mut dyn ApplyObserver,
+    /// The number of entries of the plan.
+    total: usize,
 }
+
+/// An operation with its journal record and the index of its plan entry.
+type Queued<'p> = (Op<'p>, Record, usize);
 
 impl<'a> Exec<'a> {
     /// Counts an operation and fires an injected fault.
     fn hook(&mut self, rel: &str) -> Result<()> {
         let done = self.ops;
         self.ops += 1;
+        if self.observer.cancelled() {
+            return Err(Error::Io {
+                action: "apply the update to",
+                path: self.up.site_home.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    format!("interrupted before {rel}"),
+                ),
+            });
+        }
         match &self.opts.fault {
             Some(Fault::FailAfter(n)) if done >= *n => Err(Error::Injected {
                 ops: done,
@@ -209,8 +272,8 @@ impl<'a> Exec<'a> {
     }
 
     fn run<'p>(&mut self, plan: &'p Plan) -> Result<()> {
-        let mut batch: Vec<(Op<'p>, Record)> = Vec::new();
-        for entry in &plan.entries {
+        let mut batch: Vec<Queued<'p>> = Vec::new();
+        for (index, entry) in plan.entries.iter().enumerate() {
             let rel = entry.path.as_str();
             let op = match &entry.action {
                 Action::Nothing => None,
@@ -229,7 +292,7 @@ impl<'a> Exec<'a> {
                 }
             };
             if let Some(op) = op {
-                self.queue(&mut batch, op)?;
+                self.queue(&mut batch, op, index)?;
             }
             if let Some(p) = entry
                 .permission
@@ -242,14 +305,40 @@ impl<'a> Exec<'a> {
                         rel,
                         mode: p.new_mode,
                     },
+                    index,
                 )?;
+            }
+            if batch.is_empty() {
+                self.observer.applied(index, self.total);
             }
         }
         if self.opts.version_meta {
-            self.queue(&mut batch, Op::Meta)?;
+            self.queue(&mut batch, Op::Meta, self.total.saturating_sub(1))?;
         }
         self.flush(&mut batch)?;
+        if self.total > 0 {
+            self.observer.applied(self.total - 1, self.total);
+        }
         self.journal.sync_all()
+    }
+
+    /// The observer's last step before the commit point.
+    fn before_commit(&mut self) -> Result<()> {
+        if self.observer.cancelled() {
+            return Err(Error::Io {
+                action: "apply the update to",
+                path: self.up.site_home.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Interrupted,
+                    "interrupted before the version switch",
+                ),
+            });
+        }
+        self.observer.before_commit().map_err(|reason| Error::Io {
+            action: "finish the update of",
+            path: self.up.site_home.clone(),
+            source: std::io::Error::other(reason),
+        })
     }
 
     /// Reads what the new skeleton has at `rel` (before anything is touched).
@@ -278,9 +367,9 @@ impl<'a> Exec<'a> {
     /// Adds an operation with its before-image to the batch. A path already
     /// in the batch, or a full batch, flushes first, so that every
     /// before-image is taken after the earlier changes of that path.
-    fn queue<'p>(&mut self, batch: &mut Vec<(Op<'p>, Record)>, op: Op<'p>) -> Result<()> {
+    fn queue<'p>(&mut self, batch: &mut Vec<Queued<'p>>, op: Op<'p>, index: usize) -> Result<()> {
         let rel = op_path(&op);
-        if batch.len() >= BATCH || batch.iter().any(|(o, _)| op_path(o) == rel) {
+        if batch.len() >= BATCH || batch.iter().any(|(o, _, _)| op_path(o) == rel) {
             self.flush(batch)?;
         }
         let record = match &op {
@@ -293,17 +382,26 @@ impl<'a> Exec<'a> {
             }
             _ => self.journal.before_image(rel)?,
         };
-        batch.push((op, record));
+        batch.push((op, record, index));
         Ok(())
     }
 
     /// Journals the batch (one write, one fsync), then makes its changes.
-    fn flush(&mut self, batch: &mut Vec<(Op<'_>, Record)>) -> Result<()> {
-        let records: Vec<Record> = batch.iter().map(|(_, r)| r.clone()).collect();
+    fn flush(&mut self, batch: &mut Vec<Queued<'_>>) -> Result<()> {
+        let records: Vec<Record> = batch.iter().map(|(_, r, _)| r.clone()).collect();
         self.journal.append(&records)?;
-        for (op, record) in batch.drain(..) {
+        let mut last = None;
+        for (op, record, index) in batch.drain(..) {
             self.hook(op_path(&op))?;
             self.perform(op, &record)?;
+            if last.is_some_and(|l| l != index) {
+                // Every entry before this one is done.
+                self.observer.applied(index.saturating_sub(1), self.total);
+            }
+            last = Some(index);
+        }
+        if let Some(index) = last {
+            self.observer.applied(index, self.total);
         }
         Ok(())
     }
@@ -364,6 +462,7 @@ impl<'a> Exec<'a> {
             .ctx("create link", &link)?;
         if self.opts.sync {
             fsx::sync_dir(&self.up.site_home).ctx("sync", &self.up.site_home)?;
+            super::journal::flushed(1);
         }
         Ok(())
     }

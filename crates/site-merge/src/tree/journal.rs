@@ -30,12 +30,27 @@ use serde::{Deserialize, Serialize};
 use super::error::{Error, IoContext, Result};
 use super::fsx::{self, Kind};
 
+/// Flushes (fsync, fdatasync, syncfs) made by updates in this process.
+static FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts `n` flushes.
+pub(crate) fn flushed(n: u64) {
+    FLUSHES.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The number of flushes (fsync, fdatasync, syncfs) that updates, their
+/// journals and recoveries made in this process so far: a measure of their
+/// cost on a disk (benches print it).
+pub fn flushes() -> u64 {
+    FLUSHES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The journal directory's name inside the site.
 pub const JOURNAL_DIR: &str = ".site-update";
 
 /// A finished journal is renamed to this (atomically) before it is deleted,
 /// so that a half-deleted journal is never mistaken for a live one.
-pub(crate) const DONE_DIR: &str = ".site-update.done~";
+pub const DONE_DIR: &str = ".site-update.done~";
 
 /// Renames the journal out of the way, then deletes it.
 fn discard(site: &Path, dir: &Path, sync: bool) -> Result<()> {
@@ -44,6 +59,7 @@ fn discard(site: &Path, dir: &Path, sync: bool) -> Result<()> {
     fs::rename(dir, &done).ctx("rename", dir)?;
     if sync {
         fsx::sync_dir(site).ctx("sync", site)?;
+        flushed(1);
     }
     fs::remove_dir_all(&done).ctx("remove", &done)
 }
@@ -110,6 +126,8 @@ impl Journal {
         if sync {
             fsx::sync_dir(&dir).ctx("sync", &dir)?;
             fsx::sync_dir(site).ctx("sync", site)?;
+            // With the header's fsync.
+            flushed(3);
         }
         Ok(Self {
             site: site.to_path_buf(),
@@ -135,6 +153,7 @@ impl Journal {
         self.log.write_all(&lines).ctx("append to", &log_path)?;
         if self.sync {
             self.log.sync_data().ctx("sync", &log_path)?;
+            flushed(1);
         }
         Ok(())
     }
@@ -173,6 +192,7 @@ impl Journal {
             return Ok(());
         }
         let site = File::open(&self.site).ctx("open", &self.site)?;
+        flushed(1);
         rustix::fs::syncfs(&site)
             .map_err(std::io::Error::from)
             .ctx("sync the file system of", &self.site)
@@ -263,6 +283,7 @@ pub(crate) fn rollback_dir(site: &Path, dir: &Path, sync: bool) -> Result<()> {
             log.set_len(*offset).ctx("truncate", &log_path)?;
             if sync {
                 log.sync_data().ctx("sync", &log_path)?;
+                flushed(1);
             }
         }
     }
@@ -270,6 +291,7 @@ pub(crate) fn rollback_dir(site: &Path, dir: &Path, sync: bool) -> Result<()> {
         for d in &touched {
             if d.is_dir() {
                 fsx::sync_dir(d).ctx("sync", d)?;
+                flushed(1);
             }
         }
     }
@@ -351,4 +373,64 @@ pub fn recover(site_home: &Path) -> Result<Recovery> {
         from: header.from,
         to: header.to,
     })
+}
+
+/// What an interrupted update left in a site, found without changing anything
+/// (see [`leftovers`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Leftovers {
+    /// A live journal (`.site-update`) is there: an update was interrupted.
+    pub journal: bool,
+    /// Its versions (from, to), when its header was completed.
+    pub versions: Option<(String, String)>,
+    /// Whether the interrupted update had already switched the `version`
+    /// link (recovery finishes it) rather than not (recovery rolls it back).
+    pub committed: bool,
+    /// A finished journal that was not deleted (`.site-update.done~`).
+    pub done: bool,
+}
+
+impl Leftovers {
+    /// Whether anything was left.
+    pub fn any(&self) -> bool {
+        self.journal || self.done
+    }
+}
+
+/// What an interrupted update left in the site at `site_home` (nothing is changed).
+pub fn leftovers(site_home: &Path) -> Result<Leftovers> {
+    let dir = site_home.join(JOURNAL_DIR);
+    let done_path = site_home.join(DONE_DIR);
+    let done = fsx::kind_of(&done_path)
+        .ctx("inspect", &done_path)?
+        .is_some();
+    if fsx::kind_of(&dir).ctx("inspect", &dir)?.is_none() {
+        return Ok(Leftovers {
+            done,
+            ..Leftovers::default()
+        });
+    }
+    let header = read_header(&dir)?;
+    let committed = match &header {
+        Some(h) => super::site::site_version(site_home)?.as_deref() == Some(h.to.as_str()),
+        None => false,
+    };
+    Ok(Leftovers {
+        journal: true,
+        versions: header.map(|h| (h.from, h.to)),
+        committed,
+        done,
+    })
+}
+
+/// Removes a finished journal that was not deleted (`.site-update.done~`,
+/// left by an update killed while deleting it); whether there was one.
+pub fn remove_done_journal(site_home: &Path) -> Result<bool> {
+    let done = site_home.join(DONE_DIR);
+    if fsx::kind_of(&done).ctx("inspect", &done)?.is_none() {
+        return Ok(false);
+    }
+    fsx::remove_any(&done).ctx("remove", &done)?;
+    Ok(true)
 }

@@ -20,10 +20,12 @@ mod site;
 mod skeleton;
 
 pub use error::{Error, Result};
-pub use exec::{Applied, ApplyOptions, Fault};
+pub use exec::{Applied, ApplyObserver, ApplyOptions, Fault};
 pub use fsx::Kind;
 pub use git_merge::GitMerge;
-pub use journal::{JOURNAL_DIR, Recovery, recover};
+pub use journal::{
+    DONE_DIR, JOURNAL_DIR, Leftovers, Recovery, flushes, leftovers, recover, remove_done_journal,
+};
 pub use macros::Replacements;
 pub use merge::{MergeFailure, MergedText, TextMerger, unified_diff};
 pub use patch_merge::{MergeMethod, MergeMethodParseError, PatchMerge};

@@ -1,4 +1,4 @@
-//! The extension-package (MKP) step of `omd update`: after the `version`
+//! The extension-package (MKP) step of an update: after the `version`
 //! link was switched, packages that no longer fit the new version are
 //! handled like `mkp disable-outdated` and then `mkp update-active`, as
 //! Checkmk's post-update steps do.
@@ -22,9 +22,8 @@
 //! * **Failures** never undo the update (it is committed when this runs);
 //!   they are reported as ` ! ` lines and make `omd update` exit with 3.
 //!
-//! The whole step is a sequence of store calls plus reporting; a
-//! `Site::post_update` in `mkp-format` returning per-package outcomes
-//! (including refusals) would make this module a printer only.
+//! The step runs under the update's site lock: the store's own locking
+//! sees that this process holds it and does not lock again.
 
 use std::path::Path;
 
@@ -34,11 +33,12 @@ use omd_versions::{
 };
 use serde::Serialize;
 
-use crate::output::UpdateLog;
+use crate::error::Result;
+use crate::log::Output;
 
 /// The Checkmk version of an OMD version name (`2.3.0p2.cre` -> `2.3.0p2`),
 /// as the package store judges it.
-pub(crate) fn checkmk_version(omd_version: &str) -> String {
+pub fn checkmk_version(omd_version: &str) -> String {
     match omd_version.parse::<OmdVersion>() {
         Ok(v) => v.version().to_string(),
         Err(_) => omd_update_version_string(omd_version).to_owned(),
@@ -47,7 +47,7 @@ pub(crate) fn checkmk_version(omd_version: &str) -> String {
 
 /// A package in the report.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub(crate) struct Package {
+pub struct Package {
     name: String,
     version: String,
     /// Why it was disabled or refused (`null` for enabled packages).
@@ -71,7 +71,7 @@ impl Package {
 
 /// The `packages` object of the `--json` document of `omd update`.
 #[derive(Debug, Default, Serialize)]
-pub(crate) struct PackagesReport {
+pub struct PackagesReport {
     /// The Checkmk version the packages were judged against.
     site_version: String,
     /// True for `--dry-run`: nothing was changed.
@@ -95,7 +95,7 @@ pub(crate) struct PackagesReport {
 
 impl PackagesReport {
     /// Whether the step needs the operator's attention (exit code 3).
-    pub(crate) fn has_problems(&self) -> bool {
+    pub fn has_problems(&self) -> bool {
         !self.refused.is_empty() || self.error.is_some()
     }
 }
@@ -106,8 +106,8 @@ pub(crate) fn update_packages(
     home: &Path,
     to: &str,
     dry_run: bool,
-    log: &mut UpdateLog,
-) -> anyhow::Result<Option<PackagesReport>> {
+    log: &mut Output<'_>,
+) -> Result<Option<PackagesReport>> {
     if !Site::has_store(home) {
         return Ok(None);
     }
@@ -242,7 +242,7 @@ fn plan_text(plan: &Plan) -> String {
 /// outdated package, update-active's `[name version]: enabled|disabled`
 /// lines, ` ! ` lines for refusals and failures, and in a dry run the
 /// changes that would be made.
-fn print_report(r: &PackagesReport, log: &mut UpdateLog) -> anyhow::Result<()> {
+fn print_report(r: &PackagesReport, log: &mut Output<'_>) -> Result<()> {
     log.line("")?;
     if r.dry_run {
         log.line(&format!(

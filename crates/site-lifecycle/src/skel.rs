@@ -7,15 +7,14 @@
 
 use std::path::Path;
 
-use anyhow::Context as _;
 use omd_versions::{Edition, OmdRoot, OmdVersion};
 use site_merge::Skeleton;
 
-use crate::output::refuse;
+use crate::error::{IoContext, Result, refuse};
 
 /// The edition of an OMD version name (`2.3.0p1.cre` ⇒ `cre`), if it has a
 /// known edition suffix.
-pub(crate) fn edition_of(version: &str) -> Option<Edition> {
+pub fn edition_of(version: &str) -> Option<Edition> {
     version.parse::<OmdVersion>().ok().and_then(|v| v.edition())
 }
 
@@ -24,14 +23,14 @@ pub(crate) fn edition_of(version: &str) -> Option<Edition> {
 /// from 2.5 on (or with a 2.5 suffix such as `.community`) `community`,
 /// `pro`, `ultimate`, `ultimatemt`, `cloud`. `None` when the name has no
 /// known edition (the macro then stays as it is).
-pub(crate) fn edition_macro(version: &str) -> Option<String> {
+pub fn edition_macro(version: &str) -> Option<String> {
     let parsed: OmdVersion = version.parse().ok()?;
     parsed.skeleton_edition_name().map(str::to_owned)
 }
 
 /// `Raw Edition`, `Enterprise Edition`, … as `omd update` words the edition
 /// question (Python's `str.title()` of the long name).
-pub(crate) fn edition_title(version: &str) -> String {
+pub fn edition_title(version: &str) -> String {
     let name = edition_macro(version).unwrap_or_else(|| "unknown".to_owned());
     let mut chars = name.chars();
     let title: String = chars
@@ -43,7 +42,7 @@ pub(crate) fn edition_title(version: &str) -> String {
 
 /// The installed skeleton of `version`, with its `###EDITION###` value;
 /// refuses (exit 1) when the version has no `skel/` directory.
-pub(crate) fn installed_skeleton(root: &OmdRoot, version: &str) -> anyhow::Result<Skeleton> {
+pub fn installed_skeleton(root: &OmdRoot, version: &str) -> Result<Skeleton> {
     let skel = with_edition(Skeleton::of_version(&root.versions_dir(), version), version);
     if !skel.skel_dir().is_dir() {
         refuse!(
@@ -55,7 +54,7 @@ pub(crate) fn installed_skeleton(root: &OmdRoot, version: &str) -> anyhow::Resul
 }
 
 /// Sets the `###EDITION###` value of `version` on `skel`, if it has one.
-pub(crate) fn with_edition(skel: Skeleton, version: &str) -> Skeleton {
+pub fn with_edition(skel: Skeleton, version: &str) -> Skeleton {
     match edition_macro(version) {
         Some(edition) => skel.edition(edition),
         None => skel,
@@ -64,9 +63,8 @@ pub(crate) fn with_edition(skel: Skeleton, version: &str) -> Skeleton {
 
 /// The value of `###ROOT###`: the site home as an absolute path
 /// (`/omd/sites/<site>` on a real system).
-pub(crate) fn root_macro(site_home: &Path) -> anyhow::Result<String> {
-    let abs = std::path::absolute(site_home)
-        .with_context(|| format!("cannot resolve {}", site_home.display()))?;
+pub fn root_macro(site_home: &Path) -> Result<String> {
+    let abs = std::path::absolute(site_home).ctx("resolve", site_home)?;
     Ok(abs.to_string_lossy().into_owned())
 }
 
