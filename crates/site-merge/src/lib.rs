@@ -188,7 +188,10 @@
 //! link is kept), while a new directory or link, a loop or an end whose
 //! directory is missing give ` ! Exception      X` with a line saying why.
 //! A new path below an operator's link to a directory of the site is created
-//! through the link. A link out of the site is never written through: it is
+//! through the link; a path below a directory link that loops is absent (as
+//! for Python's `os.path.islink`/`exists`). Nothing is written below an
+//! operator's directory link out of the site (` ! Exception      X`). A link
+//! out of the site is never written through: it is
 //! kept and reported as ` ! Exception      X` (where neither skeleton has a
 //! link there, whatever the row) — the one deliberate difference. The
 //! 2.3/2.4 special case of

@@ -290,3 +290,53 @@ fn a_link_to_an_existing_file_is_replaced_and_its_target_left_alone() {
     assert_eq!(fx.read("etc/a"), "new\n");
     assert_eq!(fx.read("etc/b"), "mine\n");
 }
+
+/// Below an operator's link to a directory out of the site nothing is
+/// written (Checkmk would write through it): ` ! Exception      X`, the
+/// outside file stays as it was, the update completes.
+#[test]
+fn nothing_is_written_below_a_directory_link_out_of_the_site() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("x"), "old\n").unwrap();
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/d/x", "old\n");
+    file(&fx.new_skel(), "etc/d/x", "new\n");
+    dir(&fx.site(), "etc");
+    link(&fx.site(), "etc/d", outside.path().to_str().unwrap());
+    let plan = fx.run_policy(Policy::Install);
+    let e = plan.entry("etc/d/x").unwrap();
+    assert_eq!(e.row, 12);
+    assert_eq!(e.outcome, Outcome::Exception);
+    let status = e.status.clone().unwrap();
+    assert!(
+        status.starts_with(" ! Exception      etc/d/x\n"),
+        "{status}"
+    );
+    assert!(
+        status.contains("etc/d is your symbolic link out of the site"),
+        "{status}"
+    );
+    assert_eq!(
+        fs::read_to_string(outside.path().join("x")).unwrap(),
+        "old\n"
+    );
+    assert_eq!(fx.read(".version_meta/version"), "2.0.0\n");
+}
+
+/// A path below a directory link that loops is absent for Checkmk
+/// (`os.path.islink`/`exists` are false there): the update completes
+/// instead of failing on "Too many levels of symbolic links".
+#[test]
+fn a_path_below_a_looping_directory_link_is_missing() {
+    let fx = Fx::new();
+    file(&fx.old_skel(), "etc/d/x", "old\n");
+    file(&fx.new_skel(), "etc/d/x", "new\n");
+    dir(&fx.site(), "etc");
+    link(&fx.site(), "etc/d", "d");
+    let plan = fx.run_policy(Policy::Install);
+    assert_eq!(plan.entry("etc/d").unwrap().status, None);
+    let e = plan.entry("etc/d/x").unwrap();
+    assert_eq!(e.status.as_deref(), Some(" ! Missing        etc/d/x"));
+    assert_eq!(target(&fx, "etc/d"), "d");
+    assert_eq!(fx.read(".version_meta/version"), "2.0.0\n");
+}

@@ -751,6 +751,34 @@ impl Planner<'_, '_> {
         ))
     }
 
+    /// The directory above `rel` in the site that is a symlink leading out
+    /// of the site, if any: nothing is written below it (the operator's
+    /// link is kept; Checkmk would write through it).
+    fn outside_parent_link(&self, rel: &str) -> Result<Option<String>> {
+        let Some((parent, _)) = rel.rsplit_once('/') else {
+            return Ok(None);
+        };
+        let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
+        let Ok(resolved) = fs::canonicalize(self.up.site_home.join(parent)) else {
+            return Ok(None);
+        };
+        if resolved.starts_with(&home) {
+            return Ok(None);
+        }
+        // The first directory on the way that is a link out of the site.
+        let ends = parent.match_indices('/').map(|(i, _)| i);
+        for end in ends.chain([parent.len()]) {
+            let p = &parent[..end];
+            let path = self.up.site_home.join(p);
+            if fsx::kind_of(&path).ctx("inspect", &path)? == Some(Kind::Link)
+                && !fs::canonicalize(&path).is_ok_and(|r| r.starts_with(&home))
+            {
+                return Ok(Some(p.to_owned()));
+            }
+        }
+        Ok(Some(parent.to_owned()))
+    }
+
     /// Whether the site path `rel` (a symlink) leads to a directory inside
     /// the site: Checkmk creates paths below it through the link.
     fn link_to_site_dir(&self, rel: &str) -> Result<bool> {
@@ -930,6 +958,36 @@ impl Planner<'_, '_> {
         }
         let permission =
             self.permission_step(rel, &o, &n, &step.action, after, installed_before)?;
+        let writes = step.action != Action::Nothing
+            || permission
+                .as_ref()
+                .is_some_and(|p| p.outcome == PermissionOutcome::Set);
+        if writes && let Some(link) = self.outside_parent_link(rel)? {
+            let words = format!(
+                "{link} is your symbolic link out of the site; nothing is written through it"
+            );
+            let mut exception = exception_step(rel, Outcome::Exception, &words);
+            exception.conflict = step.conflict;
+            if let Some(end) = match &step.action {
+                Action::InstallAt(end) => Some(end.clone()),
+                _ => None,
+            } {
+                self.overlay.remove(&end);
+            }
+            self.overlay.remove(rel);
+            return Ok(Entry {
+                path: rel.to_owned(),
+                row,
+                old: o.kind,
+                new: n.kind,
+                user: u.kind,
+                outcome: exception.outcome,
+                status: exception.status,
+                conflict: exception.conflict,
+                permission: None,
+                action: Action::Nothing,
+            });
+        }
         Ok(Entry {
             path: rel.to_owned(),
             row,
