@@ -179,12 +179,22 @@
 //! Checkmk); file ownership is not
 //! changed (the update runs as the site user); an unreadable skeleton file reads as empty when comparing (as in Checkmk)
 //! and fails the update (with rollback) when it has to be installed, where
-//! Checkmk offers retry/ignore. An operator's symlink where the skeletons
-//! have none and that cannot be followed (dangling, a loop, or pointing out
-//! of the site — the latter treated like a dangling link so that nothing is
-//! ever written outside the site root) is kept and reported as
-//! ` ! Exception      X`; a link to a path inside the site is not yet
-//! followed the way Checkmk follows it. The 2.3/2.4 special case of
+//! Checkmk offers retry/ignore. An operator's symlink is a link for the
+//! decision table (Checkmk's `filetype()`), but re-creating the path from
+//! the new skeleton (rows 3, 12, 16, 17, 18) follows it as Checkmk's
+//! `create_skeleton_file` does: a link to an existing path is replaced; over
+//! a link that leads nowhere inside the site a new file is written *through*
+//! the link (its end is created, journaled like any other change, and the
+//! link is kept), while a new directory or link, a loop or an end whose
+//! directory is missing give ` ! Exception      X` with a line saying why.
+//! A new path below an operator's link to a directory of the site is created
+//! through the link; a path below a directory link that loops is absent (as
+//! for Python's `os.path.islink`/`exists`). Nothing is written below an
+//! operator's directory link out of the site (` ! Exception      X`). A link
+//! out of the site is never written through: it is
+//! kept and reported as ` ! Exception      X` (where neither skeleton has a
+//! link there, whatever the row) — the one deliberate difference. The
+//! 2.3/2.4 special case of
 //! `etc/mk-livestatus/nagios.cfg` (fix for #15721: a site file saying
 //! `edition=raw` is compared with the raw instantiation of the old skeleton;
 //! an unreadable one is ` ! Exception`) is reproduced for from-versions 2.3

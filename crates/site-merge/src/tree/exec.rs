@@ -281,6 +281,10 @@ impl<'a> Exec<'a> {
                     rel,
                     new: self.new_object(rel)?,
                 }),
+                Action::InstallAt(at) => Some(Op::Install {
+                    rel: at.as_str(),
+                    new: self.new_object(rel)?,
+                }),
                 Action::Remove => Some(Op::Remove { rel }),
                 Action::Write(bytes) => {
                     let path = self.site(rel);

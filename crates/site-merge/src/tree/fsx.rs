@@ -52,9 +52,15 @@ pub(crate) fn kind_of(path: &Path) -> io::Result<Option<Kind>> {
                 Kind::File
             }))
         }
-        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) if is_absent(&e) || through_loop(&e) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Whether `lstat` failed because a directory on the way is a symlink loop:
+/// Python's `os.path.islink`/`exists` say "no" there, so Checkmk sees nothing.
+fn through_loop(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
 }
 
 /// Whether an error means "the path does not exist" (also for a file used as a directory).

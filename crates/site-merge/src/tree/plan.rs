@@ -168,6 +168,10 @@ pub(crate) enum Action {
     Remove,
     /// Replace the file's content, keeping its mode.
     Write(Vec<u8>),
+    /// Create the new skeleton's file at this other site path: the end of
+    /// the operator's dangling symlink at the entry's path, which is kept
+    /// (Checkmk's `open(path, "wb")` writes through the link).
+    InstallAt(String),
 }
 
 /// The complete plan of an update: every path of both skeletons, in walk order.
@@ -570,6 +574,21 @@ fn installed_line(kind: Option<Kind>, rel: &str) -> String {
     format!(" * Installed {:<4} {rel}", name(kind))
 }
 
+/// How many links Linux follows before `ELOOP`.
+const MAX_LINK_HOPS: usize = 40;
+
+/// Where an operator's symlink leads.
+enum LinkEnd {
+    /// To an existing path inside the site.
+    Exists,
+    /// Nowhere yet: its end is this site path, whose directory exists.
+    Creatable(String),
+    /// Out of the site (existing or not).
+    Outside,
+    /// It cannot be followed (a loop, the end's directory is missing): why.
+    Broken(String),
+}
+
 /// A site path as an earlier decision left it.
 #[derive(Clone, Debug)]
 enum Sim {
@@ -644,12 +663,11 @@ impl Planner<'_, '_> {
         fsx::kind_of(&path).ctx("inspect", &path)
     }
 
-    /// An operator's symlink where neither skeleton has one, that cannot be
-    /// followed: dangling, a loop, or pointing outside the site. Checkmk's
-    /// existence checks follow links, so it raises on a dangling one and keeps
-    /// it (` ! Exception      X`); a link out of the site is treated the same
-    /// (we never write outside the site root: the one deliberate difference).
-    /// Returns why, in words.
+    /// An operator's symlink where neither skeleton has one that leads out
+    /// of the site. Checkmk would follow it; we never write outside the
+    /// site root, so it is treated like a dangling link that cannot be
+    /// written through: kept and reported (` ! Exception      X`) — the one
+    /// deliberate difference. Returns why, in words.
     fn unfollowable_operator_link(
         &self,
         rel: &str,
@@ -662,25 +680,169 @@ impl Planner<'_, '_> {
         if self.user_kind(rel)? != Some(Kind::Link) {
             return Ok(None);
         }
-        let path = self.up.site_home.join(rel);
-        let target = fs::read_link(&path)
+        Ok(match self.follow_site_link(rel)? {
+            LinkEnd::Outside => Some(format!(
+                "your symbolic link to {} points outside the site; it is kept and nothing is written through it",
+                self.link_target(rel)
+            )),
+            _ => None,
+        })
+    }
+
+    /// The target of the site's link at `rel`, for messages.
+    fn link_target(&self, rel: &str) -> String {
+        fs::read_link(self.up.site_home.join(rel))
             .map(|t| t.display().to_string())
-            .unwrap_or_default();
-        let resolved = match fs::canonicalize(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                return Ok(Some(format!(
-                    "your symbolic link to {target} cannot be followed ({e}); it is kept"
-                )));
+            .unwrap_or_default()
+    }
+
+    /// Where the site's symlink at `rel` leads when followed the way
+    /// Python's `open()` and `os.path.exists` follow it.
+    fn follow_site_link(&self, rel: &str) -> Result<LinkEnd> {
+        let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
+        let inside = |p: &Path| p.starts_with(&home) && p != home;
+        let mut path = self.up.site_home.join(rel);
+        for _ in 0..MAX_LINK_HOPS {
+            match fs::canonicalize(&path) {
+                Ok(end) => {
+                    return Ok(if inside(&end) {
+                        LinkEnd::Exists
+                    } else {
+                        LinkEnd::Outside
+                    });
+                }
+                Err(e) if !fsx::is_absent(&e) => return Ok(LinkEnd::Broken(e.to_string())),
+                Err(_) => {}
             }
+            let target = match fs::read_link(&path) {
+                Ok(t) => t,
+                Err(e) => return Ok(LinkEnd::Broken(e.to_string())),
+            };
+            let end = path.parent().unwrap_or_else(|| Path::new("/")).join(target);
+            let (Some(dir), Some(file_name)) = (end.parent(), end.file_name()) else {
+                return Ok(LinkEnd::Broken(format!("{} names no file", end.display())));
+            };
+            let dir = match fs::canonicalize(dir) {
+                Ok(d) => d,
+                Err(e) => return Ok(LinkEnd::Broken(format!("{}: {e}", dir.display()))),
+            };
+            let end = dir.join(file_name);
+            if fsx::kind_of(&end).ctx("inspect", &end)? == Some(Kind::Link) {
+                path = end;
+                continue;
+            }
+            if !inside(&end) {
+                return Ok(LinkEnd::Outside);
+            }
+            let Some(end_rel) = end.strip_prefix(&home).ok().and_then(Path::to_str) else {
+                return Ok(LinkEnd::Broken(format!(
+                    "{} is not a UTF-8 path",
+                    end.display()
+                )));
+            };
+            // An earlier decision may already have created the end.
+            if self.user_kind(end_rel)?.is_some() {
+                return Ok(LinkEnd::Exists);
+            }
+            return Ok(LinkEnd::Creatable(end_rel.to_owned()));
+        }
+        Ok(LinkEnd::Broken(
+            "too many levels of symbolic links".to_owned(),
+        ))
+    }
+
+    /// The directory above `rel` in the site that is a symlink leading out
+    /// of the site, if any: nothing is written below it (the operator's
+    /// link is kept; Checkmk would write through it).
+    fn outside_parent_link(&self, rel: &str) -> Result<Option<String>> {
+        let Some((parent, _)) = rel.rsplit_once('/') else {
+            return Ok(None);
         };
         let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
-        if !resolved.starts_with(&home) {
-            return Ok(Some(format!(
-                "your symbolic link to {target} points outside the site; it is kept and nothing is written through it"
-            )));
+        let Ok(resolved) = fs::canonicalize(self.up.site_home.join(parent)) else {
+            return Ok(None);
+        };
+        if resolved.starts_with(&home) {
+            return Ok(None);
         }
-        Ok(None)
+        // The first directory on the way that is a link out of the site.
+        let ends = parent.match_indices('/').map(|(i, _)| i);
+        for end in ends.chain([parent.len()]) {
+            let p = &parent[..end];
+            let path = self.up.site_home.join(p);
+            if fsx::kind_of(&path).ctx("inspect", &path)? == Some(Kind::Link)
+                && !fs::canonicalize(&path).is_ok_and(|r| r.starts_with(&home))
+            {
+                return Ok(Some(p.to_owned()));
+            }
+        }
+        Ok(Some(parent.to_owned()))
+    }
+
+    /// Whether the site path `rel` (a symlink) leads to a directory inside
+    /// the site: Checkmk creates paths below it through the link.
+    fn link_to_site_dir(&self, rel: &str) -> Result<bool> {
+        Ok(matches!(self.follow_site_link(rel)?, LinkEnd::Exists)
+            && fs::metadata(self.up.site_home.join(rel)).is_ok_and(|m| m.is_dir()))
+    }
+
+    /// Checkmk's `create_skeleton_file` over an operator's symlink: it
+    /// removes what is there only when `os.path.exists` (following the link)
+    /// says so. A link that leads nowhere stays: a new file is written
+    /// through it (`open(path, "wb")` creates the link's end, which is then
+    /// chmod-ed), a new directory or link fails with "File exists", a loop
+    /// or a missing directory of the end fails too (` ! Exception      X`).
+    /// A link out of the site is never written through. (Row 15 sets a new
+    /// link target with `os.remove` and `os.symlink` instead.)
+    fn create_over_link(
+        &mut self,
+        rel: &str,
+        row: u8,
+        n: &Side<'_>,
+        u: &Side<'_>,
+        step: Step,
+    ) -> Result<Step> {
+        if row == 15
+            || step.action != Action::Install
+            || u.kind != Some(Kind::Link)
+            || self.overlay.contains_key(rel)
+        {
+            return Ok(step);
+        }
+        let target = self.link_target(rel);
+        let words = match self.follow_site_link(rel)? {
+            LinkEnd::Exists => return Ok(step),
+            LinkEnd::Creatable(end) if n.kind == Some(Kind::File) => {
+                let bytes = self
+                    .up
+                    .new_repl
+                    .apply(&fs::read(&n.path).ctx("read", &n.path)?);
+                self.overlay.insert(end.clone(), Sim::Written(bytes));
+                let status = step.status.map(|line| {
+                    format!(
+                        "{line}\n   {rel}: written through your symbolic link into {end}; the link is kept"
+                    )
+                });
+                return Ok(Step {
+                    status,
+                    action: Action::InstallAt(end),
+                    ..step
+                });
+            }
+            LinkEnd::Creatable(_) => format!(
+                "cannot create the new {} there: your symbolic link to {target} is in the way (File exists); it is kept",
+                name(n.kind).trim_end()
+            ),
+            LinkEnd::Outside => format!(
+                "your symbolic link to {target} points outside the site; it is kept and nothing is written through it"
+            ),
+            LinkEnd::Broken(why) => {
+                format!("your symbolic link to {target} cannot be followed ({why}); it is kept")
+            }
+        };
+        let mut exception = exception_step(rel, Outcome::Exception, &words);
+        exception.conflict = step.conflict;
+        Ok(exception)
     }
 
     /// `non_empty_directory`, taking removals decided so far into account.
@@ -774,13 +936,15 @@ impl Planner<'_, '_> {
             _ => Side::user(up.site_home.join(rel), self.user_kind(rel)?, rel),
         };
         let (row, step) = self.file_step(rel, &o, &n, &u)?;
+        let step = self.create_over_link(rel, row, &n, &u, step)?;
         let after = match step.action {
             Action::Install => n.kind,
             Action::Remove => None,
             _ => u.kind,
         };
         match &step.action {
-            Action::Nothing => {}
+            // The link's end is in the overlay already.
+            Action::Nothing | Action::InstallAt(_) => {}
             Action::Install => {
                 self.overlay.insert(rel.to_owned(), Sim::Installed(after));
             }
@@ -794,6 +958,36 @@ impl Planner<'_, '_> {
         }
         let permission =
             self.permission_step(rel, &o, &n, &step.action, after, installed_before)?;
+        let writes = step.action != Action::Nothing
+            || permission
+                .as_ref()
+                .is_some_and(|p| p.outcome == PermissionOutcome::Set);
+        if writes && let Some(link) = self.outside_parent_link(rel)? {
+            let words = format!(
+                "{link} is your symbolic link out of the site; nothing is written through it"
+            );
+            let mut exception = exception_step(rel, Outcome::Exception, &words);
+            exception.conflict = step.conflict;
+            if let Some(end) = match &step.action {
+                Action::InstallAt(end) => Some(end.clone()),
+                _ => None,
+            } {
+                self.overlay.remove(&end);
+            }
+            self.overlay.remove(rel);
+            return Ok(Entry {
+                path: rel.to_owned(),
+                row,
+                old: o.kind,
+                new: n.kind,
+                user: u.kind,
+                outcome: exception.outcome,
+                status: exception.status,
+                conflict: exception.conflict,
+                permission: None,
+                action: Action::Nothing,
+            });
+        }
         Ok(Entry {
             path: rel.to_owned(),
             row,
@@ -1086,6 +1280,13 @@ impl Planner<'_, '_> {
             p = &p[..idx];
             match self.user_kind(p)? {
                 Some(Kind::Dir) => break,
+                // Checkmk creates below an operator's link to a directory
+                // of the site, through the link.
+                Some(Kind::Link)
+                    if !self.overlay.contains_key(p) && self.link_to_site_dir(p)? =>
+                {
+                    break;
+                }
                 None => missing.push(p.to_owned()),
                 Some(kind) => {
                     blocker = Some((p.to_owned(), kind));
