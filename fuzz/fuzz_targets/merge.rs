@@ -95,7 +95,8 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(
             marker_lines(&out.bytes, size),
             out.conflicts,
-            "conflict count differs from the markers written"
+            "conflict count differs from the markers written: {:?}",
+            String::from_utf8_lossy(&out.bytes)
         );
     }
     if ours == base {
