@@ -240,18 +240,27 @@ fn setversion_on_a_terminal(root: &Path, keys: &str) -> Option<(String, i32)> {
         env!("CARGO_BIN_EXE_omd"),
         root.display()
     );
-    let mut child = Command::new("script")
+    let Ok(mut child) = Command::new("script")
         .args(["-qec", &command, "/dev/null"])
         .env_remove("OMD_ROOT_DIR")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .ok()?;
+    else {
+        testkit::require(
+            false,
+            "util-linux `script` (to provide a terminal)",
+            "apt-get install util-linux",
+        );
+        return None;
+    };
     child.stdin.take()?.write_all(keys.as_bytes()).ok()?;
     let out = child.wait_with_output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
     let Some((shown, code)) = text.rsplit_once("exit=") else {
-        eprintln!("SKIPPED: util-linux `script` did not run omd on a terminal");
+        testkit::skip(&format!(
+            "util-linux `script` did not run omd on a terminal: {text}"
+        ));
         return None;
     };
     Some((shown.to_string(), code.trim().parse().ok()?))
@@ -393,7 +402,7 @@ fn a_closed_pipe_ends_quietly() {
 }
 
 /// Runs `omd` on a pseudo-terminal through util-linux `script`; `None` (and
-/// a skip message) when `script` is not available.
+/// a skip message) when `script` is not available; panics when omd fails.
 fn omd_on_a_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> Option<String> {
     let command = format!(
         "'{}' --root '{}' {args}",
@@ -411,8 +420,19 @@ fn omd_on_a_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> Option<St
         Ok(out) if out.status.success() => {
             Some(String::from_utf8(out.stdout).unwrap().replace("\r\n", "\n"))
         }
-        _ => {
-            eprintln!("SKIPPED: util-linux `script` is not available to provide a terminal");
+        // `script` ran: a failure is omd's (or the terminal's), never a skip.
+        Ok(out) => panic!(
+            "omd {args} on a terminal failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => {
+            testkit::require(
+                false,
+                "util-linux `script` (to provide a terminal)",
+                "apt-get install util-linux",
+            );
             None
         }
     }
