@@ -249,7 +249,11 @@ fn setversion_on_a_terminal(root: &Path, keys: &str) -> Option<(String, i32)> {
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIPPED: util-linux `script` is not installed (apt-get install util-linux)");
+            testkit::require(
+                false,
+                "util-linux `script` (to provide a terminal)",
+                "apt-get install util-linux",
+            );
             return None;
         }
         Err(e) => panic!("cannot run `script`: {e}"),
@@ -411,7 +415,7 @@ fn a_closed_pipe_ends_quietly() {
 }
 
 /// Runs `omd` on a pseudo-terminal through util-linux `script`; `None` (and
-/// a skip message) when `script` is not available.
+/// a skip message) when `script` is not available; panics when omd fails.
 fn omd_on_a_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> Option<String> {
     let command = format!(
         "'{}' --root '{}' {args}",
@@ -437,7 +441,11 @@ fn omd_on_a_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> Option<St
             Some(text)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIPPED: util-linux `script` is not installed (apt-get install util-linux)");
+            testkit::require(
+                    false,
+                    "util-linux `script` (to provide a terminal)",
+                    "apt-get install util-linux",
+                );
             None
         }
         Err(e) => panic!("cannot run `script`: {e}"),

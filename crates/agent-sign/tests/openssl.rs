@@ -288,15 +288,19 @@ fn we_import_and_use_keys_openssl_made_now() {
 
 /// pyca/cryptography (what Checkmk itself uses) loads our key and verifies our
 /// signature the way the updater does. Skipped, with a message, when python3
-/// with `cryptography` is not installed (CI has OpenSSL, not necessarily pyca).
+/// with `cryptography` is not installed; CI installs it and forbids the skip
+/// (`CMK_REQUIRE_SHARED=1`).
 #[test]
 fn pyca_loads_our_key_and_verifies_our_signature_like_the_updater() {
     let has_pyca = Command::new("python3")
         .args(["-c", "import cryptography"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_pyca {
-        eprintln!("SKIPPED: python3 with pyca/cryptography is not installed");
+    if !testkit::require(
+        has_pyca,
+        "python3 with pyca/cryptography",
+        "apt-get install python3-cryptography",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -424,3 +424,68 @@ fn a_signature_is_checked_against_the_package_regardless_of_trust() {
         Err(Error::NoValidSignature)
     ));
 }
+
+/// A certificate may start up to two hours in the future (clock skew), and
+/// not a second more (found missing by `cargo mutants`: the skew constant
+/// and the comparison at its boundary were not pinned).
+#[test]
+fn not_before_tolerates_two_hours_of_clock_skew_and_no_more() {
+    let (key, cert) = pyca();
+    assert_eq!(cert.not_before(), JAN_2026);
+    let package = b"skew";
+    let signatures = vec![sign(package, key, cert)];
+    let trusted: TrustedCertificates = [cert.clone()].into_iter().collect();
+    let accepted_at = |now: i64| {
+        verify_package(
+            package,
+            &signatures,
+            &trusted,
+            VerifyPolicy::default(),
+            &FixedClock(now),
+        )
+        .accepted
+    };
+    let two_hours = 2 * 3600;
+    assert!(accepted_at(JAN_2026 - two_hours + 60), "1 h 59 min early");
+    assert!(accepted_at(JAN_2026 - two_hours), "exactly 2 h early");
+    assert!(!accepted_at(JAN_2026 - two_hours - 1), "2 h and 1 s early");
+    // Without the check (Checkmk's rule), any start date is accepted.
+    let lenient = VerifyPolicy {
+        check_not_before: false,
+        ..VerifyPolicy::default()
+    };
+    let report = verify_package(
+        package,
+        &signatures,
+        &trusted,
+        lenient,
+        &FixedClock(JAN_2026 - 365 * DAY),
+    );
+    assert!(report.accepted, "{:?}", report.log);
+}
+
+/// The trusted set holds each certificate once (by DER), and says so
+/// through `len`, `is_empty` and `iter`.
+#[test]
+fn trusted_certificates_hold_each_certificate_once() {
+    let a = pyca().1.clone();
+    let b = openssl_rsa().1.clone();
+    let mut trusted = TrustedCertificates::new();
+    assert!(trusted.is_empty());
+    assert_eq!(trusted.len(), 0);
+    assert_eq!(trusted.iter().count(), 0);
+    trusted.add(a.clone());
+    trusted.add(a.clone());
+    assert!(!trusted.is_empty());
+    assert_eq!(trusted.len(), 1);
+    trusted.add(b.clone());
+    assert_eq!(trusted.len(), 2);
+    let mut listed: Vec<String> = trusted
+        .iter()
+        .map(Certificate::fingerprint_sha256)
+        .collect();
+    listed.sort();
+    let mut expected = vec![a.fingerprint_sha256(), b.fingerprint_sha256()];
+    expected.sort();
+    assert_eq!(listed, expected);
+}

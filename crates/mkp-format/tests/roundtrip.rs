@@ -165,6 +165,21 @@ fn mutation_inputs() -> Vec<Vec<u8>> {
     inputs
 }
 
+/// The decompressed tar (a plain tar is returned as it is).
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(bytes), &mut out) {
+        Ok(_) => out,
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, bytes).unwrap();
+    enc.finish().unwrap()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -173,15 +188,25 @@ proptest! {
         pick in any::<prop::sample::Index>(),
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         cut in prop::option::of(any::<prop::sample::Index>()),
+        in_tar in any::<bool>(),
     ) {
         let inputs = mutation_inputs();
         let mut bytes = inputs[pick.index(inputs.len())].clone();
+        // Mutating the compressed bytes mostly breaks the gzip CRC; half of
+        // the cases mutate the decompressed tar and compress it again, so
+        // that the mutation reaches the tar and manifest parsers.
+        if in_tar {
+            bytes = gunzip(&bytes);
+        }
         for (at, value) in flips {
             let i = at.index(bytes.len());
             bytes[i] = value;
         }
         if let Some(cut) = cut {
             bytes.truncate(cut.index(bytes.len()));
+        }
+        if in_tar {
+            bytes = gzip(&bytes);
         }
         let limits = Limits::default().max_unpacked_bytes(16 << 20).max_entries(10_000);
         if let Ok(mkp) = Mkp::from_bytes(&bytes, &limits) {

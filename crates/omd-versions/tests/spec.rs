@@ -152,13 +152,24 @@ mod props {
             3 => Just(String::new()),
             1 => "[a-z0-9.-]{1,8}".prop_map(|s| format!("-sandbox{s}")),
         ];
+        // Neighbouring releases of one base, often: p9 against p10 (numeric,
+        // not text order), a patch against its own candidates, the stable
+        // release and the betas just before it.
+        let neighbour = prop_oneof![
+            4 => (8u32..=11).prop_map(|n| format!("p{n}")),
+            1 => Just(String::new()),
+            1 => (1u32..=2).prop_map(|n| format!("b{n}")),
+        ];
+        let neighbours =
+            (neighbour, rc.clone(), meta.clone()).prop_map(|(x, r, m)| format!("2.3.0{x}{r}{m}"));
         prop_oneof![
-            (small_base.clone(), build, rc, meta).prop_map(|(b, x, r, m)| format!("{b}{x}{r}{m}")),
-            (small_base, small_date.clone(), sandbox.clone())
+            4 => neighbours,
+            1 => (small_base.clone(), build, rc, meta).prop_map(|(b, x, r, m)| format!("{b}{x}{r}{m}")),
+            1 => (small_base, small_date.clone(), sandbox.clone())
                 .prop_map(|(b, d, s)| format!("{b}-{d}{s}")),
-            (small_date, sandbox).prop_map(|(d, s)| format!("{d}{s}")),
-            (base(), "([ibp][0-9]{1,3})?").prop_map(|(b, x)| format!("{b}{x}")),
-            date(),
+            1 => (small_date, sandbox).prop_map(|(d, s)| format!("{d}{s}")),
+            1 => (base(), "([ibp][0-9]{1,3})?").prop_map(|(b, x)| format!("{b}{x}")),
+            1 => date(),
         ]
     }
 

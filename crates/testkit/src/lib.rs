@@ -7,6 +7,12 @@
 //!
 //! The location can be overridden with the `CMK_SHARED_DIR` environment
 //! variable.
+//!
+//! Tests that need a tool the machine may lack (`git`, `rpm`, pyca, ...) call
+//! [`require_tool`] or [`require`] and skip with a message naming the install
+//! command. A skip counts as a pass, so CI sets `CMK_REQUIRE_SHARED=1`
+//! ([`REQUIRE_SHARED_ENV`]): then every such skip panics instead, naming what
+//! is missing.
 #![warn(missing_docs)]
 
 use std::ffi::OsString;
@@ -15,6 +21,52 @@ use std::process::Command;
 
 /// Environment variable that overrides where the shared folder is looked for.
 pub const SHARED_DIR_ENV: &str = "CMK_SHARED_DIR";
+
+/// Environment variable that turns every skip of this crate into a panic
+/// (value `1`): CI sets it, so a missing `../shared` or tool fails the run.
+pub const REQUIRE_SHARED_ENV: &str = "CMK_REQUIRE_SHARED";
+
+/// Whether skips are forbidden here (`CMK_REQUIRE_SHARED=1`).
+pub fn skips_forbidden() -> bool {
+    std::env::var_os(REQUIRE_SHARED_ENV).is_some_and(|v| v == "1")
+}
+
+/// Skips the calling test: prints `SKIPPED: {reason}` on stderr, or panics
+/// with `reason` when [`skips_forbidden`]. The caller returns afterwards.
+///
+/// # Panics
+///
+/// Under `CMK_REQUIRE_SHARED=1`, always.
+pub fn skip(reason: &str) {
+    if skips_forbidden() {
+        panic!("{reason} ({REQUIRE_SHARED_ENV}=1 forbids skipping this test)");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// `available`, or (with a skip, see [`skip`]) `false` naming `what` is
+/// missing and the command that installs it, e.g.
+/// `require(has_pyca, "python3 with pyca/cryptography", "apt-get install python3-cryptography")`.
+pub fn require(available: bool, what: &str, install: &str) -> bool {
+    if !available {
+        skip(&format!(
+            "{what} is not installed (install it with `{install}`)"
+        ));
+    }
+    available
+}
+
+/// Whether `program` can be started here (it is run once with `--version`;
+/// only starting it counts, not its exit status); skips as [`require`] does
+/// when it cannot, e.g. `require_tool("rpm", "apt-get install rpm")`.
+pub fn require_tool(program: &str, install: &str) -> bool {
+    let runs = Command::new(program)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .is_ok();
+    require(runs, &format!("`{program}`"), install)
+}
 
 /// The workspace root (the folder holding the root `Cargo.toml`).
 pub fn workspace_root() -> PathBuf {
@@ -38,7 +90,7 @@ pub fn shared_dir() -> Option<PathBuf> {
 }
 
 /// A path inside the shared folder, or `None` (with a skip message on stderr
-/// naming `what`) when the shared folder or that path is absent.
+/// naming it, see [`skip`]) when the shared folder or that path is absent.
 pub fn shared_path(relative: &str) -> Option<PathBuf> {
     match shared_dir() {
         Some(dir) => {
@@ -46,19 +98,19 @@ pub fn shared_path(relative: &str) -> Option<PathBuf> {
             if path.exists() {
                 Some(path)
             } else {
-                eprintln!(
-                    "SKIPPED: {} is missing from the shared folder {}",
+                skip(&format!(
+                    "{} is missing from the shared folder {}",
                     relative,
                     dir.display()
-                );
+                ));
                 None
             }
         }
         None => {
-            eprintln!(
-                "SKIPPED: the shared corpus (../shared beside the checkout, or ${SHARED_DIR_ENV}) \
+            skip(&format!(
+                "the shared corpus (../shared beside the checkout, or ${SHARED_DIR_ENV}) \
                  is absent, so {relative} cannot be read"
-            );
+            ));
             None
         }
     }
@@ -82,18 +134,19 @@ pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
     files
 }
 
-/// Whether `git` runs here, for tests that use it as an oracle; prints a
-/// skip message naming `what` when it does not (CI installs git, so there
-/// such tests always run).
+/// Whether `git` runs here, for tests that use it as an oracle; skips (see
+/// [`skip`]) naming `what` when it does not (CI installs git, so there such
+/// tests always run).
 pub fn git_available(what: &str) -> bool {
     let runs = Command::new("git")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !runs {
-        eprintln!("SKIPPED: git is not installed, {what} needs it");
-    }
-    runs
+    require(
+        runs,
+        &format!("git ({what} needs it)"),
+        "apt-get install git",
+    )
 }
 
 /// The environment under which `git` is a reproducible oracle in `dir`: no
@@ -150,6 +203,56 @@ mod tests {
             .collect();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names, ["a.mkp", "b.mkp"]);
+    }
+
+    /// Runs this test binary again with only `test` selected and
+    /// `CMK_REQUIRE_SHARED` set to `value`; returns whether it passed and its output.
+    fn rerun(test: &str, value: &str) -> (bool, String) {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--include-ignored"])
+            .env(REQUIRE_SHARED_ENV, value)
+            .env(SHARED_DIR_ENV, "/nonexistent/cmk-shared")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    /// Not run on its own: the child process of the tests below.
+    #[test]
+    #[ignore = "run by skips_panic_only_when_required"]
+    fn child_needs_shared_and_a_tool() {
+        let missing_tool = require_tool("cmk-no-such-tool", "apt-get install cmk-no-such-tool");
+        assert!(!missing_tool);
+        let missing = shared_path("corpus");
+        assert!(missing.is_none());
+    }
+
+    #[test]
+    fn skips_panic_only_when_required() {
+        let test = "tests::child_needs_shared_and_a_tool";
+        let (passed, out) = rerun(test, "0");
+        assert!(passed, "{out}");
+        assert!(
+            out.contains("SKIPPED: `cmk-no-such-tool` is not installed (install it with `apt-get install cmk-no-such-tool`)"),
+            "{out}"
+        );
+        assert!(out.contains("SKIPPED: the shared corpus"), "{out}");
+
+        let (passed, out) = rerun(test, "1");
+        assert!(!passed, "a skip passed under {REQUIRE_SHARED_ENV}=1: {out}");
+        assert!(out.contains("`cmk-no-such-tool` is not installed"), "{out}");
+        assert!(
+            out.contains("CMK_REQUIRE_SHARED=1 forbids skipping"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn require_tool_finds_a_tool_that_exists() {
+        // Only starting counts: `sh --version` fails in dash, and still counts.
+        assert!(require_tool("sh", "(part of every system)"));
     }
 
     #[test]

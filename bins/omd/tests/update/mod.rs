@@ -870,7 +870,11 @@ fn omd_typing(root: &Path, args: &str, keys: &str) -> Option<(i32, String)> {
         .stderr(Stdio::null())
         .spawn()
     else {
-        eprintln!("SKIPPED: util-linux `script` is not available to provide a terminal");
+        testkit::require(
+            false,
+            "util-linux `script` (to provide a terminal)",
+            "apt-get install util-linux",
+        );
         return None;
     };
     let mut stdin = child.stdin.take().unwrap();
@@ -904,7 +908,7 @@ fn omd_typing(root: &Path, args: &str, keys: &str) -> Option<(i32, String)> {
     drop(stdin);
     let out = as_shown(&reader.join().unwrap());
     if status.code() == Some(127) || out.contains("script: ") {
-        eprintln!("SKIPPED: `script` cannot run here: {out}");
+        testkit::skip(&format!("`script` cannot run here: {out}"));
         return None;
     }
     Some((status.code().unwrap(), out))

@@ -228,9 +228,18 @@ fn simplify(list: Vec<Region>, ours: &File<'_>, alnum: bool) -> Vec<Region> {
 }
 
 /// zdiff3: moves lines that open or close both sides of a conflict out of it.
+///
+/// A last line without a newline is never moved in front of the conflict:
+/// the `<<<<<<<` marker would follow it on the same line (seen only at
+/// [`Level::Minimal`], where identical sides still conflict; found by the
+/// `merge` fuzz target, regression `tests/data/fuzz/merge-zdiff3-glued-marker`).
 fn hoist_zdiff3(list: &mut [Region], ours: &File<'_>, theirs: &File<'_>) {
     for m in list.iter_mut().filter(|m| m.mode == 0) {
-        while m.chg1 > 0 && m.chg2 > 0 && ours.ids[m.i1 as usize] == theirs.ids[m.i2 as usize] {
+        while m.chg1 > 0
+            && m.chg2 > 0
+            && ours.ids[m.i1 as usize] == theirs.ids[m.i2 as usize]
+            && ours.line(m.i1 as usize).ends_with(b"\n")
+        {
             m.chg1 -= 1;
             m.chg2 -= 1;
             m.i1 += 1;

@@ -5,6 +5,7 @@
 mod common;
 mod corpus;
 mod edge;
+mod fuzz;
 mod oracle;
 mod props;
 mod view;
