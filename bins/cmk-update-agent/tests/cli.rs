@@ -476,7 +476,9 @@ fn on_a_terminal(s: &Setup, args: &str, input: &str, env: &[(&str, &str)]) -> Op
         cmd.env(key, value);
     }
     let Ok(mut child) = cmd.spawn() else {
-        eprintln!("SKIPPED: util-linux `script` is not available to provide a terminal");
+        testkit::skip(
+            "util-linux `script` is not available to provide a terminal (apt-get install bsdutils)",
+        );
         return None;
     };
     let mut stdin = child.stdin.take().unwrap();
@@ -665,7 +667,7 @@ fn openssl_server_cert(dir: &Path, extra: &[&str]) -> Option<tls::TlsFiles> {
             key,
         }),
         _ => {
-            eprintln!("SKIPPED: openssl is not available (apt-get install openssl)");
+            testkit::skip("openssl is not available (apt-get install openssl)");
             None
         }
     }

@@ -23,7 +23,7 @@ fn on_path(tool: &str) -> bool {
 #[test]
 fn portable_updater_needs_at_most_glibc_2_17() {
     if !on_path("objdump") || !on_path("readelf") {
-        eprintln!("SKIPPED: objdump/readelf are missing (apt-get install binutils)");
+        testkit::skip("objdump/readelf are missing (apt-get install binutils)");
         return;
     }
     let binary = match std::env::var_os("CMK_UPDATE_AGENT_PORTABLE") {
@@ -44,11 +44,11 @@ fn portable_updater_needs_at_most_glibc_2_17() {
             target.join("portable/cmk-update-agent")
         }
         None => {
-            eprintln!(
-                "SKIPPED: cargo-zigbuild is missing: python3 -m venv .venv-zig && \
+            testkit::skip(
+                "cargo-zigbuild is missing: python3 -m venv .venv-zig && \
                  .venv-zig/bin/pip install ziglang cargo-zigbuild, put .venv-zig/bin on PATH \
                  (or set CMK_UPDATE_AGENT_PORTABLE to a binary built by \
-                 scripts/build-portable-updater)"
+                 scripts/build-portable-updater)",
             );
             return;
         }
@@ -75,7 +75,7 @@ fn portable_updater_needs_at_most_glibc_2_17() {
 #[test]
 fn the_check_refuses_a_binary_built_against_the_host_glibc() {
     if !on_path("objdump") || !on_path("readelf") {
-        eprintln!("SKIPPED: objdump/readelf are missing (apt-get install binutils)");
+        testkit::skip("objdump/readelf are missing (apt-get install binutils)");
         return;
     }
     let native = env!("CARGO_BIN_EXE_cmk-update-agent");

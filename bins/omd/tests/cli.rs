@@ -442,10 +442,10 @@ fn omd_on_a_terminal(root: &Path, args: &str, env: &[(&str, &str)]) -> Option<St
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             testkit::require(
-                    false,
-                    "util-linux `script` (to provide a terminal)",
-                    "apt-get install util-linux",
-                );
+                false,
+                "util-linux `script` (to provide a terminal)",
+                "apt-get install util-linux",
+            );
             None
         }
         Err(e) => panic!("cannot run `script`: {e}"),

@@ -54,12 +54,11 @@ fn tools_present() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if ok("diff") && ok("patch") {
-        true
-    } else {
-        eprintln!("skipped: GNU diff and patch are needed (apt-get install patch diffutils)");
-        false
-    }
+    testkit::require(
+        ok("diff") && ok("patch"),
+        "GNU diff and patch",
+        "apt-get install patch diffutils",
+    )
 }
 
 fn check(base: &[u8], ours: &[u8], theirs: &[u8], expected: &[u8], failed: bool, name: &str) {
@@ -247,7 +246,7 @@ proptest! {
             );
             prop_assert_eq!(got.conflicts > 0, failed);
         } else {
-            eprintln!("skipped: GNU diff and patch are needed (apt-get install patch diffutils)");
+            testkit::skip("GNU diff and patch are needed (apt-get install patch diffutils)");
         }
     }
 }

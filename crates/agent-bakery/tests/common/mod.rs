@@ -213,10 +213,7 @@ pub fn have(tool: &str, install: &str) -> bool {
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: {tool} is not installed (apt-get install {install})");
-    }
-    ok
+    testkit::require(ok, tool, &format!("apt-get install {install}"))
 }
 
 pub fn run(cmd: &mut Command) -> String {
