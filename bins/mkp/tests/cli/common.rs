@@ -157,12 +157,14 @@ impl TestSite {
         })
     }
 
-    /// Everything under the site root except the lock file: path -> (kind, mode, content,
-    /// mtime for files).
+    /// Everything under the site root except the lock files: path -> (kind, mode, content,
+    /// mtime for files). The lock's holder note (`.site-lock`) is left behind by a holder
+    /// killed with SIGKILL, by design: the next holder overwrites it.
     pub(crate) fn snapshot(&self) -> BTreeMap<PathBuf, String> {
         let mut out = BTreeMap::new();
         walk(self.root(), self.root(), &mut out);
         out.remove(Path::new("var/check_mk/mkp-transaction.lock"));
+        out.remove(Path::new(mkp_format::SITE_LOCK_FILE));
         out
     }
 }
