@@ -26,7 +26,9 @@ pub struct BakerySiteFixture {
     key_id: u64,
     /// The certificate of the signing key (PEM), for `signature_keys`.
     pub key_pem: String,
-    server: String,
+    /// `server_data.server` of the rule (`host` or `host:port`); [`Self::set_interval`]
+    /// writes it.
+    pub server: String,
     ca_pem: String,
 }
 
