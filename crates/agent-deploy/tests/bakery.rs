@@ -296,10 +296,7 @@ fn a_rebake_after_deactivation_serves_a_package_without_the_updater() {
     w.site.bake_and_sign();
     let st = w.status("db02", &db).unwrap();
     assert_eq!(st.signatures.len(), 1);
-    assert_eq!(
-        w.status("web01", &secret).unwrap().target_hash,
-        Some(new)
-    );
+    assert_eq!(w.status("web01", &secret).unwrap().target_hash, Some(new));
     // The old package is gone; asking for it is refused, not an internal error.
     let env = w.deploy("web01", &secret, "agent", &old);
     assert_eq!(env["result_code"], 1);
