@@ -341,3 +341,69 @@ fn the_bakery_goes_before_published_packages_and_publish_fills_the_gaps() {
     w.site.deployment(false, None);
     assert_eq!(w.status("ghost", &ghost).unwrap_err(), GLOBALLY_DISABLED);
 }
+
+#[test]
+fn the_server_and_test_host_give_the_same_verdict_and_the_2_5_api_is_refused_too() {
+    let w = World::new(true);
+    let hosts = ["web01", "db02", "ghost"];
+    let secrets: Vec<String> = hosts.iter().map(|h| w.register(h).0).collect();
+    // Requirement 17: the status endpoint and "Test host name" (the library call behind
+    // `agent-bakery test-host`) agree, for every selection key and host.
+    for selection in [
+        None,
+        Some("{'match_site': ['mysite']}"),
+        Some("{'match_site': ['othersite']}"),
+        Some("{'match_folders': ['other']}"),
+        Some("{'match_hosttags': {'agent': 'cmk-agent'}}"),
+        Some("{'match_hosttags': ['no-agent']}"),
+        Some("{'match_hostlabels': {'os': 'linux'}}"),
+        Some("{'match_hostgroups': ['web']}"),
+        Some("{'match_hosts': ['~web', 'ghost']}"),
+        Some("{'match_exclude_hosts': ['db02']}"),
+        Some("{'match_folders': ['/wato/'], 'match_exclude_hosts': ['web01']}"),
+    ] {
+        w.site.deployment(true, selection);
+        let site = agent_bakery::SiteConfig::read(&w.site.root, SITE).unwrap();
+        for (host, secret) in hosts.iter().zip(&secrets) {
+            let expected = site.deployment_decision(host).refusal(host);
+            let served = w.status(host, secret).err();
+            assert_eq!(served, expected, "{host} with {selection:?}");
+        }
+    }
+    // The 2.5 API (host authenticated by its client certificate) is refused the same way.
+    w.site.deployment(false, None);
+    let form = agent_wire::DeployForm {
+        mode: agent_wire::DeployMode::Status,
+        host: String::new(),
+        host_secret: String::new(),
+        installed_aghash: String::new(),
+        aghash: String::new(),
+        os: "linux_deb".into(),
+        last_error: String::new(),
+        au_api: String::new(),
+    };
+    match w
+        .store
+        .deploy_authenticated("web01", &form, std::time::SystemTime::now())
+    {
+        Err(agent_deploy::ServerError::Refused(text)) => assert_eq!(text, GLOBALLY_DISABLED),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_unreadable_site_configuration_refuses_updates_but_not_registrations() {
+    let w = World::new(true);
+    let (secret, _) = w.register("web01");
+    assert!(w.status("web01", &secret).unwrap().agent_available);
+    std::fs::write(
+        w.site.root.join("etc/check_mk/conf.d/wato/rules.mk"),
+        "agent_config['cmk_update_agent'] = [{'id': \n",
+    )
+    .unwrap();
+    // Fail closed: no package is handed out on a configuration that cannot be read.
+    let err = w.status("web01", &secret).unwrap_err();
+    assert_eq!(err, "internal error on the deployment server");
+    let (_, monitored) = w.register("db02");
+    assert!(!monitored);
+}
