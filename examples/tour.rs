@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_bakery::{BakeOptions, Layout, SignWith};
 use agent_deploy::{
-    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, Limits, ServerOptions, package_hash, spawn,
+    Advertise, BakerySite, DEFAULT_PBKDF2_ITERATIONS, DeployStore, Limits, ServerOptions,
+    package_hash, spawn,
 };
 use agent_sign::{
     Clock as _, ExpiryThresholds, KdfParams, KeyStore, KeyType, MetaKey, NewKey, PackageSignature,
@@ -48,6 +50,7 @@ fn main() -> Result<()> {
     mkp_section(&tour)?;
     let signed = signing_section(&tour)?;
     deploy_section(&tour, &signed)?;
+    bakery_section(&tour, &signed)?;
     println!("\nEnd of the tour.");
     Ok(())
 }
@@ -881,6 +884,263 @@ fn deploy_section(tour: &Path, signed: &Signed) -> Result<()> {
         ));
     }
     show("agent-deploy status", &out);
+    server
+        .shutdown()
+        .context("cannot stop the deployment server")?;
+    Ok(())
+}
+
+// --- agent-bakery: from the "Agent updater" rule to signed per-host packages -------
+
+/// A Python string literal (for the sandbox site's rules.mk).
+fn py_str(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\n', "\\n"))
+}
+
+/// The sandbox site's files: the agent, the updater plug-in, two folders with one host each
+/// and the root folder's "Agent updater" rule.
+fn bakery_site(root: &Path, server: &str, signature_key: &str) -> Result<()> {
+    put(
+        root,
+        "share/check_mk/agents/check_mk_agent.linux",
+        "#!/bin/bash\necho '<<<check_mk>>>'\n",
+    )?;
+    put(
+        root,
+        "share/check_mk/agents/plugins/cmk-update-agent",
+        "#!/bin/sh\nexec cmk-update-agent \"$@\"\n",
+    )?;
+    let wato = "etc/check_mk/conf.d/wato";
+    put(
+        root,
+        &format!("{wato}/.wato"),
+        "{'title': 'Main', 'attributes': {}}",
+    )?;
+    for (folder, host) in [("linux", "web01"), ("other", "db02")] {
+        put(
+            root,
+            &format!("{wato}/{folder}/hosts.mk"),
+            &format!(
+                "all_hosts += ['{host}']\nhost_tags.update({{'{host}': {{'site': 'tour'}}}})\n"
+            ),
+        )?;
+    }
+    let rule = format!(
+        "{{'id': 'updater', 'value': {{'activated': True, 'server_data': {{'usage': 'registration', \
+         'server': {}, 'site': 'tour', 'protocol': 'http'}}, 'interval': 600, \
+         'signature_keys': [{}]}}, 'condition': {{}}}}",
+        py_str(server),
+        py_str(signature_key)
+    );
+    put(root, &format!("{wato}/rules.mk"), &updater_rules(&rule))?;
+    Ok(())
+}
+
+fn updater_rules(rule: &str) -> String {
+    format!(
+        "agent_config.setdefault('cmk_update_agent', [])\n\
+         agent_config['cmk_update_agent'] = [\n{rule},\n] + agent_config['cmk_update_agent']\n"
+    )
+}
+
+/// The workflow of Checkmk's automatic agent updates on a sandbox site: the "Agent updater"
+/// rule, bake and sign, registration, the master switch, a rollout limited to one folder, and
+/// the deactivation that makes the next update remove the updater.
+fn bakery_section(tour: &Path, signed: &Signed) -> Result<()> {
+    heading("Agent Bakery (agent-bakery, bins/agent-bakery, agent-deploy --site-root)");
+    let dir = tour.join("bakery");
+    if dir.exists() {
+        fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let root = dir.join("tour");
+    // The server first: the rule names its address.
+    put(&root, "etc/check_mk/conf.d/wato/.wato", "{'title': 'Main'}")?;
+    let state = dir.join("server");
+    fs::create_dir_all(&state)?;
+    let (user, secret) = ("automation", "tour-automation-secret");
+    DeployStore::set_user(&state, user, secret, 10_000)?;
+    let store = Arc::new(
+        DeployStore::open(&state, Advertise::default())?.with_bakery(BakerySite {
+            root: root.clone(),
+            site_id: "tour".into(),
+        }),
+    );
+    let options = ServerOptions {
+        site: "tour".into(),
+        limits: Limits::default(),
+        tls: None,
+    };
+    let server = spawn(
+        Arc::clone(&store),
+        options,
+        "127.0.0.1:0".parse().context("listen address")?,
+        1,
+    )
+    .context("cannot start the deployment server")?;
+    let addr = server.local_addr();
+    bakery_site(&root, &addr.to_string(), &signed.certificate)?;
+    println!(
+        "(site {}: folders /wato/linux/ with web01, /wato/other/ with db02; the root folder's\n \
+         \"Agent updater\" rule: activated, server {addr}, interval 600, the signing section's key)",
+        root.display()
+    );
+
+    // Bake and sign with the signing section's key.
+    let keys = tour.join("sign").join("keys");
+    let key_id = KeyStore::open(&keys)?
+        .list()?
+        .first()
+        .map(|k| k.id)
+        .context("the signing section's key store is empty")?;
+    let bake = |sign: bool| -> Result<String> {
+        let report = agent_bakery::bake(
+            &root,
+            &BakeOptions {
+                site_id: Some("tour".into()),
+                cmk_version: Some("2.3.0p9".into()),
+                sign: sign.then(|| SignWith {
+                    key_store: keys.clone(),
+                    key_id,
+                    passphrase: Passphrase::new("correct horse battery staple"),
+                }),
+                ..BakeOptions::default()
+            },
+            &mut |_| {},
+        )?;
+        let mut out = String::new();
+        for p in &report.platforms {
+            out.push_str(&format!(
+                "{}: {} packages ({} built), {} targets\n",
+                p.platform.id(),
+                p.packages,
+                p.built,
+                p.targets
+            ));
+        }
+        out.push_str(&format!("signed: {}", report.signed));
+        Ok(out)
+    };
+    show(&format!("agent-bakery bake --sign {key_id}"), &bake(true)?);
+    let layout = Layout::new(&root);
+    let deb_hash = |host: &str| {
+        layout
+            .reference(agent_bakery::Platform::LinuxDeb, host)
+            .unwrap_or_default()
+    };
+    println!(
+        "  (var/check_mk/agents/linux_deb/references/web01 -> ../{})",
+        deb_hash("web01")
+    );
+    println!(
+        "$ agent-deploy serve --site tour --site-root {} --listen 127.0.0.1:0\n  \
+         (listening on http://{addr}/tour/check_mk/)",
+        root.display()
+    );
+
+    // Two hosts, each with the updater configuration its baked package carries.
+    let updater_for = |host: &str| -> Result<(Updater, PathBuf)> {
+        let (conf, var) = (dir.join(host).join("etc"), dir.join(host).join("var"));
+        put(
+            &conf,
+            "cmk-update-agent.cfg",
+            &format!("signature_keys = [{:?}]\n", signed.certificate),
+        )?;
+        let installed = dir.join(host).join("installed-agent.deb");
+        let install = InstallCommand {
+            program: "sh".into(),
+            args: vec!["-c".into(), format!("cp \"$0\" '{}'", installed.display())],
+        };
+        let updater = Updater::new(
+            Paths::in_dirs(&conf, &var),
+            Arc::new(AgentSignVerifier::checkmk()),
+        )
+        .with_install_command(install)
+        .with_timeout(Duration::from_secs(10));
+        let registered = updater.register(&RegisterOptions {
+            server: addr.to_string(),
+            site: "tour".into(),
+            protocol: "http".into(),
+            host_name: host.into(),
+            user: user.into(),
+            secret: secret.to_owned().into(),
+            gui_login: false,
+            insecure: false,
+        })?;
+        show(
+            &format!("cmk-update-agent register -H {host} ...   # on {host}"),
+            &format!(
+                "Registered (the master switch is off: registration is always open); monitored: {}",
+                registered.monitored
+            ),
+        );
+        Ok((updater, installed))
+    };
+    let (web, web_installed) = updater_for("web01")?;
+    let (db, _) = updater_for("db02")?;
+    let run = |name: &str, updater: &Updater| {
+        let result = updater.run(&RunOptions::new(Mode::Manual));
+        let text = match &result {
+            Ok(o) => format!("{o:?}"),
+            Err(e) => format!("{e}"),
+        };
+        updater.record_result(&result);
+        show(&format!("cmk-update-agent   # on {name}"), &text);
+    };
+
+    // The master switch is off by default.
+    run("web01", &web);
+    put(
+        &root,
+        "etc/check_mk/multisite.d/wato/global.mk",
+        "agent_deployment_enabled = True\n\
+         agent_deployment_host_selection = {'match_folders': ['/wato/linux/']}\n",
+    )?;
+    println!("(global.mk: agent_deployment_enabled = True, host selection: folder /wato/linux/)");
+    run("web01", &web);
+    println!(
+        "  (installed {} bytes; the package of references/web01: {})",
+        fs::metadata(&web_installed).map(|m| m.len()).unwrap_or(0),
+        fs::read(&web_installed).ok()
+            == fs::read(layout.package_path(agent_bakery::Platform::LinuxDeb, &deb_hash("web01")))
+                .ok()
+    );
+    run("db02", &db);
+
+    // Deactivated for web01: the next bake gives it the stock agent without the updater.
+    put(
+        &root,
+        "etc/check_mk/conf.d/wato/linux/rules.mk",
+        &updater_rules(
+            "{'id': 'web01-off', 'value': {'activated': False}, \
+             'condition': {'host_folder': '/%s/' % FOLDER_PATH, 'host_name': ['web01']}}",
+        ),
+    )?;
+    println!("(a rule in /wato/linux/ sets activated = False for web01)");
+    show(&format!("agent-bakery bake --sign {key_id}"), &bake(true)?);
+    println!(
+        "  (references/web01 -> ../{} = references/_VANILLA: {}; installing it with dpkg\n   \
+         removes the updater from web01)",
+        deb_hash("web01"),
+        deb_hash("web01") == deb_hash(agent_bakery::VANILLA)
+    );
+    run("web01", &web);
+    let mut out = String::new();
+    for s in store.statuses() {
+        let verdict = match store.deployment_decision(&s.host_name)? {
+            Some(d) => d.refusal(&s.host_name).unwrap_or_else(|| "selected".into()),
+            None => "-".into(),
+        };
+        out.push_str(&format!(
+            "{}: target {}, installed {}: {verdict}\n",
+            s.host_name,
+            s.target_hash.as_deref().unwrap_or("-"),
+            s.installed_aghash.as_deref().unwrap_or("-"),
+        ));
+    }
+    show(
+        &format!("agent-deploy status --site-root {}", root.display()),
+        &out,
+    );
     server
         .shutdown()
         .context("cannot stop the deployment server")?;

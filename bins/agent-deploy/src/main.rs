@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use agent_deploy::{
-    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, Limits, ServerOptions,
+    Advertise, BakerySite, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, Limits,
+    ServerOptions,
 };
 use agent_sign::SignedDocument;
 use agent_wire::{Platform, RatingMode, RatingParams, Section, State, TargetMetadata};
@@ -28,6 +29,12 @@ use clap::{Parser, Subcommand};
 /// by its TLS client certificate). `check-section` rates an updater section like the
 /// "Check_MK Agent" service and needs no state directory.
 ///
+/// With `--site-root` the server serves what `agent-bakery` baked for the site (packages and
+/// signatures under `var/check_mk/agents/`) and applies the site's "Automatic agent updates"
+/// settings from `global.mk`: the master switch and the host selection refuse status and
+/// download calls with the text the updater shows as "Agent Bakery: ..."; registration stays
+/// open. Where the bakery has no package for a host and platform, a `publish`ed one is served.
+///
 /// Exit codes: 0 success; 1 a negative result (e.g. `unregister` of an unknown host);
 /// 2 usage or operational errors.
 #[derive(Debug, Parser)]
@@ -42,6 +49,11 @@ struct Cli {
         value_name = "DIR"
     )]
     dir: Option<PathBuf>,
+    /// Serve the Agent Bakery's packages of this Checkmk site and apply its deployment
+    /// decision (master switch, host selection). Not taken from $OMD_ROOT: it changes what
+    /// hosts get.
+    #[arg(long = "site-root", global = true, value_name = "DIR")]
+    site_root: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug).
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -286,6 +298,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let dir = cli
         .dir
         .ok_or_else(|| anyhow!("no state directory: use --dir or AGENT_DEPLOY_DIR"))?;
+    if let Some(root) = &cli.site_root
+        && !root.join(agent_bakery::WATO_DIR).is_dir()
+    {
+        return Err(anyhow!(
+            "{}: not a Checkmk site (no {})",
+            root.display(),
+            agent_bakery::WATO_DIR
+        ));
+    }
+    // The site id: the URL's site for `serve`, else the site directory's name.
+    let bakery = |site_id: Option<&str>| {
+        cli.site_root.clone().map(|root| BakerySite {
+            site_id: site_id
+                .map(str::to_owned)
+                .unwrap_or_else(|| agent_bakery::default_site_id(&root)),
+            root,
+        })
+    };
+    let with_bakery = |store: DeployStore, site: Option<BakerySite>| match site {
+        Some(site) => store.with_bakery(site),
+        None => store,
+    };
     let creates = matches!(cli.command, Command::Serve { .. } | Command::UserAdd { .. });
     if !creates && !dir.is_dir() {
         return Err(anyhow!(
@@ -313,13 +347,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .with_context(|| format!("reading {}", path.display()))?,
                 );
             }
-            let store = Arc::new(DeployStore::open(
-                &dir,
-                Advertise {
-                    update_url,
-                    certificates,
-                },
-            )?);
+            let site_bakery = bakery(Some(&site));
+            let store = Arc::new(with_bakery(
+                DeployStore::open(
+                    &dir,
+                    Advertise {
+                        update_url,
+                        certificates,
+                    },
+                )?,
+                site_bakery,
+            ));
+            if let Some(site) = store.site_config()? {
+                for w in &site.warnings {
+                    eprintln!("agent-deploy: warning: {w}");
+                }
+            }
             let tls = match (cert, key) {
                 (Some(c), Some(k)) => Some(match &client_ca {
                     Some(ca) => agent_deploy::load_mtls(&c, &k, ca)?,
@@ -352,7 +395,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { json } => {
-            let store = DeployStore::open(&dir, Advertise::default())?;
+            let store = with_bakery(DeployStore::open(&dir, Advertise::default())?, bakery(None));
             let hosts = store.statuses();
             let mut out = io::stdout().lock();
             let res = if json {

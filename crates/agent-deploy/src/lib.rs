@@ -10,6 +10,10 @@
 //!   constant time), one agent directory per host and platform, per-host status files.
 //! - **Server** ([`serve`], [`spawn`], [`router`]): the endpoints, with TLS and, with a client
 //!   CA, mTLS for the 2.5 API (host = the client certificate's CN).
+//! - **Agent Bakery** ([`DeployStore::with_bakery`], [`BakerySite`]): serves what
+//!   `agent-bakery` baked under a site's `var/check_mk/agents/` with its signatures, and
+//!   applies the deployment decision (master switch, host selection) of the site's `global.mk`;
+//!   refusals reach the updater as `Agent Bakery: <text>`.
 //! - **Root rotation** ([`DeployStore::publish_root`]): published metadata roots are handed
 //!   out with every status answer.
 //! - **Signing log** ([`DeployStore::audit_signing_log`]): every publication is recorded in
@@ -42,7 +46,7 @@ pub use server::{
     serve, spawn, tls_config,
 };
 pub use store::{
-    Advertise, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer, DeployStore, HostStatus,
+    Advertise, BakerySite, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer, DeployStore, HostStatus,
     SESSION_LIFETIME_SECS, SIGNING_LOG, ServerError, SigningAudit, generate_host_secret,
     hash_user_secret, package_hash,
 };

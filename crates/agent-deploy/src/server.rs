@@ -379,7 +379,10 @@ async fn run_blocking<T: Send + 'static>(
 
 fn error_envelope(e: &ServerError) -> Response {
     match e {
-        ServerError::Io { .. } | ServerError::Corrupt { .. } | ServerError::Tls { .. } => {
+        ServerError::Io { .. }
+        | ServerError::Corrupt { .. }
+        | ServerError::Tls { .. }
+        | ServerError::Bakery(_) => {
             tracing::error!("{e}");
             envelope(
                 StatusCode::OK,
@@ -595,7 +598,10 @@ async fn receiver_call(
         Ok(Err(e @ ServerError::NoSuchAgent { .. })) => {
             Err(detail(StatusCode::NOT_FOUND, e.to_string()))
         }
-        Ok(Err(e @ (ServerError::Io { .. } | ServerError::Corrupt { .. }))) => {
+        Ok(Err(e @ ServerError::Refused(_))) => Err(detail(StatusCode::FORBIDDEN, e.to_string())),
+        Ok(Err(
+            e @ (ServerError::Io { .. } | ServerError::Corrupt { .. } | ServerError::Bakery(_)),
+        )) => {
             tracing::error!(%host, "{e}");
             Err(detail(
                 StatusCode::INTERNAL_SERVER_ERROR,

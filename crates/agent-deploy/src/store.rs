@@ -11,6 +11,10 @@
 //! <dir>/agents/<host>/<os>/<hash>/timestamp.json   optional signed timestamp (`agent-sign metadata timestamp`)
 //! <dir>/status/<host>.json                 per-host status (see [`HostStatus`])
 //! ```
+//!
+//! With a bakery site ([`DeployStore::with_bakery`]) the server also serves what
+//! `agent-bakery` baked under the site's `var/check_mk/agents/<platform>/` and applies the
+//! deployment decision of the site's `global.mk` (see [`BakerySite`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -130,6 +134,14 @@ pub enum ServerError {
         /// What is wrong (e.g. the first line where the chain breaks).
         reason: String,
     },
+    /// The deployment decision refuses the host (bakery.md §6.2): the master switch is off or
+    /// the host is not selected. The text goes to the updater as `{"result_code": 1,
+    /// "result": <text>}`, which shows it as `Agent Bakery: <text>`.
+    #[error("{0}")]
+    Refused(String),
+    /// The bakery site's configuration or package layout could not be read.
+    #[error("agent bakery site: {0}")]
+    Bakery(#[from] agent_bakery::Error),
     /// A root document offered for publishing is unacceptable.
     #[error("root metadata {path}: {reason}")]
     RootMetadata {
@@ -274,12 +286,73 @@ struct StatusBook {
     dirty: BTreeSet<String>,
 }
 
-/// A published package (signatures and metadata cached; bytes read on download).
+/// A host's current package (signatures and metadata cached; bytes read on download).
 #[derive(Debug)]
 struct Target {
     hash: String,
     signatures: Vec<PackageSignature>,
     metadata: Option<TargetMetadata>,
+    /// The package file.
+    path: PathBuf,
+}
+
+/// A site whose Agent Bakery output the server serves (`agent-deploy serve --site-root`).
+///
+/// For a host and platform the server answers with, in this order:
+///
+/// 1. the deployment decision of the site's `global.mk` (bakery.md §6.2): with the master
+///    switch `agent_deployment_enabled` off, or the host outside
+///    `agent_deployment_host_selection`, every status and download call of a registered host
+///    is refused with the bakery's text ([`agent_bakery::Decision::refusal`]). The decision
+///    covers published packages too: the master switch is global. Registration is never
+///    refused (§6.2.7);
+/// 2. the package the bakery baked for the host (`references/<host>`, the agent hash as
+///    `TargetHash`, the signatures of `agent-bakery bake --sign`/`sign`);
+/// 3. only when the bakery has no package for that host and platform (e.g. `windows_msi`,
+///    `solaris_pkg`, or a host the site does not monitor): a package published with
+///    [`DeployStore::publish`] ("packages made elsewhere").
+///
+/// The bakery wins over `publish` so that a bake (including one that deactivates the updater,
+/// §6.3) always reaches its hosts; an old hand-published package cannot shadow it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BakerySite {
+    /// The site root (`$OMD_ROOT`).
+    pub root: PathBuf,
+    /// The site id (`cmk/site` label, `match_site`).
+    pub site_id: String,
+}
+
+/// Modification times and sizes of the site files the decision reads: the cached
+/// configuration is re-read when any of them changes.
+type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
+
+struct Bakery {
+    site: BakerySite,
+    cache: Mutex<Option<(Fingerprint, Arc<agent_bakery::SiteConfig>)>>,
+}
+
+fn site_fingerprint(root: &Path) -> Fingerprint {
+    fn walk(dir: &Path, out: &mut Fingerprint) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&e.path(), out);
+            } else {
+                out.push((e.path(), meta.modified().ok(), meta.len()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root.join(agent_bakery::WATO_DIR), &mut out);
+    let global = root.join(agent_bakery::GLOBAL_MK);
+    if let Ok(meta) = fs::metadata(&global) {
+        out.push((global, meta.modified().ok(), meta.len()));
+    }
+    out.sort();
+    out
 }
 
 /// Extra values the server hands to updaters.
@@ -305,6 +378,7 @@ pub struct DeployStore {
     /// Serializes signing-log appends within this process (the lock file does across).
     log_lock: Mutex<()>,
     advertise: Advertise,
+    bakery: Option<Bakery>,
 }
 
 impl std::fmt::Debug for DeployStore {
@@ -367,7 +441,62 @@ impl DeployStore {
             log_lock: Mutex::new(()),
             sessions: Mutex::new(HashMap::new()),
             advertise,
+            bakery: None,
         })
+    }
+
+    /// Serves the packages `agent-bakery` baked for `site` and applies the site's deployment
+    /// decision (see [`BakerySite`] for the precedence over published packages).
+    pub fn with_bakery(mut self, site: BakerySite) -> DeployStore {
+        self.bakery = Some(Bakery {
+            site,
+            cache: Mutex::new(None),
+        });
+        self
+    }
+
+    /// The bakery site, if any.
+    pub fn bakery_site(&self) -> Option<&BakerySite> {
+        self.bakery.as_ref().map(|b| &b.site)
+    }
+
+    /// The bakery site's configuration (hosts, rules, `global.mk`), re-read when one of its
+    /// files changed; `None` without a bakery site.
+    pub fn site_config(&self) -> Result<Option<Arc<agent_bakery::SiteConfig>>, ServerError> {
+        let Some(bakery) = &self.bakery else {
+            return Ok(None);
+        };
+        let fingerprint = site_fingerprint(&bakery.site.root);
+        let mut cache = lock(&bakery.cache);
+        if let Some((fp, cfg)) = &*cache
+            && *fp == fingerprint
+        {
+            return Ok(Some(Arc::clone(cfg)));
+        }
+        let cfg = Arc::new(agent_bakery::SiteConfig::read(
+            &bakery.site.root,
+            &bakery.site.site_id,
+        )?);
+        *cache = Some((fingerprint, Arc::clone(&cfg)));
+        Ok(Some(cfg))
+    }
+
+    /// The deployment decision for `host` (bakery.md §6.2, the same as `agent-bakery
+    /// test-host`); `None` without a bakery site (everything is served).
+    pub fn deployment_decision(
+        &self,
+        host: &str,
+    ) -> Result<Option<agent_bakery::Decision>, ServerError> {
+        Ok(self
+            .site_config()?
+            .map(|site| site.deployment_decision(host)))
+    }
+
+    /// The bakery's current package hash for a host (`references/<host>`).
+    fn bakery_reference(&self, host: &str, platform: Platform) -> Option<String> {
+        let bakery = self.bakery.as_ref()?;
+        let p = agent_bakery::Platform::parse(platform.as_str()).ok()?;
+        agent_bakery::Layout::new(&bakery.site.root).reference(p, host)
     }
 
     /// The state directory.
@@ -547,7 +676,15 @@ impl DeployStore {
             s.registered_by = Some(user.to_owned());
         })?;
         tracing::info!(user = %user, host = %host, "host registered");
-        let monitored = self.dir.join("agents").join(host).is_dir();
+        // §6.2.7: registration ignores the selection; an unknown host gets `monitored: false`.
+        let in_site = match self.site_config() {
+            Ok(site) => site.is_some_and(|s| s.host(host).is_some()),
+            Err(e) => {
+                tracing::error!(%host, "registration: {e}");
+                false
+            }
+        };
+        let monitored = in_site || self.dir.join("agents").join(host).is_dir();
         Ok(RegisterResult {
             host_secret: secret.to_string(),
             monitored,
@@ -618,13 +755,29 @@ impl DeployStore {
     ) -> Result<DeployAnswer, ServerError> {
         let platform = Platform::parse(&form.os)
             .ok_or_else(|| ServerError::UnknownPlatform(form.os.clone()))?;
-        let target = self.current_target(host, platform)?;
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let last_error = nonempty(truncate_last_error(&form.last_error));
         // Only plausible hashes are recorded; anything else would be attacker-chosen text.
         let installed = Some(form.installed_aghash.as_str())
             .filter(|h| valid_aghash(h))
             .map(str::to_owned);
+        if let Some(text) = self
+            .deployment_decision(host)?
+            .and_then(|d| d.refusal(host))
+        {
+            // The contact is recorded; the target is not offered.
+            if form.mode == DeployMode::Status {
+                self.update_status(host, false, |s| {
+                    s.platform = Some(platform.to_string());
+                    s.installed_aghash = installed;
+                    s.last_error = last_error;
+                    s.last_contact = Some(epoch(now));
+                })?;
+            }
+            tracing::info!(%host, "refused: {text}");
+            return Err(ServerError::Refused(text));
+        }
+        let target = self.current_target(host, platform)?;
         let target_hash = target.as_ref().map(|t| t.hash.clone());
         match form.mode {
             DeployMode::Status => {
@@ -661,11 +814,12 @@ impl DeployStore {
                 if target.hash != form.aghash {
                     return Err(no_agent());
                 }
-                let path = self
-                    .target_dir(host, platform)
-                    .join(&target.hash)
-                    .join("agent");
-                let bytes = fs::read(&path).map_err(io_err(&path))?;
+                let bytes = match fs::read(&target.path) {
+                    Ok(b) => b,
+                    // Removed by a bake since the status call.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(no_agent()),
+                    Err(e) => return Err(io_err(&target.path)(e)),
+                };
                 self.update_status(host, true, |s| {
                     s.platform = Some(platform.to_string());
                     s.downloaded_aghash = Some(target.hash.clone());
@@ -681,7 +835,27 @@ impl DeployStore {
         self.dir.join("agents").join(host).join(platform.as_str())
     }
 
+    /// The host's current package: the bakery's, else a published one ([`BakerySite`]).
     fn current_target(
+        &self,
+        host: &str,
+        platform: Platform,
+    ) -> Result<Option<Arc<Target>>, ServerError> {
+        if let Some(bakery) = &self.bakery
+            && let Ok(p) = agent_bakery::Platform::parse(platform.as_str())
+            && let Some(pkg) = agent_bakery::host_package(&bakery.site.root, host, p)?
+        {
+            return Ok(Some(Arc::new(Target {
+                hash: pkg.aghash,
+                signatures: pkg.signatures,
+                metadata: None,
+                path: pkg.path,
+            })));
+        }
+        self.published_target(host, platform)
+    }
+
+    fn published_target(
         &self,
         host: &str,
         platform: Platform,
@@ -733,6 +907,7 @@ impl DeployStore {
             hash,
             signatures,
             metadata,
+            path: agent,
         });
         lock(&self.targets).insert(key, Arc::clone(&target));
         Ok(Some(target))
@@ -1091,6 +1266,20 @@ impl DeployStore {
     /// for the host. Left as it is when that is ambiguous or unreadable.
     fn fill_configured_target(&self, status: &mut HostStatus) {
         let reported = status.platform.as_deref().and_then(Platform::parse);
+        if self.bakery.is_some() {
+            let baked: Vec<(Platform, String)> = match reported {
+                Some(p) => vec![p],
+                None => Platform::ALL.to_vec(),
+            }
+            .into_iter()
+            .filter_map(|p| Some((p, self.bakery_reference(&status.host_name, p)?)))
+            .collect();
+            if let [(platform, hash)] = &baked[..] {
+                status.target_hash = Some(hash.clone());
+                status.platform = Some(platform.to_string());
+                return;
+            }
+        }
         let platforms: Vec<Platform> = match reported {
             Some(p) => vec![p],
             None => Platform::ALL

@@ -1,0 +1,353 @@
+//! End to end over loopback HTTPS with the real binaries: a site's "Agent updater" rule,
+//! baked and signed by `agent-bakery` (library, through `agent-sign`), served by
+//! `agent-deploy serve --site-root`, and the real `cmk-update-agent` on two hosts whose packages
+//! are installed with `dpkg --root` into fake roots (issue 13's workflow, bakery.md §6).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+mod support {
+    pub(crate) mod tls;
+}
+#[path = "../../../crates/agent-deploy/tests/bakery_site.rs"]
+mod bakery_site;
+
+use bakery_site::{BakerySiteFixture, have};
+
+const DEPLOY: &str = env!("CARGO_BIN_EXE_agent-deploy");
+
+/// The updater binary: `CMK_UPDATE_AGENT_BIN`, or the one built next to `agent-deploy`.
+fn updater_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("CMK_UPDATE_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(DEPLOY).with_file_name("cmk-update-agent"));
+    if path.is_file() {
+        Some(path)
+    } else {
+        eprintln!(
+            "SKIP: {} is not built (cargo build -p cmk-update-agent, or test with \
+             -p agent-deploy-cli -p cmk-update-agent)",
+            path.display()
+        );
+        None
+    }
+}
+
+/// The server process; killed (by its id) when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A host: a fake root that dpkg installs into, and the updater's state directory.
+struct Host {
+    name: &'static str,
+    root: PathBuf,
+    var: PathBuf,
+    updater: PathBuf,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+impl Host {
+    fn new(dir: &Path, name: &'static str, updater: &Path) -> Host {
+        let root = dir.join(format!("{name}-root"));
+        for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+        let var = dir.join(format!("{name}-var"));
+        std::fs::create_dir_all(&var).unwrap();
+        Host {
+            name,
+            root,
+            var,
+            updater: updater.to_owned(),
+        }
+    }
+
+    /// `dpkg -i` into the fake root (as the updater's install command, the package last).
+    fn dpkg(&self) -> Vec<String> {
+        vec![
+            "dpkg".into(),
+            format!("--root={}", self.root.display()),
+            format!("--admindir={}", self.root.join("var/lib/dpkg").display()),
+            "--force-not-root".into(),
+            "--force-script-chrootless".into(),
+            "--log=/dev/null".into(),
+            "-i".into(),
+        ]
+    }
+
+    /// The first installation, by hand (as an operator does with the baked package).
+    fn install(&self, package: &Path) {
+        let words = self.dpkg();
+        let out = Command::new(&words[0])
+            .args(&words[1..])
+            .arg(package)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "dpkg: {}", text(&out.stderr));
+    }
+
+    /// The updater with the configuration the package installed (`/etc/check_mk`).
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.updater);
+        c.args(args)
+            .env("MK_CONFDIR", self.root.join("etc/check_mk"))
+            .env("MK_VARDIR", &self.var)
+            .env_remove("MK_AGENT_UPDATER_MANUAL")
+            .env_remove("RUST_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn register(&self, server: &str) -> Output {
+        self.cmd(&[
+            "register",
+            "-s",
+            server,
+            "-i",
+            "mysite",
+            "-p",
+            "https",
+            "-H",
+            self.name,
+            "-U",
+            "automation",
+            "-S",
+            "s3cret-s3cret",
+        ])
+        .output()
+        .unwrap()
+    }
+
+    /// An update run by hand, installing with dpkg into the fake root.
+    fn update(&self) -> Output {
+        let install = shell_words(&self.dpkg());
+        self.cmd(&["--install-command", &install])
+            .env("MK_AGENT_UPDATER_MANUAL", "1")
+            .output()
+            .unwrap()
+    }
+
+    /// A plug-in run (the agent calling the updater): the monitoring section on stdout.
+    fn plugin(&self) -> Output {
+        let install = shell_words(&self.dpkg());
+        self.cmd(&["--install-command", &install]).output().unwrap()
+    }
+
+    fn has(&self, path: &str) -> bool {
+        self.root.join(path).exists()
+    }
+}
+
+fn shell_words(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `agent-deploy check-section` rating of a plug-in run's output, disabled states CRIT/OK.
+fn rate(section: &[u8]) -> (Option<i32>, String) {
+    let mut child = Command::new(DEPLOY)
+        .args([
+            "check-section",
+            "--globally-disabled-state",
+            "CRIT",
+            "--host-disabled-state",
+            "OK",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(section).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), text(&out.stdout))
+}
+
+#[test]
+fn rule_bake_sign_register_switch_selection_update_and_deactivation() {
+    if !have("dpkg", "dpkg") {
+        return;
+    }
+    let Some(updater) = updater_bin() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tls = support::tls::write_tls_files(dir.path());
+    let state = dir.path().join("state");
+    let mut add = Command::new(DEPLOY)
+        .arg("--dir")
+        .arg(&state)
+        .args(["user-add", "automation", "--iterations", "1000"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-s3cret\n")
+        .unwrap();
+    assert!(add.wait().unwrap().success());
+
+    // The site, with the master switch off (its default).
+    let mut site = BakerySiteFixture::new("127.0.0.1", &tls.ca_pem);
+    let mut child = Command::new(DEPLOY)
+        .arg("--dir")
+        .arg(&state)
+        .arg("--site-root")
+        .arg(&site.root)
+        .args([
+            "serve",
+            "--site",
+            "mysite",
+            "--listen",
+            "127.0.0.1:0",
+            "--cert",
+        ])
+        .arg(&tls.cert)
+        .arg("--key")
+        .arg(&tls.key)
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let _server = Server(child);
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
+        if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
+            break a.to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in stderr.lines() {});
+
+    // 1. The rule names this server; bake and sign.
+    site.server = addr.clone();
+    site.set_interval(600);
+    site.bake_and_sign();
+
+    // 2. Both hosts get their baked package by hand and register (web01 in /wato/linux/,
+    //    db02 in /wato/other/). Registration is open whatever the switch says.
+    let web = Host::new(dir.path(), "web01", &updater);
+    let db = Host::new(dir.path(), "db02", &updater);
+    for h in [&web, &db] {
+        h.install(&site.package(h.name));
+        assert!(h.has("etc/check_mk/cmk-update-agent.cfg"));
+        let out = h.register(&addr);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    // 3. Master switch off: refused with the bakery's text; the plug-in's section is rated
+    //    with the "globally disabled" state.
+    let out = web.update();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr)
+            .contains("Agent Bakery: Agent deployment is currently globally disabled."),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = db.plugin();
+    assert!(out.status.success());
+    let (code, rating) = rate(&out.stdout);
+    assert_eq!(code, Some(2), "{rating}");
+    assert!(
+        rating.contains(
+            "Update error: Agent Bakery: Agent deployment is currently globally disabled.(!!)"
+        ),
+        "{rating}"
+    );
+
+    // 4. The operator changes the interval (a new package), bakes and signs, switches on and
+    //    limits the rollout to one folder.
+    site.set_interval(900);
+    site.bake_and_sign();
+    site.deployment(true, Some("{'match_folders': ['/wato/linux/']}"));
+
+    // 5. web01 (selected) updates: downloaded, signature verified, installed by dpkg.
+    let hash = site.hash("web01");
+    let out = web.update();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains(&format!("Installed agent {hash} (signature #1 verified).")),
+        "{}",
+        text(&out.stdout)
+    );
+    let dpkg_status = std::fs::read_to_string(web.root.join("var/lib/dpkg/status")).unwrap();
+    assert!(dpkg_status.contains(&format!("Version: {}-1.{hash}", bakery_site::CMK)));
+    assert!(web.has("usr/lib/check_mk_agent/plugins/900/cmk-update-agent"));
+    assert!(!web.has("usr/lib/check_mk_agent/plugins/600/cmk-update-agent"));
+    let cfg = std::fs::read_to_string(web.root.join("etc/check_mk/cmk-update-agent.cfg")).unwrap();
+    assert!(cfg.contains("'interval': 900"), "{cfg}");
+    let out = web.update();
+    assert!(
+        text(&out.stdout).contains(&format!("Agent {hash} is already installed.")),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // 6. db02 (not selected) is refused with the reason; nothing is installed.
+    let before = std::fs::read_to_string(db.root.join("var/lib/dpkg/status")).unwrap();
+    let out = db.update();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains(
+            "Agent Bakery: Agent updates are disabled for host name db02 because it is not in one of the selected folders."
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(db.root.join("var/lib/dpkg/status")).unwrap(),
+        before
+    );
+
+    // 7. The rule deactivated for web01, baked and signed: web01's next update installs the
+    //    package without the updater, so the updater is gone (§6.3); the agent stays.
+    site.deactivate_web01();
+    site.bake_and_sign();
+    let gone = site.hash("web01");
+    assert_ne!(gone, hash);
+    let out = web.update();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&format!("Installed agent {gone}")));
+    assert!(web.has("usr/bin/check_mk_agent"));
+    assert!(!web.has("usr/bin/cmk-update-agent"));
+    assert!(!web.has("usr/lib/check_mk_agent/plugins/900/cmk-update-agent"));
+
+    // The server's status view shows the bakery's targets.
+    let out = Command::new(DEPLOY)
+        .arg("--dir")
+        .arg(&state)
+        .arg("--site-root")
+        .arg(&site.root)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let web01 = doc["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["host_name"] == "web01")
+        .unwrap();
+    assert_eq!(web01["target_hash"], gone.as_str());
+    assert_eq!(web01["installed_aghash"], gone.as_str());
+}
