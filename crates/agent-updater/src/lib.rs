@@ -46,6 +46,7 @@
 mod controller;
 mod rotation;
 mod settings;
+mod stream;
 mod updater;
 mod verify;
 
