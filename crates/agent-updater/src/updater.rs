@@ -791,7 +791,7 @@ impl Updater {
         // way (one SHA-256 pass serves the metadata and the signature checks) and is installed
         // from there, as in the 2.5 mode.
         let mut package = self.package_file(&target_hash)?;
-        let digest = client.download(&base, &form, limit, package.as_file_mut())?;
+        let digest = client.download(&base, &form, limit, &mut package)?;
         plan.check_package(&digest)?;
         let signature = self.check_signature(&digest, &info, skip, &target_hash)?;
         if self.deferred {
@@ -1381,7 +1381,7 @@ impl Client {
         base: &str,
         form: &DeployForm,
         limit: u64,
-        out: &mut fs::File,
+        out: &mut tempfile::NamedTempFile,
     ) -> Result<PackageDigest, UpdateError> {
         let url = format!("{base}/{DEPLOY_PAGE}");
         let resp = self.send(&url, &form.pairs())?;
@@ -1394,7 +1394,8 @@ impl Client {
                 .reader()
                 .take(limit.saturating_add(1)),
         );
-        let extracted = crate::stream::extract(&mut reader, &["result", "agent"], out);
+        let extracted =
+            crate::stream::extract(&mut reader, &["result", "agent"], out.as_file_mut());
         if reader.get_ref().limit() == 0 {
             return Err(UpdateError::TooLarge { url, limit });
         }
@@ -1403,7 +1404,7 @@ impl Client {
                 url: url.clone(),
                 reason: e.to_string(),
             },
-            StreamError::Write(e) => UpdateError::Garbled(format!("cannot write the package: {e}")),
+            StreamError::Write(e) => io_err(out.path())(e),
             other => UpdateError::Garbled(other.to_string()),
         })?;
         let result = parse_envelope(&url, status, &extracted.rest)?;
