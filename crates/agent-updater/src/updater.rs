@@ -861,6 +861,10 @@ impl Updater {
         written.map_err(io_err(&candidate))?;
         tmp.persist(&candidate)
             .map_err(|e| io_err(&candidate)(e.error))?;
+        if let Ok(dir) = fs::File::open(&self.paths.var_dir) {
+            // Best effort: make the rename durable, as `write_atomic` does.
+            let _ = dir.sync_all();
+        }
         Ok(())
     }
 
