@@ -850,3 +850,75 @@ fn signature_threshold_and_deferred_install() {
     let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
     assert!(state.contains("'pending_hash': None"), "{state}");
 }
+
+/// The updater's peak resident memory (VmHWM, kB) at install time, written by the install
+/// script from `/proc/<updater>/status` (the script's parent), and the installed package.
+fn install_and_measure(s: &Setup) -> (u64, Vec<u8>) {
+    let script = s.var.path().join("install.sh");
+    let hwm = s.var.path().join("hwm");
+    let installed = s.var.path().join("installed");
+    std::fs::write(
+        &script,
+        format!(
+            "grep VmHWM /proc/$PPID/status > '{}'\ncp \"$1\" '{}'\n",
+            hwm.display(),
+            installed.display()
+        ),
+    )
+    .unwrap();
+    let install = format!("sh {}", script.display());
+    let out = s
+        .cmd(&["--install-command", &install])
+        .env("MK_AGENT_UPDATER_MANUAL", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = std::fs::read_to_string(&hwm).unwrap();
+    let kb = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {line:?}"));
+    (kb, std::fs::read(&installed).unwrap())
+}
+
+/// A package of some MiB goes from the `deploy_agent.py` answer (base64 in JSON) into a
+/// private file as it arrives: it installs, no download file is left, and the updater's peak
+/// memory stays below the package's size (the answer alone is 4/3 of it).
+#[test]
+fn large_package_is_streamed_with_bounded_memory() {
+    if !Path::new("/proc/self/status").exists() {
+        eprintln!("skipped: needs Linux /proc to read the updater's peak memory");
+        return;
+    }
+    let s = setup();
+    assert!(s.register().status.success());
+    let size = 24 << 20;
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let package: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    let hash = s.publish(&package);
+    let (hwm_kb, installed) = install_and_measure(&s);
+    assert!(installed == package, "installed package differs");
+    let hwm = hwm_kb * 1024;
+    eprintln!("updater peak RSS for a {size}-byte package: {hwm} bytes");
+    assert!(
+        hwm < size as u64,
+        "peak RSS {hwm} bytes for a {size}-byte package"
+    );
+    let state = std::fs::read_to_string(s.var.path().join("cmk-update-agent.state")).unwrap();
+    assert!(state.contains(&hash), "{state}");
+    let left: Vec<_> = std::fs::read_dir(s.var.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("new_agent") || n.starts_with(".download"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

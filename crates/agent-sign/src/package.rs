@@ -1,7 +1,7 @@
 //! Package signatures as Checkmk makes and checks them.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -45,6 +45,13 @@ impl PackageDigest {
 
     /// Hashes everything `reader` yields, [`DIGEST_BUFFER_BYTES`] at a time.
     pub fn read_from(reader: &mut impl Read) -> io::Result<PackageDigest> {
+        PackageDigest::copy(reader, &mut io::sink())
+    }
+
+    /// Copies everything `reader` yields into `writer` and hashes it on the way, in one pass
+    /// through a buffer of [`DIGEST_BUFFER_BYTES`]: a package written to disk as it arrives is
+    /// hashed without being read back or held in memory.
+    pub fn copy(reader: &mut impl Read, writer: &mut impl Write) -> io::Result<PackageDigest> {
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; DIGEST_BUFFER_BYTES];
         let mut length = 0u64;
@@ -56,8 +63,10 @@ impl PackageDigest {
                 Err(e) => return Err(e),
             };
             hasher.update(&buf[..n]);
+            writer.write_all(&buf[..n])?;
             length += n as u64;
         }
+        writer.flush()?;
         Ok(PackageDigest {
             sha256: hasher.finalize().into(),
             length,

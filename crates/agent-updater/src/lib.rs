@@ -39,13 +39,16 @@
 //! The host secret is a bearer token: use HTTPS. The updater downloads a package only after
 //! the pre-download gate passes, reads at most the announced length (or an absolute cap) into a
 //! private temporary file, verifies it, and records `installed_aghash` only after the install
-//! command succeeded. Rollback protection (and the `aghash` check against signed metadata)
+//! command succeeded. The answer's base64 is decoded and hashed as it arrives (and the deferred
+//! install's candidate file is written and read the same way), so the updater's memory does not
+//! grow with the package's size. Rollback protection (and the `aghash` check against signed metadata)
 //! needs a metadata root: see [`AgentSignVerifier::hardened`].
 #![warn(missing_docs)]
 
 mod controller;
 mod rotation;
 mod settings;
+mod stream;
 mod updater;
 mod verify;
 

@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use agent_sign::{Clock, PackageDigest, PackageSignature, RollbackState, SystemClock};
 
 use crate::settings::{ProxySetting, Settings, SettingsError};
+use crate::stream::StreamError;
 use crate::verify::{PackageVerifier, TargetInfo, TargetPlan, VerifyError};
 use agent_wire::{
     AU_API, AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN,
@@ -786,25 +787,21 @@ impl Updater {
                     .saturating_add(4096)
             })
             .min(self.download_cap);
-        let package = client.download(&base, &form, limit, &self.paths.var_dir)?;
-        // One SHA-256 pass serves the metadata and the signature checks.
-        let digest = PackageDigest::of(&package);
+        // The package goes into a private file as it arrives (bounded memory), is hashed on the
+        // way (one SHA-256 pass serves the metadata and the signature checks) and is installed
+        // from there, as in the 2.5 mode.
+        let mut package = self.package_file(&target_hash)?;
+        let digest = client.download(&base, &form, limit, &mut package)?;
         plan.check_package(&digest)?;
         let signature = self.check_signature(&digest, &info, skip, &target_hash)?;
         if self.deferred {
-            let candidate = self.candidate_path(&target_hash);
-            let doc = json!({
-                "agent_data": B64.encode(&package),
-                "target_state": {
-                    "signatures": status.signatures,
-                    "target_hash": target_hash,
-                    "sha256": digest.sha256_hex(),
-                    "target_metadata": status.target_metadata,
-                },
+            let target_state = json!({
+                "signatures": status.signatures,
+                "target_hash": target_hash,
+                "sha256": digest.sha256_hex(),
+                "target_metadata": status.target_metadata,
             });
-            let data = serde_json::to_vec(&doc).map_err(|e| UpdateError::Garbled(e.to_string()))?;
-            agent_wire::fsutil::write_atomic(&candidate, &data, false)
-                .map_err(io_err(&candidate))?;
+            self.write_candidate(&target_hash, package.path(), &target_state)?;
             let mut s = self.settings()?;
             s.set_state("pending_hash", Value::String(target_hash.clone()));
             s.set_state("last_error", Value::Null);
@@ -812,7 +809,8 @@ impl Updater {
             tracing::info!("Agent {target_hash} downloaded and verified; installation deferred.");
             return Ok(UpdateOutcome::Pending { hash: target_hash });
         }
-        let outcome = self.install(&package, &target_hash);
+        let outcome = self.install_file(package.path(), &target_hash);
+        drop(package);
         let s = self.finish_install(&target_hash, &plan, &outcome)?;
         // Push the new status; errors are ignored.
         form.mode = DeployMode::Status;
@@ -830,6 +828,44 @@ impl Updater {
 
     fn candidate_path(&self, hash: &str) -> PathBuf {
         self.paths.var_dir.join(format!("new_agent_{hash}"))
+    }
+
+    /// Writes the install candidate (`{"agent_data": b64, "target_state": …}`, spec 3.2) for the
+    /// package in `package`, base64-encoding it as a stream into a private temporary file that is
+    /// then renamed into place.
+    fn write_candidate(
+        &self,
+        hash: &str,
+        package: &Path,
+        target_state: &Value,
+    ) -> Result<(), UpdateError> {
+        let candidate = self.candidate_path(hash);
+        let mut tmp = self.package_file(hash)?;
+        let state =
+            serde_json::to_vec(target_state).map_err(|e| UpdateError::Garbled(e.to_string()))?;
+        let written = (|| -> io::Result<()> {
+            let mut out = io::BufWriter::new(tmp.as_file_mut());
+            out.write_all(b"{\"agent_data\": \"")?;
+            {
+                let mut encoder = base64::write::EncoderWriter::new(&mut out, &B64);
+                io::copy(&mut fs::File::open(package)?, &mut encoder)?;
+                encoder.finish()?;
+            }
+            out.write_all(b"\", \"target_state\": ")?;
+            out.write_all(&state)?;
+            out.write_all(b"}")?;
+            out.into_inner()
+                .map_err(io::IntoInnerError::into_error)?
+                .sync_all()
+        })();
+        written.map_err(io_err(&candidate))?;
+        tmp.persist(&candidate)
+            .map_err(|e| io_err(&candidate)(e.error))?;
+        if let Ok(dir) = fs::File::open(&self.paths.var_dir) {
+            // Best effort: make the rename durable, as `write_atomic` does.
+            let _ = dir.sync_all();
+        }
+        Ok(())
     }
 
     /// Records the result of an install: on success `installed_aghash`, `last_update`, the
@@ -882,12 +918,29 @@ impl Updater {
                 let _ = fs::remove_file(&path);
                 Err(e)
             };
-        let doc: Option<Value> = if valid_aghash(&hash) {
-            fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
+        // The package is decoded from the candidate into a private file as a stream and hashed
+        // on the way; undecodable base64 counts as a changed candidate.
+        let mut package = match self.package_file(&hash) {
+            Ok(p) => p,
+            Err(e) => return fail(&mut s, e),
+        };
+        let read = if valid_aghash(&hash) {
+            fs::File::open(&path).ok().map(|f| {
+                let mut input = BufReader::with_capacity(agent_sign::DIGEST_BUFFER_BYTES, f);
+                crate::stream::extract(&mut input, &["agent_data"], package.as_file_mut())
+            })
         } else {
             None
+        };
+        let (doc, digest) = match read {
+            Some(Ok(extracted)) => (
+                serde_json::from_slice::<Value>(&extracted.rest).ok(),
+                extracted.digest,
+            ),
+            Some(Err(StreamError::Base64(_) | StreamError::Syntax(_))) => {
+                return fail(&mut s, UpdateError::CandidateTampered);
+            }
+            Some(Err(_)) | None => (None, None),
         };
         let Some(doc) = doc.filter(|_| !keys.is_empty()) else {
             return fail(&mut s, UpdateError::InconsistentPending);
@@ -897,14 +950,11 @@ impl Updater {
             serde_json::from_value(state["signatures"].clone()).unwrap_or_default();
         let metadata: Option<TargetMetadata> =
             serde_json::from_value(state["target_metadata"].clone()).unwrap_or_default();
-        let package = doc["agent_data"]
-            .as_str()
-            .and_then(|d| B64.decode(d).ok())
-            .unwrap_or_default();
         if state["target_hash"].as_str() != Some(hash.as_str()) {
             return fail(&mut s, UpdateError::InconsistentPending);
         }
-        let digest = PackageDigest::of(&package);
+        // A candidate without `agent_data` holds an empty package, as before.
+        let digest = digest.unwrap_or_else(|| PackageDigest::of(&[]));
         if let Some(sha) = state["sha256"].as_str()
             && digest.sha256_hex() != sha
         {
@@ -934,7 +984,8 @@ impl Updater {
             Ok(x) => x,
             Err(e) => return fail(&mut s, e),
         };
-        let outcome = self.install(&package, &hash);
+        let outcome = self.install_file(package.path(), &hash);
+        drop(package);
         self.finish_install(&hash, &plan, &outcome)?;
         let _ = fs::remove_file(&path);
         outcome?;
@@ -955,14 +1006,6 @@ impl Updater {
             return Err(VerifyError::NoKeysConfigured.into());
         }
         Ok(self.verifier().check_target(info)?)
-    }
-
-    pub(crate) fn install(&self, package: &[u8], hash: &str) -> Result<(), UpdateError> {
-        let mut tmp = self.package_file(hash)?;
-        tmp.write_all(package)
-            .and_then(|()| tmp.as_file().sync_all())
-            .map_err(io_err(tmp.path()))?;
-        self.install_file(tmp.path(), hash)
     }
 
     /// A private temporary file in the var directory for a package of `hash`.
@@ -1333,50 +1376,49 @@ impl Client {
         Err(last)
     }
 
-    /// Downloads the package into a private temporary file (cut off at `limit`), then decodes it.
+    /// Downloads the package into `out` (a private file) as it arrives: the answer (at most
+    /// `limit` bytes) is read as a stream, the package's base64 decoded on the fly and hashed on
+    /// the way, the rest of the answer (bounded) read as before. Memory does not grow with the
+    /// package size.
     fn download(
         &self,
         base: &str,
         form: &DeployForm,
         limit: u64,
-        dir: &Path,
-    ) -> Result<Vec<u8>, UpdateError> {
+        out: &mut tempfile::NamedTempFile,
+    ) -> Result<PackageDigest, UpdateError> {
         let url = format!("{base}/{DEPLOY_PAGE}");
         let resp = self.send(&url, &form.pairs())?;
         let status = resp.status().as_u16();
-        fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".download-")
-            .tempfile_in(dir)
-            .map_err(io_err(dir))?;
-        let mut reader = resp
-            .into_body()
-            .into_with_config()
-            .reader()
-            .take(limit.saturating_add(1));
-        let copied =
-            io::copy(&mut reader, tmp.as_file_mut()).map_err(|e| UpdateError::Connection {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
-        if copied > limit {
+        let mut reader = BufReader::with_capacity(
+            agent_sign::DIGEST_BUFFER_BYTES,
+            resp.into_body()
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader()
+                .take(limit.saturating_add(1)),
+        );
+        let extracted =
+            crate::stream::extract(&mut reader, &["result", "agent"], out.as_file_mut());
+        if reader.get_ref().limit() == 0 {
             return Err(UpdateError::TooLarge { url, limit });
         }
-        let file = tmp.reopen().map_err(io_err(tmp.path()))?;
-        let env: Envelope = match serde_json::from_reader(BufReader::new(file)) {
-            Ok(env) => env,
-            Err(_) => {
-                let head = fs::read(tmp.path()).unwrap_or_default();
-                return Err(parse_envelope(&url, status, &head)
-                    .err()
-                    .unwrap_or(UpdateError::MissingJson));
-            }
-        };
-        let result = envelope_result(env)?;
-        let agent: AgentResult =
-            serde_json::from_value(result).map_err(|e| UpdateError::Garbled(e.to_string()))?;
-        B64.decode(agent.agent.trim())
-            .map_err(|e| UpdateError::Garbled(format!("agent is not base64: {e}")))
+        let extracted = extracted.map_err(|e| match e {
+            StreamError::Read(e) => UpdateError::Connection {
+                url: url.clone(),
+                reason: e.to_string(),
+            },
+            StreamError::Write(e) => io_err(out.path())(e),
+            other => UpdateError::Garbled(other.to_string()),
+        })?;
+        let result = parse_envelope(&url, status, &extracted.rest)?;
+        // The rest's `agent` is "" when the package was streamed; a missing or mistyped field
+        // is reported as before.
+        serde_json::from_value::<AgentResult>(result)
+            .map_err(|e| UpdateError::Garbled(e.to_string()))?;
+        extracted
+            .digest
+            .ok_or_else(|| UpdateError::Garbled("missing field `agent`".into()))
     }
 }
 

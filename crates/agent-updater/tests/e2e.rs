@@ -1099,3 +1099,86 @@ fn deferred_install_without_metadata_root_rechecks_the_signatures() {
     );
     assert!(!candidate.exists());
 }
+
+/// A package answer whose `agent` is not base64, not a string or missing: a clear error, and
+/// no download file is left.
+#[test]
+fn garbled_package_answers_are_refused_and_nothing_is_left() {
+    let key = SigningKey::new("signature");
+    let pkg = b"the package".to_vec();
+    let signatures = sigs(&[&key], &pkg);
+    let target_hash = agent_deploy::package_hash(&pkg);
+    for (agent, want) in [
+        (json!({"agent": "QUJD!RUZH"}), "agent is not base64: "),
+        (json!({"agent": "QUJDRA"}), "agent is not base64: "),
+        (
+            json!({"agent": 5}),
+            "invalid type: integer `5`, expected a string",
+        ),
+        (json!({"other": "QUJD"}), "missing field `agent`"),
+    ] {
+        let (signatures, target_hash) = (signatures.clone(), target_hash.clone());
+        let srv = ScriptedServer::start(move |_path, form| {
+            if form.get("mode").map(String::as_str) == Some("agent") {
+                Reply::Json(json!({"result_code": 0, "result": agent}))
+            } else {
+                Reply::Json(json!({"result_code": 0, "result": {
+                    "AgentAvailable": true, "TargetHash": target_hash,
+                    "Signatures": signatures}}))
+            }
+        });
+        let host = TestHost::new("web01", &srv.pki.ca_pem, &[&key.cert_pem]);
+        write_registered_state(&host.paths(), &srv.server(), "web01", &"s".repeat(64));
+        let up = host.updater(Arc::new(AgentSignVerifier::checkmk()));
+        let err = up.run(&manual()).unwrap_err();
+        assert!(matches!(err, UpdateError::Garbled(_)), "{err}");
+        assert!(err.to_string().contains(want), "{err}");
+        assert!(!host.installed_file().exists());
+        host.assert_no_stray_files();
+    }
+}
+
+/// Deferred install of a package of some MiB: the candidate is written and read as a stream,
+/// and a candidate whose base64 has `\/` escapes and `\n` line breaks (as other JSON writers
+/// and base64 encoders make it) installs too.
+#[test]
+fn deferred_install_of_a_large_package_streams_the_candidate() {
+    let w = World::new();
+    let up = w.updater().with_deferred_install(true);
+    register(&w.host, &w.srv, &up);
+    let package: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 + i / 251) as u8).collect();
+    let hash = w.publish(&package, 1);
+    assert_eq!(
+        up.run(&manual()).unwrap(),
+        UpdateOutcome::Pending { hash: hash.clone() }
+    );
+    let candidate = w.host.var.path().join(format!("new_agent_{hash}"));
+    let doc: Value = serde_json::from_slice(&std::fs::read(&candidate).unwrap()).unwrap();
+    let b64 = doc["agent_data"].as_str().unwrap();
+    assert_eq!(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap(),
+        package
+    );
+    assert!(b64.contains('/'));
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|line| String::from_utf8_lossy(line).replace('/', "\\/"))
+        .collect::<Vec<_>>()
+        .join("\\n");
+    let text = format!(
+        "{{\"target_state\": {}, \"agent_data\": \"{wrapped}\\n\"}}",
+        doc["target_state"]
+    );
+    std::fs::write(&candidate, text).unwrap();
+    assert_eq!(
+        up.install_pending().unwrap(),
+        Some(UpdateOutcome::Installed {
+            hash,
+            signature: Some(1)
+        })
+    );
+    assert!(std::fs::read(w.host.installed_file()).unwrap() == package);
+    assert!(!candidate.exists());
+    w.host.assert_no_stray_files();
+}
