@@ -227,6 +227,32 @@ impl Command {
         }
     }
 
+    /// Whether the command changes the site (in site mode): refused while an interrupted
+    /// `omd update` left the site half updated. A dry run counts too: it previews a change
+    /// that would be refused.
+    fn changes_site(&self) -> bool {
+        match self {
+            Command::Inspect(_)
+            | Command::PathConfigTemplate
+            | Command::List(_)
+            | Command::Show { .. }
+            | Command::ShowAll(_)
+            | Command::Files(_)
+            | Command::Find { .. }
+            // Writes only its manifest below tmp/, which updates never touch.
+            | Command::Template { .. } => false,
+            Command::Package(_)
+            | Command::Add { .. }
+            | Command::Install { .. }
+            | Command::Remove { .. }
+            | Command::Release { .. }
+            | Command::Enable { .. }
+            | Command::Disable { .. }
+            | Command::DisableOutdated(_)
+            | Command::UpdateActive { .. } => true,
+        }
+    }
+
     /// The command's name on the command line.
     fn name(&self) -> &'static str {
         match self {

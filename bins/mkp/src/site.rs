@@ -56,10 +56,38 @@ pub(crate) fn run(cmd: Command, root: &Path, version: Option<&str>) -> anyhow::R
                      site the package is stored in the site",
                 ));
             }
+            check_update_state(&cmd, root)?;
             run_on(cmd, &open_site(root, version)?)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses a command that changes the site while the journal of an interrupted `omd
+/// update` is there (the site is neither the old nor the new version), naming the `omd`
+/// command that recovers it; a reading command only warns. A leftover
+/// `.site-update.done~` is only reported: `omd` removes it. Nothing is changed here.
+fn check_update_state(cmd: &Command, root: &Path) -> anyhow::Result<()> {
+    let condition = site_lifecycle::state::inspect_site(root)?;
+    // The site's name is its home's (`/omd/sites/NAME`).
+    let name = std::fs::canonicalize(root)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| root.display().to_string());
+    if let Some(warning) = condition.warning(&name) {
+        if cmd.changes_site() {
+            return Err(anyhow!("Cannot run `mkp {}`: {warning}", cmd.name()));
+        }
+        tracing::warn!("{warning}");
+    }
+    if condition.leftovers.done {
+        tracing::warn!(
+            "{} is left from an earlier update (its journal, not deleted); the next \
+             omd command on the site removes it.",
+            root.join(site_merge::DONE_DIR).display()
+        );
+    }
+    Ok(())
 }
 
 fn run_on(cmd: Command, site: &Site) -> anyhow::Result<()> {

@@ -106,6 +106,13 @@ impl SiteCondition {
 /// `.site-update.done~` when the lock can be taken (see [`tidy`]).
 pub fn site_condition(site_home: &Path) -> Result<SiteCondition> {
     tidy(site_home);
+    inspect_site(site_home)
+}
+
+/// What a site looks like, changing nothing: as [`site_condition`] without
+/// removing a leftover `.site-update.done~` (for `mkp`, which leaves the
+/// site's update state to `omd`).
+pub fn inspect_site(site_home: &Path) -> Result<SiteCondition> {
     let leftovers = site_merge::leftovers(site_home)?;
     let locked_by = SiteLock::holder(site_home).map(|h| {
         let pid = h.pid.map_or_else(|| "?".to_owned(), |p| p.to_string());

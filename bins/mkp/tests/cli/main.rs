@@ -6,6 +6,7 @@
 mod common;
 mod core;
 mod faults;
+mod journal;
 mod scenarios;
 mod site;
 mod standalone;
