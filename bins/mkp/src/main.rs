@@ -36,7 +36,11 @@ Site: the site's Checkmk version (for the version checks of enable, update-activ
 disable-outdated, and for template) is read from the site's `version` link
 (../../versions/2.3.0p12.cre -> 2.3.0p12); --site-version or $MKP_SITE_VERSION overrides it.
 Changes are transactional: on any error the site is left as it was, and a change interrupted
-by a crash is repaired (rolled back or completed) by the next mkp command.
+by a crash is repaired (rolled back or completed) by the next mkp command. A site that an
+interrupted `omd update` left half updated (its journal .site-update is there) is neither
+version: the commands that change it are refused (exit 1) with the `omd` command that
+recovers it, the reading ones warn on stderr; a leftover .site-update.done~ is reported and
+left for omd to remove.
 The site root must be an existing directory; nothing is created outside it.
 
 Exit codes (Checkmk's, so that scripts written for Checkmk's mkp keep working):
