@@ -93,7 +93,8 @@ fn a_bake_job_goes_through_initialized_running_finished_with_a_log() {
     use std::sync::{Arc, Mutex};
     let s = site();
     // What the job file and the log hold each time the job reaches a state.
-    let seen: Arc<Mutex<Vec<(JobState, JobStatus, Vec<String>)>>> = Arc::default();
+    type Seen = Vec<(JobState, JobStatus, Vec<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let mut o = opts();
     let (root, sink) = (s.root.clone(), Arc::clone(&seen));
     o.job_hook = Some(Box::new(move |state| {
