@@ -178,6 +178,67 @@ fn rate(section: &[u8]) -> (Option<i32>, String) {
     (out.status.code(), text(&out.stdout))
 }
 
+/// The cfg file a baked package installed, read back by Python's `ast.literal_eval` and by the
+/// updater (its settings parser, and the real binary's `show-config`): the same keys with
+/// equal values.
+fn cfg_read_back_by_python_and_the_updater(host: &Host) {
+    if !have("python3", "python3") {
+        return;
+    }
+    let cfg = host.root.join("etc/check_mk/cmk-update-agent.cfg");
+    // `json.dumps` writes tuples as lists, as the updater reads them.
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import ast, json, sys; print(json.dumps(ast.literal_eval(open(sys.argv[1]).read())))")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "python3: {}", text(&out.stderr));
+    let python: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    assert!(python["interval"].is_number(), "{python:?}");
+
+    // No state file yet: every value the updater sees comes from the cfg file.
+    let settings = agent_updater::Settings::load(
+        &host.var.join("cmk-update-agent.state"),
+        &cfg,
+        serde_json::Map::new(),
+    )
+    .unwrap();
+    let show = host.cmd(&["show-config"]).output().unwrap();
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let show = text(&show.stdout);
+    for (key, value) in &python {
+        assert!(agent_updater::CONFIG_KEYS.contains(&key.as_str()), "{key}");
+        match settings.get(key) {
+            // The updater treats None as unset.
+            None => assert!(value.is_null(), "{key}: updater lost {value}"),
+            Some((got, origin)) => {
+                assert_eq!(
+                    (got, origin),
+                    (value, agent_updater::Origin::Config(cfg.clone())),
+                    "{key}"
+                );
+                let shown = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    serde_json::Value::Array(a) => format!("<{} certificate(s)>", a.len()),
+                    v => v.to_string(),
+                };
+                assert!(
+                    show.contains(&format!("\n  {key}: {shown}\n")),
+                    "{key}: {show}"
+                );
+            }
+        }
+    }
+    for key in agent_updater::CONFIG_KEYS {
+        assert!(
+            settings.get(key).is_none() || python.contains_key(*key),
+            "{key}: the updater reads a value Python does not"
+        );
+    }
+}
+
 #[test]
 fn rule_bake_sign_register_switch_selection_update_and_deactivation() {
     if !have("dpkg", "dpkg") {
@@ -249,6 +310,7 @@ fn rule_bake_sign_register_switch_selection_update_and_deactivation() {
     for h in [&web, &db] {
         h.install(&site.package(h.name));
         assert!(h.has("etc/check_mk/cmk-update-agent.cfg"));
+        cfg_read_back_by_python_and_the_updater(h);
         let out = h.register(&addr);
         assert!(out.status.success(), "{}", text(&out.stderr));
     }

@@ -29,6 +29,11 @@ pub const SIGNATURES_SUFFIX: &str = ".signatures.json";
 #[cfg(feature = "fault-injection")]
 pub type FaultHook = Box<dyn Fn(usize) -> std::io::Result<()> + Send + Sync>;
 
+/// A job hook for tests: called with each state right after the job file holds it, so that a
+/// test can look at the job file and the log in every state.
+#[cfg(feature = "fault-injection")]
+pub type JobHook = Box<dyn Fn(JobState) + Send + Sync>;
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -230,12 +235,20 @@ impl JobStatus {
 struct Job<'a> {
     root: &'a Path,
     status: JobStatus,
+    #[cfg(feature = "fault-injection")]
+    hook: Option<&'a JobHook>,
 }
 
 impl<'a> Job<'a> {
-    fn start(root: &'a Path, kind: &str) -> Result<Job<'a>> {
+    fn start(
+        root: &'a Path,
+        kind: &str,
+        #[cfg(feature = "fault-injection")] hook: Option<&'a JobHook>,
+    ) -> Result<Job<'a>> {
         let mut job = Job {
             root,
+            #[cfg(feature = "fault-injection")]
+            hook,
             status: JobStatus {
                 state: JobState::Initialized,
                 kind: kind.to_string(),
@@ -247,9 +260,19 @@ impl<'a> Job<'a> {
         };
         job.status.write(root)?;
         job.log(&format!("{kind}: job initialized"));
+        job.observed();
         job.status.state = JobState::Running;
         job.status.write(root)?;
+        job.observed();
         Ok(job)
+    }
+
+    /// Test hook (feature `fault-injection`): the job file holds the current state.
+    fn observed(&self) {
+        #[cfg(feature = "fault-injection")]
+        if let Some(hook) = self.hook {
+            hook(self.status.state);
+        }
     }
 
     fn log(&self, line: &str) {
@@ -275,6 +298,9 @@ impl<'a> Job<'a> {
         }
         // Keep the job's own error when the state file cannot be written.
         let written = self.status.write(self.root);
+        if written.is_ok() {
+            self.observed();
+        }
         match (result, written) {
             (Ok(v), Ok(())) => Ok(v),
             (Ok(_), Err(e)) | (Err(e), _) => Err(e),
@@ -313,6 +339,9 @@ pub struct BakeOptions {
     /// Test hook (feature `fault-injection`).
     #[cfg(feature = "fault-injection")]
     pub fault: Option<FaultHook>,
+    /// Test hook (feature `fault-injection`): sees each job state.
+    #[cfg(feature = "fault-injection")]
+    pub job_hook: Option<JobHook>,
 }
 
 impl std::fmt::Debug for BakeOptions {
@@ -428,6 +457,8 @@ pub fn bake(
         } else {
             "bake"
         },
+        #[cfg(feature = "fault-injection")]
+        opts.job_hook.as_ref(),
     )?;
     let result = bake_locked(root, opts, progress, &mut job);
     job.finish(result)
@@ -809,7 +840,12 @@ fn build_one(
 /// signatures by other keys are kept; the key's own is replaced.
 pub fn sign(root: &Path, with: &SignWith) -> Result<usize> {
     let _lock = BakeLock::acquire(root, "sign")?;
-    let job = Job::start(root, "sign")?;
+    let job = Job::start(
+        root,
+        "sign",
+        #[cfg(feature = "fault-injection")]
+        None,
+    )?;
     let result = (|| {
         let err = |e| Error::Sign {
             key_id: with.key_id,

@@ -85,13 +85,13 @@ mod site;
 use std::path::{Path, PathBuf};
 
 pub use agent_sign::PackageSignature;
-#[cfg(feature = "fault-injection")]
-pub use bake::FaultHook;
 pub use bake::{
     AGENTS_DIR, BakeEvent, BakeLock, BakeOptions, BakeReport, JobState, JobStatus, LOG_FILE,
     Layout, PlatformReport, SIGNATURES_SUFFIX, STATE_DIR, SignWith, bake, default_site_id,
     read_plan, sign, site_cmk_version,
 };
+#[cfg(feature = "fault-injection")]
+pub use bake::{FaultHook, JobHook};
 pub use decision::{Decision, DeploymentSettings, GLOBALLY_DISABLED, HostSelection};
 pub use error::{Error, Result};
 pub use matching::{

@@ -79,6 +79,82 @@ fn targets_share_packages_and_links_are_relative() {
     );
 }
 
+/// The log's messages, without the time and pid prefix.
+fn log_messages(root: &Path) -> Vec<String> {
+    fs::read_to_string(root.join(agent_bakery::LOG_FILE))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_once("] ").map_or(l, |(_, m)| m).to_owned())
+        .collect()
+}
+
+#[test]
+fn a_bake_job_goes_through_initialized_running_finished_with_a_log() {
+    use std::sync::{Arc, Mutex};
+    let s = site();
+    // What the job file and the log hold each time the job reaches a state.
+    type Seen = Vec<(JobState, JobStatus, Vec<String>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let mut o = opts();
+    let (root, sink) = (s.root.clone(), Arc::clone(&seen));
+    o.job_hook = Some(Box::new(move |state| {
+        let file = JobStatus::read(&root).unwrap().unwrap();
+        sink.lock()
+            .unwrap()
+            .push((state, file, log_messages(&root)));
+    }));
+    // While packages are built, the job file says `running` and the log has the plan.
+    let mut during = Vec::new();
+    agent_bakery::bake(&s.root, &o, &mut |_| {
+        let file = JobStatus::read(&s.root).unwrap().unwrap();
+        during.push((file.state, log_messages(&s.root)));
+    })
+    .unwrap();
+
+    let seen = seen.lock().unwrap();
+    let states: Vec<JobState> = seen.iter().map(|(s, _, _)| *s).collect();
+    assert_eq!(
+        states,
+        [JobState::Initialized, JobState::Running, JobState::Finished]
+    );
+    for (state, file, _) in seen.iter() {
+        assert_eq!(
+            (file.state, file.kind.as_str()),
+            (*state, "bake"),
+            "{file:?}"
+        );
+    }
+    let initialized = vec!["bake: job initialized".to_owned()];
+    assert_eq!(seen[0].2, initialized);
+    assert_eq!(seen[1].2, initialized);
+    assert_eq!((seen[0].1.finished, seen[1].1.finished), (None, None));
+
+    // 8 targets, 4 configurations, 3 platforms: 12 packages.
+    let planned = "8 targets, 4 distinct configurations, 3 platforms, revision 1".to_owned();
+    assert_eq!(during.len(), 12, "{during:?}");
+    for (state, log) in &during {
+        assert_eq!(*state, JobState::Running);
+        assert_eq!(log, &[initialized[0].clone(), planned.clone()]);
+    }
+
+    let finished = &seen[2].1;
+    assert_eq!(
+        (finished.error.as_deref(), finished.progress),
+        (None, (12, 12))
+    );
+    assert!(finished.finished.is_some_and(|t| t >= finished.started));
+    let mut want = vec![initialized[0].clone(), planned];
+    for p in Platform::ALL {
+        want.push(format!(
+            "{}: 4 packages (4 built, 0 removed), 8 targets",
+            p.id()
+        ));
+    }
+    want.push("bake: finished".into());
+    assert_eq!(seen[2].2, want);
+    assert_eq!(log_messages(&s.root), want);
+}
+
 #[test]
 fn hash_is_stable_ignores_mtime_and_follows_content_and_mode() {
     let s = site();
