@@ -37,7 +37,7 @@ const P99_LIMIT_MS: f64 = 50.0;
 /// The always-run size shares the machine with the rest of the suite, so it checks that
 /// well-behaved clients are not locked out (before the fix: 11.3 s) rather than a latency
 /// target, which is a figure for the full run and BENCHMARKS.md.
-const P99_LOCKOUT_MS: f64 = 1000.0;
+const P99_LOCKOUT_MS: f64 = 5000.0;
 
 /// Sizes of one run.
 struct Size {
