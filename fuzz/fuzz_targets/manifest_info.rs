@@ -18,7 +18,11 @@ fn round_trip(manifest: &Manifest) {
     let info = manifest.to_info();
     let again = Manifest::from_info(&info)
         .unwrap_or_else(|e| panic!("to_info output does not parse: {e}\n{info}"));
-    assert_eq!(sorted_extra(&again), sorted_extra(manifest), "info round trip\n{info}");
+    assert_eq!(
+        sorted_extra(&again),
+        sorted_extra(manifest),
+        "info round trip\n{info}"
+    );
     assert_eq!(again.to_info(), info, "to_info is not a fixed point");
 
     // JSON has no bytes, tuples or non-finite floats, so unknown keys (`extra`) come back as
@@ -37,7 +41,11 @@ fn round_trip(manifest: &Manifest) {
         keys
     };
     assert_eq!(keys(&again), keys(manifest), "info.json round trip\n{json}");
-    assert_eq!(again.to_info_json(), json, "to_info_json is not a fixed point");
+    assert_eq!(
+        again.to_info_json(),
+        json,
+        "to_info_json is not a fixed point"
+    );
 
     let _ = manifest.to_field_json();
     let _ = manifest.to_inspect_text();
