@@ -147,7 +147,9 @@ enum Command {
     /// `publish` records every published package in `<dir>/signing.log` (key fingerprint,
     /// package SHA-256, metadata version, host, time; hash-chained JSON lines). This checks the
     /// whole chain and lists hosts whose reported installed package the log never recorded.
-    /// Exit code 1 when the chain is broken or such a host exists.
+    /// With `--site-root`, the Agent Bakery's log of the packages it signed
+    /// (`var/check_mk/agent_bakery/signing.log`) is checked and counted too.
+    /// Exit code 1 when a chain is broken or such a host exists.
     LogVerify {
         /// Also print every entry.
         #[arg(long)]
@@ -460,7 +462,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::LogVerify { list } => {
-            let store = DeployStore::open(&dir, Advertise::default())?;
+            let store = with_bakery(DeployStore::open(&dir, Advertise::default())?, bakery(None));
             let audit = match store.audit_signing_log() {
                 Ok(a) => a,
                 Err(e) => {
@@ -476,17 +478,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 audit.entries.len(),
                 audit.head.as_deref().unwrap_or("-")
             )?;
+            if let Some(site) = store.bakery_site() {
+                writeln!(
+                    out,
+                    "{}: {} entries, chain intact",
+                    site.root.join(agent_bakery::SIGNING_LOG).display(),
+                    audit.bakery_entries.len()
+                )?;
+            }
             if list {
-                for e in &audit.entries {
+                for e in audit.entries.iter().chain(&audit.bakery_entries) {
                     writeln!(
                         out,
-                        "#{} time={} key={} package={} version={} hosts={}",
+                        "#{} time={} key={} package={} version={} hosts={}{}",
                         e.seq,
                         e.time,
                         e.key_fingerprint,
                         e.package_sha256,
                         e.version,
-                        e.hosts.join(",")
+                        e.hosts.join(","),
+                        e.agent_hash
+                            .as_deref()
+                            .map(|h| format!(" agent_hash={h}"))
+                            .unwrap_or_default()
                     )?;
                 }
             }

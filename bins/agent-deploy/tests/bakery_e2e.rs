@@ -412,4 +412,18 @@ fn rule_bake_sign_register_switch_selection_update_and_deactivation() {
         .unwrap();
     assert_eq!(web01["target_hash"], gone.as_str());
     assert_eq!(web01["installed_aghash"], gone.as_str());
+
+    // Every package a host runs was recorded when the bakery signed it.
+    let out = Command::new(DEPLOY)
+        .arg("--dir")
+        .arg(&state)
+        .arg("--site-root")
+        .arg(&site.root)
+        .args(["log-verify", "--list"])
+        .output()
+        .unwrap();
+    let listing = text(&out.stdout);
+    assert!(out.status.success(), "{listing}{}", text(&out.stderr));
+    assert!(listing.contains("agent_bakery/signing.log: "), "{listing}");
+    assert!(listing.contains(&format!("agent_hash={gone}")), "{listing}");
 }

@@ -495,6 +495,7 @@ fn sign(
                     package_sha256: hex::encode(sha2::Sha256::digest(&bytes)),
                     version: 0,
                     hosts,
+                    agent_hash: None,
                 },
                 &SystemClock,
             )

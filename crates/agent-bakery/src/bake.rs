@@ -21,6 +21,9 @@ pub const AGENTS_DIR: &str = "var/check_mk/agents";
 pub const STATE_DIR: &str = "var/check_mk/agent_bakery";
 /// The bakery log, relative to the site root.
 pub const LOG_FILE: &str = "var/log/agent_bakery.log";
+/// The bakery's signing log (`agent-sign`'s hash-chained log, one entry per package signed),
+/// relative to the site root \[ours\].
+pub const SIGNING_LOG: &str = "var/check_mk/agent_bakery/signing.log";
 /// Suffix of a package's signature list next to it \[ours\].
 pub const SIGNATURES_SUFFIX: &str = ".signatures.json";
 
@@ -432,6 +435,69 @@ struct NewPackage {
     hash: String,
     tmp: PathBuf,
     signatures: Option<Vec<PackageSignature>>,
+    /// SHA-256 (hex) of the bytes, known when this job signed them.
+    sha256: Option<String>,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// One package signed by a job, for the signing log.
+struct SignedPackage {
+    platform: Platform,
+    hash: String,
+    sha256: String,
+}
+
+/// Records the packages a job signed in the site's signing log ([`SIGNING_LOG`]): one entry
+/// each, with the certificate's fingerprint, the bytes' SHA-256, the agent hash they are
+/// served under and the hosts whose targets name them. One check of the chain and one flush
+/// for the whole job; a damaged log fails the job before anything is committed.
+fn log_signed(
+    root: &Path,
+    certificate: &agent_sign::Certificate,
+    signed: &[SignedPackage],
+    hosts_of: &dyn Fn(Platform, &str) -> Vec<String>,
+) -> Result<()> {
+    if signed.is_empty() {
+        return Ok(());
+    }
+    let path = root.join(SIGNING_LOG);
+    let fingerprint = certificate.fingerprint_sha256();
+    let records = signed
+        .iter()
+        .map(|p| agent_sign::LogRecord {
+            key_fingerprint: fingerprint.clone(),
+            package_sha256: p.sha256.clone(),
+            version: 0,
+            hosts: hosts_of(p.platform, &p.hash),
+            agent_hash: Some(p.hash.clone()),
+        })
+        .collect();
+    agent_sign::SigningLog::new(&path)
+        .append_all(records, &agent_sign::SystemClock)
+        .map(|_| ())
+        .map_err(|source| Error::SigningLog { path, source })
+}
+
+/// Fails when the site's signing log exists and its chain is broken (checked before a
+/// signing job builds or changes anything).
+fn check_signing_log(root: &Path) -> Result<()> {
+    let path = root.join(SIGNING_LOG);
+    agent_sign::SigningLog::new(&path)
+        .verify()
+        .map(|_| ())
+        .map_err(|source| Error::SigningLog { path, source })
+}
+
+/// The host targets (not `_VANILLA`/`_GENERIC[…]`) among `targets` that name `hash`.
+fn host_targets<'a>(targets: impl Iterator<Item = (&'a str, &'a str)>, hash: &str) -> Vec<String> {
+    targets
+        .filter(|(name, h)| *h == hash && !name.starts_with('_'))
+        .map(|(name, _)| name.to_owned())
+        .collect()
 }
 
 /// Bakes the site at `root`: reads hosts and rules, builds every used package, then (and
@@ -483,6 +549,7 @@ fn bake_locked(
                     key_id: s.key_id,
                     source: e,
                 })?;
+            check_signing_log(root)?;
             Some((key, entry.certificate, s.key_id))
         }
         None => None,
@@ -568,6 +635,7 @@ fn bake_locked(
                         hash,
                         tmp: PathBuf::new(),
                         signatures: Some(sigs),
+                        sha256: Some(sha256_hex(&bytes)),
                     });
                 }
                 done += 1;
@@ -615,6 +683,36 @@ fn bake_locked(
     }
     new_packages.extend(built);
     job.status.progress = (done, total);
+    if let Some((_, cert, _)) = &signer {
+        let signed: Vec<SignedPackage> = new_packages
+            .iter()
+            .filter_map(|p| {
+                Some(SignedPackage {
+                    platform: p.platform,
+                    hash: p.hash.clone(),
+                    sha256: p.sha256.clone()?,
+                })
+            })
+            .collect();
+        let hosts_of = |platform: Platform, hash: &str| {
+            host_targets(
+                plan.targets.iter().filter_map(|t| {
+                    hashes
+                        .get(&(platform, t.config))
+                        .map(|h| (t.name.as_str(), h.as_str()))
+                }),
+                hash,
+            )
+        };
+        if let Err(e) = log_signed(root, cert, &signed, &hosts_of) {
+            for p in &new_packages {
+                if !p.tmp.as_os_str().is_empty() {
+                    let _ = fs::remove_file(&p.tmp);
+                }
+            }
+            return Err(e);
+        }
+    }
 
     // Commit: packages, signatures, then links; then remove what no link names.
     let mut built: HashMap<Platform, usize> = HashMap::new();
@@ -828,11 +926,13 @@ fn build_one(
         }
         None => None,
     };
+    let sha256 = signatures.as_ref().map(|_| sha256_hex(&bytes));
     Ok(NewPackage {
         platform,
         hash: hash.to_string(),
         tmp,
         signatures,
+        sha256,
     })
 }
 
@@ -853,24 +953,41 @@ pub fn sign(root: &Path, with: &SignWith) -> Result<usize> {
         };
         let store = KeyStore::open(&with.key_store).map_err(err)?;
         let (key, entry) = store.unlock(with.key_id, &with.passphrase).map_err(err)?;
+        check_signing_log(root)?;
         let layout = Layout::new(root);
-        let mut n = 0;
+        // Sign everything first, log it, then write the lists: a failure on the way leaves
+        // every signature list as it was.
+        let mut lists = Vec::new();
+        let mut signed = Vec::new();
+        let mut references = HashMap::new();
         for platform in Platform::ALL {
-            let hashes: BTreeSet<String> = layout.references(platform).into_values().collect();
+            let refs = layout.references(platform);
+            let hashes: BTreeSet<String> = refs.values().cloned().collect();
             for hash in hashes {
                 let path = layout.package_path(platform, &hash);
                 let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
                 let mut sigs = layout.signatures(platform, &hash)?;
                 agent_sign::sign_package(&bytes, &key, &entry.certificate, &mut sigs)
                     .map_err(err)?;
-                write_atomic(
-                    &layout.signatures_path(platform, &hash),
-                    agent_sign::signatures_to_json(&sigs).as_bytes(),
-                )?;
-                n += 1;
+                lists.push((layout.signatures_path(platform, &hash), sigs));
+                signed.push(SignedPackage {
+                    platform,
+                    hash,
+                    sha256: sha256_hex(&bytes),
+                });
             }
+            references.insert(platform, refs);
         }
-        Ok(n)
+        let hosts_of = |platform: Platform, hash: &str| {
+            references.get(&platform).map_or_else(Vec::new, |refs| {
+                host_targets(refs.iter().map(|(t, h)| (t.as_str(), h.as_str())), hash)
+            })
+        };
+        log_signed(root, &entry.certificate, &signed, &hosts_of)?;
+        for (path, sigs) in &lists {
+            write_atomic(path, agent_sign::signatures_to_json(sigs).as_bytes())?;
+        }
+        Ok(lists.len())
     })();
     job.finish(result)
 }

@@ -79,6 +79,14 @@ pub enum Error {
         /// The reason.
         source: agent_sign::Error,
     },
+    /// The signing log could not be checked or appended to (a damaged chain refuses signing).
+    #[error("signing log {path}: {source}")]
+    SigningLog {
+        /// The log file.
+        path: PathBuf,
+        /// The reason.
+        source: agent_sign::Error,
+    },
     /// The site's version could not be determined.
     #[error("cannot determine the site's Checkmk version: {0}")]
     Version(String),

@@ -87,8 +87,8 @@ use std::path::{Path, PathBuf};
 pub use agent_sign::PackageSignature;
 pub use bake::{
     AGENTS_DIR, BakeEvent, BakeLock, BakeOptions, BakeReport, JobState, JobStatus, LOG_FILE,
-    Layout, PlatformReport, SIGNATURES_SUFFIX, STATE_DIR, SignWith, bake, default_site_id,
-    read_plan, sign, site_cmk_version,
+    Layout, PlatformReport, SIGNATURES_SUFFIX, SIGNING_LOG, STATE_DIR, SignWith, bake,
+    default_site_id, read_plan, sign, site_cmk_version,
 };
 #[cfg(feature = "fault-injection")]
 pub use bake::{FaultHook, JobHook};

@@ -13,6 +13,7 @@ use agent_bakery::{
 };
 use agent_sign::{KdfParams, KeyStore, Passphrase, TrustedCertificates, VerifyPolicy};
 use common::*;
+use sha2::Digest as _;
 
 const COMBINED: &str = include_str!("../../agent-sign/tests/data/pyca.combined.pem");
 const PASS: &str = "checkmk-fixture-pass";
@@ -291,6 +292,76 @@ fn bake_and_sign_signs_and_a_changed_package_is_unsigned() {
         .unwrap()
         .unwrap();
     assert_eq!(web.signatures.len(), 1);
+}
+
+#[test]
+fn every_signed_package_is_recorded_in_the_signing_log() {
+    let s = site();
+    let (store, id) = key_store(s.dir.path());
+    let with = || SignWith {
+        key_store: store.clone(),
+        key_id: id,
+        passphrase: Passphrase::new(PASS),
+    };
+    let mut o = opts();
+    o.sign = Some(with());
+    agent_bakery::bake(&s.root, &o, &mut |_| {}).unwrap();
+    let log = agent_sign::SigningLog::new(s.root.join(agent_bakery::SIGNING_LOG));
+    let entries = log.verify().unwrap();
+    let layout = Layout::new(&s.root);
+    let fingerprint = KeyStore::open(&store)
+        .unwrap()
+        .get(id)
+        .unwrap()
+        .certificate
+        .fingerprint_sha256();
+    // One entry per package of every platform, each naming the bytes, the agent hash and
+    // the hosts that get it.
+    assert_eq!(entries.len(), 12);
+    for p in Platform::ALL {
+        for (target, h) in layout.references(p) {
+            let bytes = fs::read(layout.package_path(p, &h)).unwrap();
+            let sha = hex::encode(sha2::Sha256::digest(&bytes));
+            let e = entries
+                .iter()
+                .find(|e| e.package_sha256 == sha)
+                .unwrap_or_else(|| panic!("{target} on {p:?} is not in the log"));
+            assert_eq!(e.agent_hash.as_deref(), Some(h.as_str()));
+            assert_eq!(e.key_fingerprint, fingerprint);
+            if !target.starts_with('_') {
+                assert!(
+                    e.hosts.contains(&target),
+                    "{target} missing in {:?}",
+                    e.hosts
+                );
+            } else {
+                assert!(e.hosts.iter().all(|h| !h.starts_with('_')));
+            }
+        }
+    }
+    let web = hash(&s.root, Platform::LinuxDeb, "web01");
+    let e = entries
+        .iter()
+        .find(|e| e.agent_hash.as_deref() == Some(web.as_str()))
+        .unwrap();
+    let mut hosts = e.hosts.clone();
+    hosts.sort();
+    assert_eq!(hosts, ["app01", "web01", "web02"]);
+
+    // "Sign agents" records its signatures as well, after the bake's.
+    assert_eq!(agent_bakery::sign(&s.root, &with()).unwrap(), 12);
+    assert_eq!(log.verify().unwrap().len(), 24);
+
+    // A damaged log refuses signing, and nothing changes.
+    let text = fs::read_to_string(log.path()).unwrap();
+    fs::write(log.path(), text.replacen("web01", "web09", 1)).unwrap();
+    let sig_path = layout.signatures_path(Platform::LinuxDeb, &web);
+    let sigs_before = fs::read(&sig_path).unwrap();
+    let err = agent_bakery::sign(&s.root, &with()).unwrap_err();
+    assert!(matches!(err, Error::SigningLog { .. }), "{err}");
+    assert_eq!(fs::read(&sig_path).unwrap(), sigs_before);
+    let err = fails_untouched(&s.root, &o);
+    assert!(matches!(err, Error::SigningLog { .. }), "{err}");
 }
 
 /// Bakes with `o` expecting an error; checks that packages and links did not change.

@@ -1103,6 +1103,7 @@ impl DeployStore {
                 package_sha256: package_sha256.clone(),
                 version,
                 hosts: vec![host.to_owned()],
+                agent_hash: None,
             };
             log.append(record, &agent_sign::SystemClock)
                 .map_err(|e| log_err(e.to_string()))?;
@@ -1110,18 +1111,32 @@ impl DeployStore {
         Ok(fingerprints.len())
     }
 
-    /// Checks the signing log's chain and compares it with what hosts report as installed:
-    /// returns the entries and the hosts whose `installed_aghash` no log entry's package has
-    /// (requirement 37's audit).
+    /// Checks the signing log's chain (and the bakery's, when the store serves a bakery
+    /// site) and compares them with what hosts report as installed: returns the entries and
+    /// the hosts whose `installed_aghash` no log entry's package has (requirement 37's audit).
     pub fn audit_signing_log(&self) -> Result<SigningAudit, ServerError> {
         let log = self.signing_log();
         let entries = log.verify().map_err(|e| ServerError::SigningLog {
             path: log.path().to_owned(),
             reason: e.to_string(),
         })?;
+        // The bakery's packages are served under their agent hash, recorded by the bakery's
+        // own log when it signed them.
+        let bakery_entries = match self.bakery_site() {
+            Some(site) => {
+                let log = SigningLog::new(site.root.join(agent_bakery::SIGNING_LOG));
+                log.verify().map_err(|e| ServerError::SigningLog {
+                    path: log.path().to_owned(),
+                    reason: e.to_string(),
+                })?
+            }
+            None => Vec::new(),
+        };
         let known: std::collections::HashSet<&str> = entries
             .iter()
-            .filter_map(|e| e.package_sha256.get(..16))
+            .chain(&bakery_entries)
+            .flat_map(|e| [e.package_sha256.get(..16), e.agent_hash.as_deref()])
+            .flatten()
             .collect();
         let unrecorded = self
             .statuses()
@@ -1142,6 +1157,7 @@ impl DeployStore {
             entries,
             head,
             unrecorded,
+            bakery_entries,
         })
     }
 
@@ -1339,8 +1355,11 @@ pub struct SigningAudit {
     /// SHA-256 (hex) of the last line: the chain protects every entry but the newest, so an
     /// auditor records this value elsewhere and compares it later. `None` for an empty log.
     pub head: Option<String>,
-    /// `(host, installed_aghash)` of hosts running a package the log never recorded.
+    /// `(host, installed_aghash)` of hosts running a package neither log recorded.
     pub unrecorded: Vec<(String, String)>,
+    /// The entries of the Agent Bakery's signing log (`agent_bakery::SIGNING_LOG`) when the
+    /// store serves a bakery site (its chain is intact too).
+    pub bakery_entries: Vec<LogEntry>,
 }
 
 /// What [`DeployStore::deploy_authenticated`] answers.

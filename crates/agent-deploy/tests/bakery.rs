@@ -407,3 +407,43 @@ fn an_unreadable_site_configuration_refuses_updates_but_not_registrations() {
     let (_, monitored) = w.register("db02");
     assert!(!monitored);
 }
+
+#[test]
+fn the_audit_knows_the_packages_the_bakery_signed() {
+    let w = World::new(true);
+    let (secret, _) = w.register("web01");
+    let baked = w.status("web01", &secret).unwrap().target_hash.unwrap();
+    let (other_secret, _) = w.register("db02");
+    for (host, secret, installed) in [
+        ("web01", &secret, baked.as_str()),
+        ("db02", &other_secret, "0123456789abcdef"),
+    ] {
+        let env = w.post(
+            "deploy_agent.py",
+            &[
+                ("mode", "status"),
+                ("host", host),
+                ("host_secret", secret),
+                ("os", "linux_deb"),
+                ("aghash", ""),
+                ("installed_aghash", installed),
+                ("au_api", "2"),
+            ],
+        );
+        assert_eq!(env["result_code"], 0, "{env}");
+    }
+    w.store.flush().unwrap();
+    let audit = w.store.audit_signing_log().unwrap();
+    assert!(
+        audit
+            .bakery_entries
+            .iter()
+            .any(|e| e.agent_hash.as_deref() == Some(baked.as_str())),
+        "{:?}",
+        audit.bakery_entries
+    );
+    assert_eq!(
+        audit.unrecorded,
+        vec![("db02".to_owned(), "0123456789abcdef".to_owned())]
+    );
+}

@@ -35,6 +35,11 @@ pub struct LogEntry {
     pub version: u64,
     /// The hosts the package is for (may be empty).
     pub hosts: Vec<String>,
+    /// The agent hash the package is served under when it is not the package's own hash
+    /// (the Agent Bakery's configuration hash); absent in entries written without one, so
+    /// older logs keep verifying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_hash: Option<String>,
     /// SHA-256 (hex) of the previous line, [`GENESIS`] for the first entry.
     pub prev: String,
 }
@@ -58,6 +63,9 @@ pub struct LogRecord {
     pub version: u64,
     /// Hosts the package is for.
     pub hosts: Vec<String>,
+    /// The agent hash the package is served under, when it is not the first 16 hex
+    /// characters of `package_sha256` (Agent Bakery packages).
+    pub agent_hash: Option<String>,
 }
 
 /// A signing log file (JSON lines). One writer at a time.
@@ -116,31 +124,52 @@ impl SigningLog {
 
     /// Appends a record after checking the existing chain.
     pub fn append(&self, record: LogRecord, clock: &dyn Clock) -> Result<LogEntry> {
+        let mut entries = self.append_all(vec![record], clock)?;
+        entries
+            .pop()
+            .ok_or_else(|| Error::Metadata("signing log: nothing appended".into()))
+    }
+
+    /// Appends several records with one check of the chain, one write and one flush (a bake
+    /// signs many packages at once). Nothing is written when the chain is broken.
+    pub fn append_all(&self, records: Vec<LogRecord>, clock: &dyn Clock) -> Result<Vec<LogEntry>> {
         let existing = self.verify()?;
-        let prev = match existing.last() {
+        let mut prev = match existing.last() {
             Some(last) => hex::encode(Sha256::digest(last.line()?)),
             None => GENESIS.to_string(),
         };
-        let entry = LogEntry {
-            seq: existing.len() as u64 + 1,
-            time: clock.now(),
-            key_fingerprint: record.key_fingerprint,
-            package_sha256: record.package_sha256,
-            version: record.version,
-            hosts: record.hosts,
-            prev,
-        };
-        let mut line = entry.line()?;
-        line.push(b'\n');
+        let time = clock.now();
+        let mut text = Vec::new();
+        let mut appended = Vec::with_capacity(records.len());
+        for (seq, record) in (existing.len() as u64 + 1..).zip(records) {
+            let entry = LogEntry {
+                seq,
+                time,
+                key_fingerprint: record.key_fingerprint,
+                package_sha256: record.package_sha256,
+                version: record.version,
+                hosts: record.hosts,
+                agent_hash: record.agent_hash,
+                prev,
+            };
+            let line = entry.line()?;
+            prev = hex::encode(Sha256::digest(&line));
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+            appended.push(entry);
+        }
+        if appended.is_empty() {
+            return Ok(appended);
+        }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.path)
             .map_err(|e| Error::io(&self.path, e))?;
-        file.write_all(&line)
+        file.write_all(&text)
             .and_then(|()| file.sync_all())
             .map_err(|e| Error::io(&self.path, e))?;
-        Ok(entry)
+        Ok(appended)
     }
 }
 
@@ -155,7 +184,59 @@ mod tests {
             package_sha256: format!("{n:02x}").repeat(32),
             version: u64::from(n),
             hosts: vec![format!("host{n}")],
+            agent_hash: None,
         }
+    }
+
+    #[test]
+    fn append_all_chains_every_record_and_keeps_the_agent_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = SigningLog::new(dir.path().join("signing.log"));
+        log.append(record(1), &FixedClock(1000)).unwrap();
+        let mut baked = record(2);
+        baked.agent_hash = Some("0123456789abcdef".into());
+        let appended = log
+            .append_all(vec![baked, record(3)], &FixedClock(2000))
+            .unwrap();
+        assert_eq!(
+            appended.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        let entries = log.verify().unwrap();
+        assert_eq!(entries.len(), 3);
+        assert_eq!(entries[1].agent_hash.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(entries[2].agent_hash, None);
+        // The second record chains to the first one of the same call.
+        let text = fs::read_to_string(log.path()).unwrap();
+        let second = text.lines().nth(1).unwrap();
+        assert_eq!(
+            entries[2].prev,
+            hex::encode(Sha256::digest(second.as_bytes()))
+        );
+        assert!(
+            log.append_all(Vec::new(), &FixedClock(3000))
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(fs::read_to_string(log.path()).unwrap(), text);
+    }
+
+    #[test]
+    fn lines_without_an_agent_hash_keep_their_bytes() {
+        // An entry as written before `agent_hash` existed: it must still verify, and a new
+        // entry must chain to it.
+        let old = r#"{"hosts":["web"],"key_fingerprint":"ab","package_sha256":"cd","prev":"0000000000000000000000000000000000000000000000000000000000000000","seq":1,"time":5,"version":0}"#;
+        let dir = tempfile::tempdir().unwrap();
+        let log = SigningLog::new(dir.path().join("signing.log"));
+        fs::write(log.path(), format!("{old}\n")).unwrap();
+        assert_eq!(log.verify().unwrap().len(), 1);
+        let e = log.append(record(2), &FixedClock(6)).unwrap();
+        assert_eq!(e.prev, hex::encode(Sha256::digest(old.as_bytes())));
+        assert!(
+            !fs::read_to_string(log.path())
+                .unwrap()
+                .contains("agent_hash")
+        );
     }
 
     #[test]
