@@ -217,6 +217,18 @@ enum Command {
         /// Host name.
         host: String,
     },
+    /// Remove the registrations of hosts in no site (neither in `--site-root`'s hosts nor
+    /// with a published agent) whose last registration or contact is older than the site's
+    /// `cleanup_abandoned_host_files` (default 30 days). `serve` does this hourly too.
+    /// Prints the hosts removed, one per line.
+    Expire {
+        /// Only list the hosts that would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print `{"retention_seconds": N, "expired": [...], "dry_run": bool}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const PROGRAM: &str = "agent-deploy";
@@ -524,6 +536,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckSection { .. } => Err(anyhow!("unreachable: check-section")),
+        Command::Expire { dry_run, json } => {
+            let store = with_bakery(DeployStore::open(&dir, Advertise::default())?, bakery(None));
+            let retention = store.abandoned_retention()?;
+            let expired = store.expire_abandoned(SystemTime::now(), dry_run)?;
+            let mut out = io::stdout().lock();
+            if json {
+                let doc = serde_json::json!({
+                    "retention_seconds": retention.as_secs(),
+                    "expired": expired,
+                    "dry_run": dry_run,
+                });
+                writeln!(out, "{doc}")?;
+            } else {
+                for host in &expired {
+                    writeln!(out, "{host}")?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Unregister { host } => {
             let store = DeployStore::open(&dir, Advertise::default())?;
             if store.unregister(&host)? {

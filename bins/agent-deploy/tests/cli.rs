@@ -118,6 +118,7 @@ fn help_lists_commands_and_exit_codes() {
         "check-section",
         "log-verify",
         "publish-root",
+        "expire",
         "Exit codes",
     ] {
         assert!(help.contains(needle), "{needle}:\n{help}");
@@ -661,4 +662,41 @@ fn status_shows_the_configured_target() {
     let table = String::from_utf8_lossy(&out.stdout);
     let row = table.lines().find(|l| l.starts_with("web01 ")).unwrap();
     assert!(row.contains(&hashes[0]), "{table}");
+}
+
+/// `expire`: registrations of hosts in no site whose last activity is older than 30 days.
+#[test]
+fn expire_removes_old_registrations_of_hosts_in_no_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    add_user(&state);
+    let hosts = state.join("hosts");
+    std::fs::create_dir_all(&hosts).unwrap();
+    let record = |at: u64| {
+        format!(
+            r#"{{"secret_sha256": "{}", "registered_at": {at}, "registered_by": "automation"}}"#,
+            "ab".repeat(32)
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    std::fs::write(hosts.join("gone.json"), record(now - 31 * 86_400)).unwrap();
+    std::fs::write(hosts.join("recent.json"), record(now - 86_400)).unwrap();
+
+    let out = cmd(&state, &["expire", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_success(&out);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["retention_seconds"], 30 * 86_400);
+    assert_eq!(doc["expired"], serde_json::json!(["gone"]));
+    assert!(hosts.join("gone.json").is_file());
+
+    let out = cmd(&state, &["expire"]).output().unwrap();
+    assert_success(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "gone\n");
+    assert!(!hosts.join("gone.json").exists());
+    assert!(hosts.join("recent.json").is_file());
 }

@@ -46,7 +46,7 @@ pub use server::{
     serve, spawn, tls_config,
 };
 pub use store::{
-    Advertise, BakerySite, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer, DeployStore, HostStatus,
-    SESSION_LIFETIME_SECS, SIGNING_LOG, ServerError, SigningAudit, generate_host_secret,
-    hash_user_secret, package_hash,
+    Advertise, BakerySite, DEFAULT_ABANDONED_RETENTION, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer,
+    DeployStore, HostStatus, SESSION_LIFETIME_SECS, SIGNING_LOG, ServerError, SigningAudit,
+    generate_host_secret, hash_user_secret, package_hash,
 };

@@ -303,6 +303,9 @@ impl App {
     }
 }
 
+/// How often a running server expires registrations of hosts in no site (and once at start).
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// The axum router: `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py`.
 pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
     let answer_budget_kib = u32::try_from(limits.max_answer_bytes.div_ceil(1024))
@@ -927,6 +930,23 @@ pub async fn serve(
             }
         })
     };
+    let housekeeping = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HOUSEKEEPING_INTERVAL);
+            loop {
+                tick.tick().await;
+                let store = Arc::clone(&store);
+                let expired = tokio::task::spawn_blocking(move || {
+                    store.expire_abandoned(SystemTime::now(), false)
+                })
+                .await;
+                if let Ok(Err(e)) = expired {
+                    tracing::error!("expiring registrations of hosts in no site: {e}");
+                }
+            }
+        })
+    };
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -1033,6 +1053,7 @@ pub async fn serve(
         () = tokio::time::sleep(limits.shutdown_grace) => tracing::warn!("shutdown: closing open connections"),
     }
     flusher.abort();
+    housekeeping.abort();
     let store2 = Arc::clone(&store);
     match tokio::task::spawn_blocking(move || store2.flush()).await {
         Ok(Ok(_)) => Ok(()),

@@ -22,7 +22,7 @@ use std::io;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use ring::rand::SecureRandom as _;
@@ -684,7 +684,7 @@ impl DeployStore {
                 false
             }
         };
-        let monitored = in_site || self.dir.join("agents").join(host).is_dir();
+        let monitored = in_site || self.has_published_agent(host);
         Ok(RegisterResult {
             host_secret: secret.to_string(),
             monitored,
@@ -1321,6 +1321,77 @@ impl DeployStore {
         }
     }
 
+    fn has_published_agent(&self, host: &str) -> bool {
+        self.dir.join("agents").join(host).is_dir()
+    }
+
+    /// How long registrations of hosts in no site are kept after their last registration
+    /// or contact: the bakery site's `cleanup_abandoned_host_files` (seconds), else
+    /// [`DEFAULT_ABANDONED_RETENTION`].
+    pub fn abandoned_retention(&self) -> Result<Duration, ServerError> {
+        let configured = self.site_config()?.and_then(|site| {
+            match site.global("cleanup_abandoned_host_files") {
+                Some(py_literal::PyValue::Int(secs)) => u64::try_from(*secs).ok(),
+                _ => None,
+            }
+        });
+        Ok(configured.map_or(DEFAULT_ABANDONED_RETENTION, Duration::from_secs))
+    }
+
+    /// Removes the registration and status of every host that is neither in the bakery
+    /// site's inventory nor has a published agent, and whose last registration or contact
+    /// is older than [`abandoned_retention`](Self::abandoned_retention) (spec bakery.md §6.4,
+    /// requirement 18). Returns those hosts, sorted; with `dry_run` nothing is removed. An
+    /// unreadable site configuration removes nothing (the error is returned).
+    pub fn expire_abandoned(
+        &self,
+        now: SystemTime,
+        dry_run: bool,
+    ) -> Result<Vec<String>, ServerError> {
+        let retention = self.abandoned_retention()?;
+        let site = self.site_config()?;
+        let cutoff = epoch(now).saturating_sub(retention.as_secs());
+        let last_activity: HashMap<String, u64> = {
+            let book = lock(&self.status);
+            let hosts = self
+                .hosts
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            hosts
+                .iter()
+                .map(|(name, record)| {
+                    let contact = book.hosts.get(name).and_then(|s| s.last_contact);
+                    (name.clone(), record.registered_at.max(contact.unwrap_or(0)))
+                })
+                .collect()
+        };
+        let mut expired: Vec<String> = last_activity
+            .into_iter()
+            .filter(|(host, last)| {
+                *last < cutoff
+                    && site.as_ref().is_none_or(|s| s.host(host).is_none())
+                    && !self.has_published_agent(host)
+            })
+            .map(|(host, _)| host)
+            .collect();
+        expired.sort();
+        if dry_run {
+            return Ok(expired);
+        }
+        for host in &expired {
+            self.unregister(host)?;
+            lock(&self.status).hosts.remove(host);
+            let path = self.dir.join("status").join(format!("{host}.json"));
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&path)(e)),
+            }
+            tracing::info!(%host, "registration of a host in no site expired");
+        }
+        Ok(expired)
+    }
+
     /// Removes a host's registration (its secret stops working at once).
     pub fn unregister(&self, host: &str) -> Result<bool, ServerError> {
         if !valid_host_name(host) {
@@ -1340,6 +1411,10 @@ impl DeployStore {
         }
     }
 }
+
+/// `cleanup_abandoned_host_files`' default: registrations of hosts in no site are kept 30
+/// days after their last registration or contact (spec bakery.md §6.4).
+pub const DEFAULT_ABANDONED_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// How long a GUI session (`login.py`) stays valid: 10 minutes, enough for a registration.
 pub const SESSION_LIFETIME_SECS: u64 = 600;

@@ -447,3 +447,65 @@ fn the_audit_knows_the_packages_the_bakery_signed() {
         vec![("db02".to_owned(), "0123456789abcdef".to_owned())]
     );
 }
+
+#[test]
+fn registrations_of_hosts_in_no_site_expire_after_the_retention() {
+    let w = World::new(true);
+    let day = std::time::Duration::from_secs(86_400);
+    let (_, monitored) = w.register("web01");
+    assert!(monitored);
+    let (ghost_secret, monitored) = w.register("ghost");
+    assert!(
+        !monitored,
+        "an unknown host registers with monitored: false"
+    );
+    let now = std::time::SystemTime::now();
+    assert_eq!(
+        w.store.abandoned_retention().unwrap(),
+        agent_deploy::DEFAULT_ABANDONED_RETENTION
+    );
+    // Within the retention nothing expires; after it only the host in no site does, and a
+    // dry run changes nothing.
+    assert!(
+        w.store
+            .expire_abandoned(now + 29 * day, false)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        w.store.expire_abandoned(now + 31 * day, true).unwrap(),
+        ["ghost"]
+    );
+    assert!(w.status("ghost", &ghost_secret).is_ok());
+    assert_eq!(
+        w.store.expire_abandoned(now + 31 * day, false).unwrap(),
+        ["ghost"]
+    );
+    assert!(w.status("ghost", &ghost_secret).is_err());
+    let hosts: Vec<String> = w
+        .store
+        .statuses()
+        .into_iter()
+        .map(|s| s.host_name)
+        .collect();
+    assert!(hosts.contains(&"web01".to_owned()), "{hosts:?}");
+    assert!(!hosts.contains(&"ghost".to_owned()), "{hosts:?}");
+
+    // The site's `cleanup_abandoned_host_files` (seconds) sets the retention; a contact
+    // counts as activity.
+    w.site
+        .set_global("agent_deployment_enabled = True\ncleanup_abandoned_host_files = 86400\n");
+    assert_eq!(w.store.abandoned_retention().unwrap(), day);
+    let (secret, _) = w.register("ghost");
+    assert!(
+        w.store
+            .expire_abandoned(now + day / 2, false)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(w.status("ghost", &secret).is_ok());
+    assert_eq!(
+        w.store.expire_abandoned(now + 2 * day, false).unwrap(),
+        ["ghost"]
+    );
+}
