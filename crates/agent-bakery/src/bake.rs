@@ -830,11 +830,13 @@ fn build_all(
         .map_or(1, |n| n.get())
         .min(jobs.len().max(1));
     let _ = opts;
+    // Shared content (the agent files) is compressed once for all packages of the bake.
+    let cache = package::DeflateCache::new();
     let (tx, rx) = std::sync::mpsc::channel::<Result<NewPackage>>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             let tx = tx.clone();
-            let (next, failed) = (&next, &failed);
+            let (next, failed, cache) = (&next, &failed, &cache);
             scope.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
@@ -850,6 +852,7 @@ fn build_all(
                         cmk_version,
                         revision,
                         signer,
+                        cache,
                         #[cfg(feature = "fault-injection")]
                         opts.fault.as_ref().map(|f| (f, i + 1)),
                     );
@@ -897,6 +900,7 @@ fn build_one(
     cmk_version: &str,
     revision: u64,
     signer: Option<Signer<'_>>,
+    cache: &package::DeflateCache,
     #[cfg(feature = "fault-injection")] fault: Option<(&FaultHook, usize)>,
 ) -> Result<NewPackage> {
     let meta = PackageMeta {
@@ -905,7 +909,7 @@ fn build_one(
         aghash: hash,
         tgz_level: 6,
     };
-    let bytes = package::build(platform, payload, &meta)?;
+    let bytes = package::build_with_cache(platform, payload, &meta, cache)?;
     let tmp = layout.platform_dir(platform).join(format!(".new-{hash}"));
     #[cfg(feature = "fault-injection")]
     if let Some((hook, step)) = fault {

@@ -76,6 +76,7 @@
 mod bake;
 mod decision;
 mod error;
+mod gzip;
 mod matching;
 mod model;
 mod package;
@@ -102,8 +103,8 @@ pub use model::{
     Usage,
 };
 pub use package::{
-    AgentFiles, CONFDIR, PACKAGE_MTIME, PACKAGE_NAME, POSTINST, PackageMeta, Payload, PayloadFile,
-    Platform, agent_hash, build as build_package,
+    AgentFiles, CONFDIR, DeflateCache, PACKAGE_MTIME, PACKAGE_NAME, POSTINST, PackageMeta, Payload,
+    PayloadFile, Platform, agent_hash, build as build_package, build_with_cache,
 };
 pub use plan::{
     HOST_GROUPS_RULESET, Plan, TargetKind, TargetPlan, UPDATER_RULESET, VANILLA, generic_object,

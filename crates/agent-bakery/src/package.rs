@@ -15,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
+pub use crate::gzip::DeflateCache;
 use crate::model::{Format, UpdaterConfig};
 
 /// The modification time of every packaged file and archive member (2024-01-01T00:00:00Z)
@@ -381,18 +382,29 @@ fn tar_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
+/// Entries at least this large get chunks of their own, apart from their header, so that the
+/// same content under another path (the updater plug-in under `plugins/<interval>/`) is
+/// compressed once per bake.
+const OWN_CHUNK_MIN: u64 = crate::gzip::CACHED_CHUNK_MIN as u64;
+
+/// The directory part of a tar entry name (`./usr/bin/x` → `./usr/bin`).
+fn tar_parent(name: &str) -> &str {
+    let name = name.trim_end_matches('/');
+    name.rfind('/').map_or("", |i| &name[..i])
+}
+
 /// A gzipped tar of `files` (with their parent directories), paths prefixed by `prefix`
-/// (`./` for deb data, empty for tgz).
+/// (`./` for deb data, empty for tgz). The tar is cut into chunks where the directory
+/// changes and around large files' contents, and compressed through `cache`
+/// ([`crate::gzip`]).
 fn tar_gz(
     files: &[PayloadFile],
     prefix: &str,
     level: u32,
     with_root: bool,
+    cache: &DeflateCache,
 ) -> std::io::Result<Vec<u8>> {
-    let gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), Compression::new(level));
-    let mut b = tar::Builder::new(gz);
+    let mut b = tar::Builder::new(Vec::new());
     b.mode(tar::HeaderMode::Deterministic);
     if with_root {
         append_raw(
@@ -408,8 +420,15 @@ fn tar_gz(
         .chain(files.iter().map(|f| (f.path[1..].to_string(), Some(f))))
         .collect();
     entries.sort_by(|a, b| a.0.trim_end_matches('/').cmp(b.0.trim_end_matches('/')));
+    let mut cuts = Vec::new();
+    let mut parent = String::new();
     for (path, file) in entries {
         let name = format!("{prefix}{path}");
+        let start = b.get_ref().len();
+        if tar_parent(&name) != parent {
+            parent = tar_parent(&name).to_owned();
+            cuts.push(start);
+        }
         match file {
             None => {
                 append_raw(
@@ -420,12 +439,22 @@ fn tar_gz(
                 )?;
             }
             Some(f) => {
-                let h = tar_header(tar::EntryType::Regular, f.mode, f.content.len() as u64);
+                let size = f.content.len() as u64;
+                let h = tar_header(tar::EntryType::Regular, f.mode, size);
                 append_raw(&mut b, h, &name, f.content.as_slice())?;
+                if size >= OWN_CHUNK_MIN {
+                    let end = b.get_ref().len();
+                    let padded = usize::try_from(size.next_multiple_of(512))
+                        .map_err(std::io::Error::other)?;
+                    cuts.push(end - padded);
+                    cuts.push(end);
+                }
             }
         }
     }
-    b.into_inner()?.finish()
+    cuts.push(b.get_ref().len());
+    let tar = b.into_inner()?;
+    crate::gzip::gzip_chunks(&tar, &cuts, level, cache)
 }
 
 fn gz_tar_of_control(items: &[(&str, u32, &[u8])]) -> std::io::Result<Vec<u8>> {
@@ -455,12 +484,22 @@ fn pkg_err(platform: Platform, e: impl std::fmt::Display) -> Error {
 
 /// Builds the package bytes of `platform`.
 pub fn build(platform: Platform, payload: &Payload, meta: &PackageMeta<'_>) -> Result<Vec<u8>> {
+    build_with_cache(platform, payload, meta, &DeflateCache::new())
+}
+
+/// [`build`], compressing the content shared with other packages of the same bake once
+/// (`cache` lives as long as the bake). The bytes are the same as [`build`]'s.
+pub fn build_with_cache(
+    platform: Platform,
+    payload: &Payload,
+    meta: &PackageMeta<'_>,
+    cache: &DeflateCache,
+) -> Result<Vec<u8>> {
     match platform {
-        Platform::LinuxDeb => build_deb(payload, meta).map_err(|e| pkg_err(platform, e)),
+        Platform::LinuxDeb => build_deb(payload, meta, cache).map_err(|e| pkg_err(platform, e)),
         Platform::LinuxRpm => build_rpm(payload, meta).map_err(|e| pkg_err(platform, e)),
-        Platform::LinuxTgz => {
-            tar_gz(&payload.files, "", meta.tgz_level, false).map_err(|e| pkg_err(platform, e))
-        }
+        Platform::LinuxTgz => tar_gz(&payload.files, "", meta.tgz_level, false, cache)
+            .map_err(|e| pkg_err(platform, e)),
     }
 }
 
@@ -471,7 +510,11 @@ fn description(meta: &PackageMeta<'_>) -> String {
     )
 }
 
-fn build_deb(payload: &Payload, meta: &PackageMeta<'_>) -> std::io::Result<Vec<u8>> {
+fn build_deb(
+    payload: &Payload,
+    meta: &PackageMeta<'_>,
+    cache: &DeflateCache,
+) -> std::io::Result<Vec<u8>> {
     let size: u64 = payload.files.iter().map(|f| f.content.len() as u64).sum();
     let control = format!(
         "Package: {PACKAGE_NAME}\nVersion: {}-{}.{}\nArchitecture: all\n\
@@ -488,7 +531,7 @@ fn build_deb(payload: &Payload, meta: &PackageMeta<'_>) -> std::io::Result<Vec<u
         items.push(("postinst", 0o755, s.as_bytes()));
     }
     let control_tar = gz_tar_of_control(&items)?;
-    let data_tar = tar_gz(&payload.files, "./", 6, true)?;
+    let data_tar = tar_gz(&payload.files, "./", 6, true, cache)?;
     let mut out = ar::Builder::new(Vec::new());
     for (name, data) in [
         ("debian-binary", b"2.0\n".as_slice()),
