@@ -14,7 +14,9 @@
 //!   `var/check_mk/agents` (156 packages, 30,006 links).
 //! * `bakery_bake/deb_tgz`: the same for deb and tgz only, and
 //!   `bakery_bake/reference_dpkg_deb_tar_czf`: `dpkg-deb --build -Zgzip -z6` and
-//!   `tar czf` over the same 52 payload trees (skipped when dpkg-deb is missing).
+//!   `tar czf` over the same 52 payload trees (skipped when dpkg-deb is missing), and
+//!   `bakery_bake/reference_rpmbuild`: `rpmbuild -bb` (gzip level 6, no post-processing) of
+//!   the same trees, so that the full bake has a reference for all three formats.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs;
@@ -146,6 +148,25 @@ fn payload_trees(root: &Path, out: &Path) -> Vec<std::path::PathBuf> {
             fs::write(&p, f.content.as_slice()).unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(f.mode)).unwrap();
         }
+        // A spec for rpmbuild that packages the tree as it is (no build, no post-processing).
+        let files: String = payload
+            .files
+            .iter()
+            .map(|f| format!("{}\n", f.path))
+            .collect();
+        write(
+            &dir,
+            "DEBIAN/agent.spec",
+            format!(
+                "Name: check-mk-agent\nVersion: 2.3.0p9\nRelease: 1\nSummary: agent\n\
+                 License: GPL-2.0-only\nBuildArch: noarch\n%define __os_install_post %{{nil}}\n\
+                 %define _build_id_links none\n%description\nagent\n%install\n\
+                 cp -a {tree}/. %{{buildroot}}/\nrm -rf %{{buildroot}}/DEBIAN\n\
+                 %files\n%defattr(-,root,root)\n{files}",
+                tree = dir.display()
+            )
+            .as_bytes(),
+        );
         write(
             &dir,
             "DEBIAN/control",
@@ -230,6 +251,30 @@ fn bake(c: &mut Criterion) {
                 }
             })
         });
+        let have_rpmbuild = Command::new("rpmbuild")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if have_rpmbuild {
+            let top = dir.path().join("rpmbuild");
+            group.bench_function("reference_rpmbuild", |b| {
+                b.iter(|| {
+                    for t in &trees {
+                        let ok = Command::new("rpmbuild")
+                            .args(["-bb", "--quiet", "--define"])
+                            .arg(format!("_topdir {}", top.display()))
+                            .args(["--define", "_binary_payload w6.gzdio"])
+                            .arg(t.join("DEBIAN/agent.spec"))
+                            .status()
+                            .unwrap()
+                            .success();
+                        assert!(ok);
+                    }
+                })
+            });
+        } else {
+            eprintln!("SKIP reference_rpmbuild: rpmbuild is not installed (apt-get install rpm)");
+        }
     } else {
         eprintln!(
             "SKIP reference_dpkg_deb_tar_czf: dpkg-deb is not installed (apt-get install dpkg)"
