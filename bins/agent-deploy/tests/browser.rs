@@ -10,39 +10,29 @@
 //! `$CARGO_TARGET_DIR/artifacts/status-view.png` (the path is printed).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
 mod support {
+    pub(crate) mod server;
     pub(crate) mod tls;
 }
 #[path = "../../../crates/agent-deploy/tests/bakery_site.rs"]
 mod bakery_site;
 
 use bakery_site::BakerySiteFixture;
+use support::server::Proc;
 
-const DEPLOY: &str = env!("CARGO_BIN_EXE_agent-deploy");
 const INSTALL: &str = "apt-get install chromium chromium-driver";
 const USER: &str = "automation";
 const SECRET: &str = "s3cret-s3cret";
 const EVIL: &str = "<script>window.__xss=3</script>evil";
 const EVIL_ERROR: &str =
     "Agent Bakery: <img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>";
-
-/// A child process killed (by its id) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -66,19 +56,6 @@ fn artifacts_dir() -> PathBuf {
                 .to_owned()
         });
     target.join("artifacts")
-}
-
-fn hosts_mk(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|h| format!("'{h}'")).collect();
-    let tags: Vec<String> = names
-        .iter()
-        .map(|h| format!("'{h}': {{'site': 'mysite', 'agent': 'cmk-agent'}}"))
-        .collect();
-    format!(
-        "all_hosts += [{}]\n\nhost_tags.update({{{}}})\n",
-        quoted.join(", "),
-        tags.join(", ")
-    )
 }
 
 /// The server with a baked, signed site and six hosts, one in each interesting state.
@@ -107,19 +84,7 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let tls = support::tls::write_tls_files(dir.path());
     let state = dir.path().join("state");
-    let mut add = Command::new(DEPLOY)
-        .arg("--dir")
-        .arg(&state)
-        .args(["user-add", USER, "--iterations", "1000"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{SECRET}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    support::server::user_add(&state, USER, SECRET);
     // A tampered state file: names that reach the store over the protocol are validated, so
     // this is the way a `<script>` host name gets onto the page.
     std::fs::create_dir_all(state.join("status")).unwrap();
@@ -131,45 +96,13 @@ fn setup() -> Setup {
     .unwrap();
 
     let site = BakerySiteFixture::new("127.0.0.1", &tls.ca_pem);
-    let lab = site.root.join("etc/check_mk/conf.d/wato/lab");
-    std::fs::create_dir_all(&lab).unwrap();
-    std::fs::write(lab.join("hosts.mk"), hosts_mk(&["web02", "web03"])).unwrap();
+    site.add_hosts("lab", &["web02", "web03"]);
     site.deployment(true, Some("{'match_exclude_hosts': ['db02']}"));
     // web01 without the updater: a package (and hash) of its own.
     site.deactivate_web01();
     site.bake_and_sign();
 
-    let mut child = Command::new(DEPLOY)
-        .arg("--dir")
-        .arg(&state)
-        .arg("--site-root")
-        .arg(&site.root)
-        .args([
-            "serve",
-            "--site",
-            "mysite",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-        ])
-        .arg(&tls.cert)
-        .arg("--key")
-        .arg(&tls.key)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let server = Proc(child);
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
-            break a.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let (server, addr) = support::server::serve_site(&state, &site.root, &tls.cert, &tls.key);
     let base = format!("https://{addr}/mysite/check_mk");
 
     // The hosts talk the protocol.
@@ -595,9 +528,7 @@ fn status_view_in_headless_chromium() {
 }
 
 /// Runs `f`, catching a panic.
-async fn futures_catch(
-    f: impl Future<Output = ()>,
-) -> Result<(), Box<dyn std::any::Any + Send>> {
+async fn futures_catch(f: impl Future<Output = ()>) -> Result<(), Box<dyn std::any::Any + Send>> {
     let mut f = std::pin::pin!(f);
     std::future::poll_fn(move |cx| {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.as_mut().poll(cx))) {

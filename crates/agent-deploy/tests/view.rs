@@ -40,29 +40,10 @@ struct Fixture {
     hashes: std::collections::BTreeMap<&'static str, String>,
 }
 
-fn hosts_mk(names: &[&str]) -> String {
-    let quoted: Vec<String> = names.iter().map(|h| format!("'{h}'")).collect();
-    let tags: Vec<String> = names
-        .iter()
-        .map(|h| format!("'{h}': {{'site': 'mysite', 'agent': 'cmk-agent'}}"))
-        .collect();
-    format!(
-        "all_hosts += [{}]\n\nhost_tags.update({{{}}})\n",
-        quoted.join(", "),
-        tags.join(", ")
-    )
-}
-
 fn fixture() -> Fixture {
     let ca = include_str!("../../agent-sign/tests/data/pyca.crt.pem");
     let site = BakerySiteFixture::new("deploy.example.com", ca);
-    let lab = site.root.join("etc/check_mk/conf.d/wato/lab");
-    std::fs::create_dir_all(&lab).unwrap();
-    std::fs::write(
-        lab.join("hosts.mk"),
-        hosts_mk(&["dl01", "in01", "err01", "new01", "nopkg01"]),
-    )
-    .unwrap();
+    site.add_hosts("lab", &["dl01", "in01", "err01", "new01", "nopkg01"]);
     site.deployment(true, Some("{'match_exclude_hosts': ['db02']}"));
 
     let dir = tempfile::tempdir().unwrap();
@@ -165,10 +146,7 @@ fn golden(name: &str, actual: &str) {
         )
     });
     if expected != actual {
-        let got = path.with_extension(format!(
-            "{}.actual",
-            path.extension().unwrap().to_string_lossy()
-        ));
+        let got = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.actual"));
         std::fs::write(&got, actual).unwrap();
         panic!(
             "{} differs from the golden file; the actual output is in {} \
