@@ -60,8 +60,8 @@ fn artifacts_dir() -> PathBuf {
 
 /// The server with a baked, signed site and six hosts, one in each interesting state.
 struct Setup {
-    _dir: tempfile::TempDir,
-    _site: BakerySiteFixture,
+    dir: tempfile::TempDir,
+    site: BakerySiteFixture,
     _server: Proc,
     base: String,
     hashes: std::collections::BTreeMap<&'static str, String>,
@@ -172,8 +172,8 @@ fn setup() -> Setup {
         1
     );
     Setup {
-        _dir: dir,
-        _site: site,
+        dir,
+        site,
         _server: server,
         base,
         hashes,
@@ -485,6 +485,38 @@ async fn drive(c: &Client, s: &Setup) {
             .unwrap()
             .contains("sort=contact")
     );
+
+    // The JSON for scripts is the document `agent-deploy status --json` prints.
+    c.goto(&format!("{view}?output_format=json")).await.unwrap();
+    let text = c
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut served: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let out = Command::new(support::server::DEPLOY)
+        .arg("--dir")
+        .arg(s.dir.path().join("state"))
+        .arg("--site-root")
+        .arg(&s.site.root)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for doc in [&mut served, &mut printed] {
+        doc.as_object_mut().unwrap().remove("generated_at");
+    }
+    assert_eq!(served, printed);
+    assert_eq!(served["schema"], 2);
+    assert_eq!(served["counts"]["pending_install"], 1);
+    c.goto(&view).await.unwrap();
 
     // Logout ends the session.
     c.find(Locator::Css("header form button"))
