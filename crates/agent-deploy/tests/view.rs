@@ -544,3 +544,44 @@ fn login_session_csrf_anonymous_refusal_and_escaping_over_https() {
     );
     server.shutdown().unwrap();
 }
+
+/// Time to build and render the view for many hosts (a figure, not an assertion):
+/// `cargo test -p agent-deploy --test view --release -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn build_and_render_time_for_many_hosts() {
+    const HOSTS: usize = 5000;
+    let dir = tempfile::tempdir().unwrap();
+    DeployStore::set_user(dir.path(), USER, USER_SECRET, 1).unwrap();
+    let store = DeployStore::open(dir.path(), Advertise::default()).unwrap();
+    for i in 0..HOSTS {
+        let host = format!("host{i:05}");
+        let r = store
+            .register(&register_form(&host, USER_SECRET), at(T0))
+            .unwrap();
+        let mut form = status_form(&host, &r.host_secret);
+        if i % 7 == 0 {
+            form.last_error = "connection refused".into();
+        }
+        store.deploy(&form, at(T0 + 60)).unwrap();
+    }
+    let start = std::time::Instant::now();
+    let view = StatusView::build(&store, ViewQuery::default(), at(T0 + 3600)).unwrap();
+    let built = start.elapsed();
+    let html = page(
+        &view,
+        &PageContext {
+            user: USER,
+            csrf_token: "00",
+        },
+    );
+    let rendered = start.elapsed() - built;
+    let json = view.to_json();
+    let serialised = start.elapsed() - built - rendered;
+    println!(
+        "{HOSTS} hosts: build {built:?}, HTML {rendered:?} ({} KiB), JSON {serialised:?} ({} KiB)",
+        html.len() / 1024,
+        json.len() / 1024
+    );
+    assert_eq!(view.hosts.len(), HOSTS);
+}
