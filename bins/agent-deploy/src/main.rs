@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
+use agent_deploy::view::{Category, SortKey, StatusView, ViewQuery};
 use agent_deploy::{
-    Advertise, BakerySite, DEFAULT_PBKDF2_ITERATIONS, DeployStore, HostStatus, Limits,
-    ServerOptions,
+    Advertise, BakerySite, DEFAULT_PBKDF2_ITERATIONS, DeployStore, Limits, ServerOptions,
 };
 use agent_sign::SignedDocument;
 use agent_wire::{Platform, RatingMode, RatingParams, Section, State, TargetMetadata};
@@ -34,6 +34,10 @@ use clap::{Parser, Subcommand};
 /// settings from `global.mk`: the master switch and the host selection refuse status and
 /// download calls with the text the updater shows as "Agent Bakery: ..."; registration stays
 /// open. Where the bakery has no package for a host and platform, a `publish`ed one is served.
+///
+/// The server also serves the *Agent update status* view for users of `user-add`:
+/// `https://<host>/<site>/check_mk/agent_update_status.py` (log in at `login.py`; add
+/// `?output_format=json` for the JSON document of `status --json`).
 ///
 /// Exit codes: 0 success; 1 a negative result (e.g. `unregister` of an unknown host);
 /// 2 usage or operational errors.
@@ -100,11 +104,29 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         workers: usize,
     },
-    /// Show the per-host status (target, downloaded and installed hashes, last contact, error).
+    /// Show the agent update status: per host the state, target, downloaded and installed
+    /// hashes, last contact, selection verdict and last error; then the counts and the
+    /// prerequisites checklist (the data of the server's `agent_update_status.py`).
     Status {
-        /// Print one JSON document (`{"schema": 1, "hosts": [...]}`).
+        /// Print the JSON document the server's `agent_update_status.py?output_format=json`
+        /// answers (`{"schema": 2, "counts", "prerequisites", "hosts": [...]}`; the host
+        /// fields of schema 1 are kept).
         #[arg(long)]
         json: bool,
+        /// Only hosts whose name contains this (case-insensitive).
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+        /// Only hosts in this category: registered, selected, up_to_date, pending_download,
+        /// pending_install, error, never_contacted, no_package.
+        #[arg(long, value_name = "CATEGORY", value_parser = category_id)]
+        state: Option<String>,
+        /// Sort by: host, state, registered, contact, platform, target, downloaded,
+        /// installed, verdict, error.
+        #[arg(long, value_name = "COLUMN", default_value = "host", value_parser = sort_id)]
+        sort: String,
+        /// Sort in descending order.
+        #[arg(long)]
+        desc: bool,
     },
     /// Add or replace a user with registration rights (secret read from stdin or prompted).
     UserAdd {
@@ -408,15 +430,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Status { json } => {
+        Command::Status {
+            json,
+            search,
+            state,
+            sort,
+            desc,
+        } => {
             let store = with_bakery(DeployStore::open(&dir, Advertise::default())?, bakery(None));
-            let hosts = store.statuses();
+            let query = ViewQuery::parse(
+                search.as_deref(),
+                state.as_deref(),
+                Some(&sort),
+                Some(if desc { "desc" } else { "asc" }),
+            );
+            let view = StatusView::build(&store, query, SystemTime::now())?;
             let mut out = io::stdout().lock();
             let res = if json {
-                let doc = serde_json::json!({"schema": 1, "hosts": hosts});
-                writeln!(out, "{doc}")
+                writeln!(out, "{}", view.to_json())
             } else {
-                print_table(&mut out, &hosts)
+                write!(out, "{}", view.to_text())
             };
             match res {
                 Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
@@ -582,45 +615,14 @@ async fn shutdown_signal() {
     }
 }
 
-fn age(t: Option<u64>) -> String {
-    let Some(t) = t else {
-        return "never".into();
-    };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    let d = now.saturating_sub(t);
-    match d {
-        0..120 => format!("{d}s ago"),
-        120..7200 => format!("{}m ago", d / 60),
-        7200..172_800 => format!("{}h ago", d / 3600),
-        _ => format!("{}d ago", d / 86_400),
-    }
+fn category_id(s: &str) -> Result<String, String> {
+    Category::parse(s)
+        .map(|c| c.id().to_owned())
+        .ok_or_else(|| format!("unknown category {s:?}"))
 }
 
-fn print_table(out: &mut impl io::Write, hosts: &[HostStatus]) -> io::Result<()> {
-    writeln!(
-        out,
-        "{:<24} {:<11} {:<16} {:<16} {:<16} {:<10} ERROR",
-        "HOST", "OS", "TARGET", "DOWNLOADED", "INSTALLED", "CONTACT"
-    )?;
-    let dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
-    for h in hosts {
-        writeln!(
-            out,
-            "{:<24} {:<11} {:<16} {:<16} {:<16} {:<10} {}",
-            h.host_name,
-            dash(&h.platform),
-            dash(&h.target_hash),
-            dash(&h.downloaded_aghash),
-            dash(&h.installed_aghash),
-            age(h.last_contact),
-            h.last_error
-                .as_deref()
-                .and_then(|e| e.lines().next())
-                .unwrap_or("")
-        )?;
-    }
-    Ok(())
+fn sort_id(s: &str) -> Result<String, String> {
+    SortKey::parse(s)
+        .map(|k| k.id().to_owned())
+        .ok_or_else(|| format!("unknown column {s:?}"))
 }

@@ -4,11 +4,12 @@
 //! are installed with `dpkg --root` into fake roots (issue 13's workflow, bakery.md §6).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 
 mod support {
+    pub(crate) mod server;
     pub(crate) mod tls;
 }
 #[path = "../../../crates/agent-deploy/tests/bakery_site.rs"]
@@ -16,7 +17,7 @@ mod bakery_site;
 
 use bakery_site::{BakerySiteFixture, have};
 
-const DEPLOY: &str = env!("CARGO_BIN_EXE_agent-deploy");
+use support::server::DEPLOY;
 
 /// The updater binary: `CMK_UPDATE_AGENT_BIN`, or the one built next to `agent-deploy`.
 fn updater_bin() -> Option<PathBuf> {
@@ -32,16 +33,6 @@ fn updater_bin() -> Option<PathBuf> {
             path.display()
         );
         None
-    }
-}
-
-/// The server process; killed (by its id) when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -250,53 +241,11 @@ fn rule_bake_sign_register_switch_selection_update_and_deactivation() {
     let dir = tempfile::tempdir().unwrap();
     let tls = support::tls::write_tls_files(dir.path());
     let state = dir.path().join("state");
-    let mut add = Command::new(DEPLOY)
-        .arg("--dir")
-        .arg(&state)
-        .args(["user-add", "automation", "--iterations", "1000"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-s3cret\n")
-        .unwrap();
-    assert!(add.wait().unwrap().success());
+    support::server::user_add(&state, "automation", "s3cret-s3cret");
 
     // The site, with the master switch off (its default).
     let mut site = BakerySiteFixture::new("127.0.0.1", &tls.ca_pem);
-    let mut child = Command::new(DEPLOY)
-        .arg("--dir")
-        .arg(&state)
-        .arg("--site-root")
-        .arg(&site.root)
-        .args([
-            "serve",
-            "--site",
-            "mysite",
-            "--listen",
-            "127.0.0.1:0",
-            "--cert",
-        ])
-        .arg(&tls.cert)
-        .arg("--key")
-        .arg(&tls.key)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let _server = Server(child);
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
-            break a.to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in stderr.lines() {});
+    let (_server, addr) = support::server::serve_site(&state, &site.root, &tls.cert, &tls.key);
 
     // 1. The rule names this server; bake and sign.
     site.server = addr.clone();

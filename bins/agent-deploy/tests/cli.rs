@@ -182,7 +182,7 @@ fn admin_serve_register_status_and_shutdown() {
     let out = cmd(&state, &["status", "--json"]).output().unwrap();
     assert!(out.status.success());
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["schema"], 2);
     assert_eq!(doc["hosts"][0]["host_name"], "web01");
     assert_eq!(doc["hosts"][0]["target_hash"], hash.as_str());
     assert_eq!(doc["hosts"][0]["registered_by"], "automation");

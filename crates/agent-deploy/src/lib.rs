@@ -16,6 +16,8 @@
 //!   refusals reach the updater as `Agent Bakery: <text>`.
 //! - **Root rotation** ([`DeployStore::publish_root`]): published metadata roots are handed
 //!   out with every status answer.
+//! - **Status view** ([`view`]): the *Agent update status* page, its JSON and the text of
+//!   `agent-deploy status`, for users with registration rights (login form, CSRF tokens).
 //! - **Signing log** ([`DeployStore::audit_signing_log`]): every publication is recorded in
 //!   `agent-sign`'s hash-chained [`SigningLog`](agent_sign::SigningLog).
 //!
@@ -40,6 +42,7 @@
 
 mod server;
 mod store;
+pub mod view;
 
 pub use server::{
     ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,
@@ -48,5 +51,6 @@ pub use server::{
 pub use store::{
     Advertise, BakerySite, DEFAULT_ABANDONED_RETENTION, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer,
     DeployStore, HostStatus, SESSION_LIFETIME_SECS, SIGNING_LOG, ServerError, SigningAudit,
+    VIEW_SESSION_LIFETIME_SECS,
     generate_host_secret, hash_user_secret, package_hash,
 };

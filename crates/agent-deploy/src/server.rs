@@ -16,7 +16,7 @@ use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -202,18 +202,20 @@ pub fn mtls_config(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientHost(pub String);
 
-struct App {
-    store: Arc<DeployStore>,
-    site: String,
+pub(crate) struct App {
+    pub(crate) store: Arc<DeployStore>,
+    pub(crate) site: String,
     request_timeout: Duration,
     /// Registrations hash the user's secret with many PBKDF2 rounds: at most this many run at
     /// once, so that a flood of registrations cannot starve the status checks.
-    register_slots: Semaphore,
+    pub(crate) register_slots: Semaphore,
     /// Package answers are built (package read, encoded) by at most this many requests at once.
     download_slots: Semaphore,
     /// [`Limits::max_answer_bytes`] in KiB.
     answer_budget: Arc<Semaphore>,
     answer_budget_kib: u32,
+    /// The status view's CSRF key and cookie settings.
+    pub(crate) view: crate::view::web::ViewKeys,
 }
 
 /// Concurrent registrations (see [`App::register_slots`]).
@@ -306,8 +308,15 @@ impl App {
 /// How often a running server expires registrations of hosts in no site (and once at start).
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// The axum router: `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py`.
+/// The axum router: `POST /<site>/check_mk/register_agent.py` and `…/deploy_agent.py`, the
+/// 2.5 API, and the status view (`GET …/agent_update_status.py`, `GET`/`POST …/login.py`,
+/// `POST …/logout.py`; see [`view`](crate::view)). Its cookies are not marked `Secure`
+/// ([`serve`] marks them when it speaks TLS).
 pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
+    router_with(store, site, limits, false)
+}
+
+fn router_with(store: Arc<DeployStore>, site: &str, limits: &Limits, tls: bool) -> Router {
     let answer_budget_kib = u32::try_from(limits.max_answer_bytes.div_ceil(1024))
         .unwrap_or(u32::MAX)
         .clamp(1, u32::try_from(Semaphore::MAX_PERMITS).unwrap_or(u32::MAX));
@@ -319,6 +328,7 @@ pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
         download_slots: Semaphore::new(DOWNLOAD_CONCURRENCY),
         answer_budget: Arc::new(Semaphore::new(answer_budget_kib as usize)),
         answer_budget_kib,
+        view: crate::view::web::ViewKeys::new(tls),
     });
     Router::new()
         .route(
@@ -326,7 +336,18 @@ pub fn router(store: Arc<DeployStore>, site: &str, limits: &Limits) -> Router {
             post(register),
         )
         .route(&format!("/{{site}}/check_mk/{DEPLOY_PAGE}"), post(deploy))
-        .route(&format!("/{{site}}/check_mk/{LOGIN_PAGE}"), post(login))
+        .route(
+            &format!("/{{site}}/check_mk/{LOGIN_PAGE}"),
+            post(crate::view::web::login_post).get(crate::view::web::login_get),
+        )
+        .route(
+            &format!("/{{site}}/check_mk/{}", crate::view::VIEW_PAGE),
+            get(crate::view::web::view_get),
+        )
+        .route(
+            &format!("/{{site}}/check_mk/{}", crate::view::LOGOUT_PAGE),
+            post(crate::view::web::logout_post),
+        )
         .route(
             &format!("/{{site}}/{RECEIVER_PREFIX}/{UPDATE_STATUS_PAGE}"),
             post(update_status),
@@ -362,7 +383,7 @@ fn envelope(status: StatusCode, env: Envelope) -> Response {
     (status, Json(env)).into_response()
 }
 
-async fn run_blocking<T: Send + 'static>(
+pub(crate) async fn run_blocking<T: Send + 'static>(
     app: &App,
     f: impl FnOnce() -> Result<T, ServerError> + Send + 'static,
 ) -> Result<Result<T, ServerError>, Response> {
@@ -422,17 +443,17 @@ const LOGIN_FAILED_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Checkmk</ti
 <form method=\"POST\" action=\"login.py\"><input type=\"hidden\" name=\"_login\" value=\"1\">\
 <input name=\"_username\"><input type=\"password\" name=\"_password\"></form>\n</body></html>\n";
 
-fn login_page() -> Response {
+pub(crate) fn login_page() -> Response {
     (StatusCode::OK, axum::response::Html(LOGIN_FAILED_PAGE)).into_response()
 }
 
 /// The session cookie's name: `auth_<site>`.
-fn session_cookie(site: &str) -> String {
+pub(crate) fn session_cookie(site: &str) -> String {
     format!("auth_{site}")
 }
 
 /// The value of cookie `name` in the request.
-fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+pub(crate) fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -445,7 +466,7 @@ fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
 
 /// `login.py`: a GUI login with `_login=1`, `_username`, `_password`. Success: 302 to
 /// `index.py` with the session cookie; failure: the login page again (200, HTML).
-async fn login(
+pub(crate) async fn login(
     State(app): State<Arc<App>>,
     UrlPath(site): UrlPath<String>,
     form: Result<Form<LoginForm>, FormRejection>,
@@ -471,11 +492,11 @@ async fn login(
     .await;
     match result {
         Ok(Ok(token)) => {
-            let cookie = format!(
-                "{}={}; Path=/{}/; HttpOnly; SameSite=Lax",
-                session_cookie(&app.site),
+            let cookie = app.view.cookie(
+                &session_cookie(&app.site),
                 token.as_str(),
-                app.site
+                &format!("/{}/", app.site),
+                None,
             );
             (
                 StatusCode::FOUND,
@@ -910,7 +931,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let limits = options.limits.clone();
-    let app = router(Arc::clone(&store), &options.site, &limits);
+    let app = router_with(
+        Arc::clone(&store),
+        &options.site,
+        &limits,
+        options.tls.is_some(),
+    );
     let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));

@@ -373,8 +373,9 @@ pub struct DeployStore {
     targets: Mutex<HashMap<(String, Platform, String), Arc<Target>>>,
     /// Published root documents (sorted by version) and the `roots/` mtime they were read at.
     roots: Mutex<(Option<SystemTime>, Arc<Vec<SignedDocument>>)>,
-    /// GUI sessions: SHA-256 of the token → (user, expiry in Unix seconds).
-    sessions: Mutex<HashMap<String, (String, u64)>>,
+    /// GUI sessions: SHA-256 of the token → (user, expiry in Unix seconds, opened by the
+    /// status view's CSRF-checked login).
+    sessions: Mutex<HashMap<String, (String, u64, bool)>>,
     /// Serializes signing-log appends within this process (the lock file does across).
     log_lock: Mutex<()>,
     advertise: Advertise,
@@ -584,6 +585,29 @@ impl DeployStore {
         password: &str,
         now: SystemTime,
     ) -> Result<Zeroizing<String>, ServerError> {
+        self.open_session(user, password, now, false)
+    }
+
+    /// Like [`login`](Self::login), for the status view's login form (whose CSRF token the
+    /// caller has checked): the session lasts [`VIEW_SESSION_LIFETIME_SECS`] and is the only
+    /// kind [`view_session_user`](Self::view_session_user) accepts, so that a session forced
+    /// on a browser by a cross-site `login.py` post (without the form's token) shows nothing.
+    pub fn login_view(
+        &self,
+        user: &str,
+        password: &str,
+        now: SystemTime,
+    ) -> Result<Zeroizing<String>, ServerError> {
+        self.open_session(user, password, now, true)
+    }
+
+    fn open_session(
+        &self,
+        user: &str,
+        password: &str,
+        now: SystemTime,
+        view: bool,
+    ) -> Result<Zeroizing<String>, ServerError> {
         if !self.check_user(user, password) {
             tracing::warn!(%user, "login refused");
             return Err(ServerError::UserAuth {
@@ -593,23 +617,44 @@ impl DeployStore {
         let token = generate_host_secret()?;
         let mut sessions = lock(&self.sessions);
         let t = epoch(now);
-        sessions.retain(|_, (_, expires)| *expires > t);
+        sessions.retain(|_, (_, expires, _)| *expires > t);
+        let lifetime = if view {
+            VIEW_SESSION_LIFETIME_SECS
+        } else {
+            SESSION_LIFETIME_SECS
+        };
         sessions.insert(
             hex::encode(Sha256::digest(token.as_bytes())),
-            (user.to_owned(), t + SESSION_LIFETIME_SECS),
+            (user.to_owned(), t + lifetime, view),
         );
-        tracing::info!(%user, "GUI session opened");
+        tracing::info!(%user, view, "GUI session opened");
         Ok(token)
     }
 
     /// The user of a live session token.
     pub fn session_user(&self, token: &str, now: SystemTime) -> Option<String> {
+        self.live_session(token, now).map(|(user, _)| user)
+    }
+
+    /// The user of a live session opened by [`login_view`](Self::login_view).
+    pub fn view_session_user(&self, token: &str, now: SystemTime) -> Option<String> {
+        self.live_session(token, now)
+            .and_then(|(user, view)| view.then_some(user))
+    }
+
+    fn live_session(&self, token: &str, now: SystemTime) -> Option<(String, bool)> {
         let key = hex::encode(Sha256::digest(token.as_bytes()));
         let sessions = lock(&self.sessions);
         sessions
             .get(&key)
-            .filter(|(_, expires)| *expires > epoch(now))
-            .map(|(user, _)| user.clone())
+            .filter(|(_, expires, _)| *expires > epoch(now))
+            .map(|(user, _, view)| (user.clone(), *view))
+    }
+
+    /// Ends a session (logout); false when it was not open.
+    pub fn logout(&self, token: &str) -> bool {
+        let key = hex::encode(Sha256::digest(token.as_bytes()));
+        lock(&self.sessions).remove(&key).is_some()
     }
 
     /// `register_agent.py` with a GUI session (`login.py` first) instead of `_secret`:
@@ -833,6 +878,18 @@ impl DeployStore {
 
     fn target_dir(&self, host: &str, platform: Platform) -> PathBuf {
         self.dir.join("agents").join(host).join(platform.as_str())
+    }
+
+    /// The hash of the host's current package and whether it carries signatures (for the
+    /// status view's prerequisites).
+    pub(crate) fn target_signed(
+        &self,
+        host: &str,
+        platform: Platform,
+    ) -> Result<Option<(String, bool)>, ServerError> {
+        Ok(self
+            .current_target(host, platform)?
+            .map(|t| (t.hash.clone(), !t.signatures.is_empty())))
     }
 
     /// The host's current package: the bakery's, else a published one ([`BakerySite`]).
@@ -1418,6 +1475,10 @@ pub const DEFAULT_ABANDONED_RETENTION: Duration = Duration::from_secs(30 * 24 * 
 
 /// How long a GUI session (`login.py`) stays valid: 10 minutes, enough for a registration.
 pub const SESSION_LIFETIME_SECS: u64 = 600;
+
+/// How long a session of the status view's login form stays valid: 8 hours (a working day at
+/// the console; the session ends earlier on logout or a server restart).
+pub const VIEW_SESSION_LIFETIME_SECS: u64 = 8 * 3600;
 
 /// File name of the signing log in the state directory.
 pub const SIGNING_LOG: &str = "signing.log";

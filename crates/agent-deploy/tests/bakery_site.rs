@@ -132,6 +132,15 @@ impl BakerySiteFixture {
         site
     }
 
+    /// Adds a folder below the root with these hosts (monitored by `mysite`).
+    pub fn add_hosts(&self, folder: &str, names: &[&str]) {
+        write(
+            &self.root,
+            &format!("etc/check_mk/conf.d/wato/{folder}/hosts.mk"),
+            &hosts_mk(names),
+        );
+    }
+
     /// Writes the root folder's "Agent updater" rule with this interval.
     pub fn set_interval(&self, interval: u32) {
         let rule = format!(
