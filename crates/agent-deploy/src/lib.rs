@@ -16,6 +16,9 @@
 //!   refusals reach the updater as `Agent Bakery: <text>`.
 //! - **Root rotation** ([`DeployStore::publish_root`]): published metadata roots are handed
 //!   out with every status answer.
+//! - **Relay** ([`DeployStore::with_relay`], [`Relay`]): on a remote site, registration and
+//!   deployment calls are forwarded to the central site over verified TLS and packages are
+//!   cached by `(platform, aghash)` (bakery.md §7).
 //! - **Signing log** ([`DeployStore::audit_signing_log`]): every publication is recorded in
 //!   `agent-sign`'s hash-chained [`SigningLog`](agent_sign::SigningLog).
 //!
@@ -38,9 +41,16 @@
 //! The host secret is a bearer token: serve HTTPS.
 #![warn(missing_docs)]
 
+mod relay;
 mod server;
 mod store;
 
+pub use relay::{
+    AnswerError, AnswerKind, CentralAnswer, DEFAULT_CACHE_MAX_BYTES, MAX_AGENT_ANSWER_BYTES,
+    MAX_STATUS_ANSWER_BYTES, PACKAGE_SHA256_KEY, PackageCache, RELAY_SITE_FIELD, Relay,
+    RelayAnswer, RelayConfig, RelayError, RelayStats, SITES_MK, SiteRelaySettings, SiteUrl,
+    package_sha256, parse_central_answer, pem_certificates, read_site_urls,
+};
 pub use server::{
     ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,
     serve, spawn, tls_config,

@@ -501,6 +501,13 @@ async fn register(
         Ok(Form(form)) => form,
         Err(rejection) => return rejected(&rejection, "registration"),
     };
+    if let Some(relay) = app.store.relay().map(Arc::clone) {
+        return match run_blocking(&app, move || Ok(relay.register(&form))).await {
+            Ok(Ok(env)) => envelope(StatusCode::OK, env),
+            Ok(Err(e)) => error_envelope(&e),
+            Err(resp) => resp,
+        };
+    }
     // A GUI session (`login.py` first) instead of automation credentials.
     if form.secret.is_empty()
         && let Some(token) = cookie_value(&headers, &session_cookie(&app.site))
@@ -544,6 +551,9 @@ async fn deploy(
         Ok(Form(form)) => form,
         Err(rejection) => return rejected(&rejection, "deployment"),
     };
+    if let Some(relay) = app.store.relay().map(Arc::clone) {
+        return relay_deploy(&app, relay, form).await;
+    }
     let store = Arc::clone(&app.store);
     if form.mode == DeployMode::Agent {
         let build = async {
@@ -562,6 +572,33 @@ async fn deploy(
     }
     match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
         Ok(Ok(env)) => envelope(StatusCode::OK, env),
+        Ok(Err(e)) => error_envelope(&e),
+        Err(resp) => resp,
+    }
+}
+
+/// `deploy_agent.py` in relay mode ([`crate::relay::Relay::deploy`], off the runtime).
+async fn relay_deploy(app: &App, relay: Arc<crate::relay::Relay>, form: DeployForm) -> Response {
+    use crate::relay::RelayAnswer;
+    let mode = form.mode;
+    let call = run_blocking(app, move || Ok(relay.deploy(&form)));
+    if mode == DeployMode::Agent {
+        let build = async {
+            match call.await {
+                Ok(Ok(RelayAnswer::Package(bytes))) => Ok(bytes),
+                Ok(Ok(RelayAnswer::Envelope(env))) => Err(envelope(StatusCode::OK, env)),
+                Ok(Err(e)) => Err(error_envelope(&e)),
+                Err(resp) => Err(resp),
+            }
+        };
+        return app.package_answer("application/json", build).await;
+    }
+    match call.await {
+        Ok(Ok(RelayAnswer::Envelope(env))) => envelope(StatusCode::OK, env),
+        Ok(Ok(RelayAnswer::Package(_))) => envelope(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Envelope::error("internal error"),
+        ),
         Ok(Err(e)) => error_envelope(&e),
         Err(resp) => resp,
     }
