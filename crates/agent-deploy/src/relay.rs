@@ -1444,6 +1444,35 @@ mod tests {
     }
 
     #[test]
+    fn global_mk_makes_a_site_a_relay() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(agent_bakery::WATO_DIR)).unwrap();
+        let global = dir.path().join(agent_bakery::GLOBAL_MK);
+        fs::create_dir_all(global.parent().unwrap()).unwrap();
+        fs::write(
+            &global,
+            "agent_deployment_central = {'central_url': 'https://central.example.com/prod/check_mk/',              'automation_user': None}
+             agent_deployment_remote = {'remote_url': 'https://remote1.example.com/remote1/check_mk/',              'certificates': ['PEM']}
+",
+        )
+        .unwrap();
+        let site = agent_bakery::SiteConfig::read(dir.path(), "remote1").unwrap();
+        assert_eq!(
+            SiteRelaySettings::read(&site),
+            SiteRelaySettings {
+                central_url: Some("https://central.example.com/prod/check_mk/".into()),
+                automation_user: None,
+                remote_url: Some("https://remote1.example.com/remote1/check_mk/".into()),
+                certificates: vec!["PEM".into()],
+            }
+        );
+        // A single site: no central, no relay.
+        fs::write(&global, "agent_deployment_enabled = True\n").unwrap();
+        let site = agent_bakery::SiteConfig::read(dir.path(), "mysite").unwrap();
+        assert_eq!(SiteRelaySettings::read(&site), SiteRelaySettings::default());
+    }
+
+    #[test]
     fn sites_mk_names_each_sites_url() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join(SITES_MK);
