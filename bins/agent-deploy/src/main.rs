@@ -35,6 +35,12 @@ use clap::{Parser, Subcommand};
 /// download calls with the text the updater shows as "Agent Bakery: ..."; registration stays
 /// open. Where the bakery has no package for a host and platform, a `publish`ed one is served.
 ///
+/// With --central-url (or `agent_deployment_central` in the --site-root's global.mk) the server
+/// is a remote site's relay: it forwards `register_agent.py` and `deploy_agent.py` to the
+/// central site over verified TLS, caches packages by platform and hash (checked against the
+/// SHA-256 the central names), and while the central is unreachable answers a host only from
+/// the central's last answer for it.
+///
 /// Exit codes: 0 success; 1 a negative result (e.g. `unregister` of an unknown host);
 /// 2 usage or operational errors.
 #[derive(Debug, Parser)]

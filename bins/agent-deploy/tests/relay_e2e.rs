@@ -385,13 +385,18 @@ fn central_and_two_remotes_with_real_updaters() {
     let package = std::fs::read(site.package("web01")).unwrap();
     let sent = || central.count(&["package sent"]);
 
-    // 1. Register through remote1: the central answers with remote1's URL (requirement 21).
+    // 1. Register through remote1 (app03 directly at the central): either way the answer
+    //    names remote1's URL, the URL of the site that monitors the hosts (requirement 21).
     let web = Host::new(dir.path(), "web01", &updater);
     let db = Host::new(dir.path(), "db02", &updater);
     let app = Host::new(dir.path(), "app03", &updater);
-    for h in [&web, &db, &app] {
+    for (h, server, site_id) in [
+        (&web, &remote_a.addr, "remote1"),
+        (&db, &remote_a.addr, "remote1"),
+        (&app, &central.addr, "mysite"),
+    ] {
         h.install(&site.package(h.name));
-        let out = h.register(&remote_a.addr, "remote1", "https");
+        let out = h.register(server, site_id, "https");
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(
             h.state_has(url_a.trim_end_matches('/')),
@@ -471,8 +476,8 @@ fn central_and_two_remotes_with_real_updaters() {
     assert!(remote_a.count(&["relayed call", "web01"]) > before);
 
     // 7. The central down: remote1 answers web01 from its last central answer and serves the
-    //    cached package it named; app03, which the central never answered through remote1,
-    //    gets a clear error in its section.
+    //    cached package it named; app03, for which remote1 has no central answer, gets a
+    //    clear error in its section.
     drop(central);
     let out = web.update(&["--reinstall"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
