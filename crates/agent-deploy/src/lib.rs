@@ -47,8 +47,8 @@ mod store;
 
 pub use relay::{
     AnswerError, AnswerKind, CentralAnswer, DEFAULT_CACHE_MAX_BYTES, MAX_AGENT_ANSWER_BYTES,
-    MAX_STATUS_ANSWER_BYTES, PACKAGE_SHA256_KEY, PackageCache, RELAY_SITE_FIELD, Relay,
-    RelayAnswer, RelayConfig, RelayError, RelayStats, SITES_MK, SiteRelaySettings, SiteUrl,
+    MAX_STATUS_ANSWER_BYTES, PACKAGE_SHA256_KEY, PackageCache, RELAY_SITE_FIELD, RELAY_SITE_HEADER,
+    Relay, RelayAnswer, RelayConfig, RelayError, RelayStats, SITES_MK, SiteRelaySettings, SiteUrl,
     package_sha256, parse_central_answer, pem_certificates, read_site_urls,
 };
 pub use server::{

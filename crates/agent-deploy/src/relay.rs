@@ -46,6 +46,11 @@ pub const PACKAGE_SHA256_KEY: &str = "PackageSha256";
 /// Form field a relay adds to every forwarded call: the id of the remote site (spec §7 [ours]).
 pub const RELAY_SITE_FIELD: &str = "site";
 
+/// Header a relay adds to every forwarded call, naming its site id like
+/// [`RELAY_SITE_FIELD`]: our central then adds [`PACKAGE_SHA256_KEY`] to status answers
+/// (updaters get Checkmk's answers unchanged).
+pub const RELAY_SITE_HEADER: &str = "x-checkmk-remote-site";
+
 /// Largest register or status answer a relay reads from the central.
 pub const MAX_STATUS_ANSWER_BYTES: usize = 1024 * 1024;
 
@@ -1007,7 +1012,10 @@ impl Relay {
         self.counters
             .central_requests
             .fetch_add(1, Ordering::Relaxed);
-        let mut req = self.agent.post(&url);
+        let mut req = self
+            .agent
+            .post(&url)
+            .header(RELAY_SITE_HEADER, &self.site_id);
         if let Some(auth) = &self.authorization {
             req = req.header("authorization", auth.as_str());
         }

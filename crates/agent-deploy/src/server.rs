@@ -542,6 +542,7 @@ async fn register(
 async fn deploy(
     State(app): State<Arc<App>>,
     UrlPath(site): UrlPath<String>,
+    headers: axum::http::HeaderMap,
     form: Result<Form<DeployForm>, FormRejection>,
 ) -> Response {
     if site != app.site {
@@ -555,9 +556,17 @@ async fn deploy(
         return relay_deploy(&app, relay, form).await;
     }
     let store = Arc::clone(&app.store);
+    let for_relay = headers.contains_key(crate::relay::RELAY_SITE_HEADER);
+    let answer = move |store: Arc<DeployStore>, form: DeployForm| {
+        if for_relay {
+            store.deploy_for_relay(&form, SystemTime::now())
+        } else {
+            store.deploy(&form, SystemTime::now())
+        }
+    };
     if form.mode == DeployMode::Agent {
         let build = async {
-            match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+            match run_blocking(&app, move || answer(store, form)).await {
                 Ok(Ok(env)) => serde_json::to_vec(&env).map_err(|_| {
                     envelope(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -570,7 +579,7 @@ async fn deploy(
         };
         return app.package_answer("application/json", build).await;
     }
-    match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+    match run_blocking(&app, move || answer(store, form)).await {
         Ok(Ok(env)) => envelope(StatusCode::OK, env),
         Ok(Err(e)) => error_envelope(&e),
         Err(resp) => resp,

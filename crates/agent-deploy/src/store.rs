@@ -808,13 +808,34 @@ impl DeployStore {
 
     /// `deploy_agent.py`: answers `mode=status` and `mode=agent` for the authenticated host.
     pub fn deploy(&self, form: &DeployForm, now: SystemTime) -> Result<Envelope, ServerError> {
+        self.deploy_answer(form, now, false)
+    }
+
+    /// [`deploy`](Self::deploy) for a remote site's relay: a status answer that offers a
+    /// package also names the SHA-256 of its bytes ([`crate::relay::PACKAGE_SHA256_KEY`]),
+    /// which the relay checks its cache and downloads against. Updaters get Checkmk's answer
+    /// from [`deploy`](Self::deploy), without the key.
+    pub fn deploy_for_relay(
+        &self,
+        form: &DeployForm,
+        now: SystemTime,
+    ) -> Result<Envelope, ServerError> {
+        self.deploy_answer(form, now, true)
+    }
+
+    fn deploy_answer(
+        &self,
+        form: &DeployForm,
+        now: SystemTime,
+        for_relay: bool,
+    ) -> Result<Envelope, ServerError> {
         if !valid_host_name(&form.host) {
             return Err(ServerError::HostAuth {
                 host: form.host.clone(),
             });
         }
         self.check_host(&form.host, &form.host_secret)?;
-        let (answer, sha256) = self.answer_with_sha256(&form.host, form, now)?;
+        let (answer, sha256) = self.answer_with_sha256(&form.host, form, now, for_relay)?;
         Ok(match answer {
             DeployAnswer::Status(result) => {
                 let mut env = Envelope::ok(&*result);
@@ -843,16 +864,18 @@ impl DeployStore {
         if !valid_host_name(host) {
             return Err(ServerError::InvalidHost(host.to_owned()));
         }
-        Ok(self.answer_with_sha256(host, form, now)?.0)
+        Ok(self.answer_with_sha256(host, form, now, false)?.0)
     }
 
-    /// The answer, and for a status answer that offers a package the SHA-256 of its bytes
-    /// (handed out as [`crate::relay::PACKAGE_SHA256_KEY`] for relays to check against).
+    /// The answer, and with `with_sha256`, for a status answer that offers a package, the
+    /// SHA-256 of its bytes (handed out as [`crate::relay::PACKAGE_SHA256_KEY`] for relays to
+    /// check against).
     fn answer_with_sha256(
         &self,
         host: &str,
         form: &DeployForm,
         now: SystemTime,
+        with_sha256: bool,
     ) -> Result<(DeployAnswer, Option<String>), ServerError> {
         let platform = Platform::parse(&form.os)
             .ok_or_else(|| ServerError::UnknownPlatform(form.os.clone()))?;
@@ -891,8 +914,8 @@ impl DeployStore {
                 })?;
                 let root_metadata = self.roots().to_vec();
                 let sha256 = match &target {
-                    Some(t) => Some(self.file_sha256(&t.path)?),
-                    None => None,
+                    Some(t) if with_sha256 => Some(self.file_sha256(&t.path)?),
+                    _ => None,
                 };
                 let (update_url, certificates) = self.advertised(host);
                 let result = StatusResult {

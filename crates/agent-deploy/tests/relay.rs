@@ -125,6 +125,18 @@ fn a_relay_forwards_and_caches_in_process() {
         v["result"][agent_deploy::PACKAGE_SHA256_KEY],
         agent_deploy::package_sha256(&pkg).as_str()
     );
+    // Updaters asking the central directly get Checkmk's answer, without the relay's key.
+    let direct = post(
+        &agent,
+        &format!("{}/deploy_agent.py", central.base()),
+        &form("web01", &secret, "status", "", ""),
+    )
+    .unwrap();
+    assert!(direct.contains(&hash), "{direct}");
+    assert!(
+        !direct.contains(agent_deploy::PACKAGE_SHA256_KEY),
+        "{direct}"
+    );
     for _ in 0..3 {
         let answer = post(&agent, &url, &form("web01", &secret, "agent", "", &hash)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
