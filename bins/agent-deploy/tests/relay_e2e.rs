@@ -174,7 +174,9 @@ impl Host {
         c
     }
 
-    fn register(&self, server: &str, site: &str, protocol: &str) -> Output {
+    /// `register` with the automation secret (`-S`), or with `-P` as a GUI password
+    /// (`login.py`, then the session cookie).
+    fn register_with(&self, server: &str, site: &str, protocol: &str, how: &str) -> Output {
         self.cmd(&[
             "register",
             "-s",
@@ -187,11 +189,15 @@ impl Host {
             self.name,
             "-U",
             "automation",
-            "-S",
+            how,
             SECRET,
         ])
         .output()
         .unwrap()
+    }
+
+    fn register(&self, server: &str, site: &str, protocol: &str) -> Output {
+        self.register_with(server, site, protocol, "-S")
     }
 
     /// An update run by hand; `extra` e.g. `--reinstall`.
@@ -390,13 +396,14 @@ fn central_and_two_remotes_with_real_updaters() {
     let web = Host::new(dir.path(), "web01", &updater);
     let db = Host::new(dir.path(), "db02", &updater);
     let app = Host::new(dir.path(), "app03", &updater);
-    for (h, server, site_id) in [
-        (&web, &remote_a.addr, "remote1"),
-        (&db, &remote_a.addr, "remote1"),
-        (&app, &central.addr, "mysite"),
+    //    db02 logs in with a password (GUI login through the relay).
+    for (h, server, site_id, how) in [
+        (&web, &remote_a.addr, "remote1", "-S"),
+        (&db, &remote_a.addr, "remote1", "-P"),
+        (&app, &central.addr, "mysite", "-S"),
     ] {
         h.install(&site.package(h.name));
-        let out = h.register(server, site_id, "https");
+        let out = h.register_with(server, site_id, "https", how);
         assert!(out.status.success(), "{}", text(&out.stderr));
         assert!(
             h.state_has(url_a.trim_end_matches('/')),

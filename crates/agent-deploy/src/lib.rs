@@ -48,8 +48,9 @@ mod store;
 pub use relay::{
     AnswerError, AnswerKind, CentralAnswer, DEFAULT_CACHE_MAX_BYTES, MAX_AGENT_ANSWER_BYTES,
     MAX_STATUS_ANSWER_BYTES, PACKAGE_SHA256_KEY, PackageCache, RELAY_SITE_FIELD, RELAY_SITE_HEADER,
-    Relay, RelayAnswer, RelayConfig, RelayError, RelayStats, SITES_MK, SiteRelaySettings, SiteUrl,
-    package_sha256, parse_central_answer, pem_certificates, read_site_urls,
+    RawAnswer, Relay, RelayAnswer, RelayConfig, RelayError, RelayStats, SITES_MK,
+    SiteRelaySettings, SiteUrl, package_sha256, parse_central_answer, pem_certificates,
+    read_site_urls,
 };
 pub use server::{
     ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,

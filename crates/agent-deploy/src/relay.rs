@@ -32,8 +32,9 @@ use zeroize::Zeroizing;
 
 use agent_wire::fsutil::write_atomic;
 use agent_wire::{
-    AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, Platform,
-    REGISTER_PAGE, RegisterForm, RegisterResult, StatusResult, valid_aghash, valid_host_name,
+    AgentResult, DEPLOY_PAGE, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, LOGIN_PAGE,
+    LoginForm, Platform, REGISTER_PAGE, RegisterForm, RegisterResult, StatusResult, valid_aghash,
+    valid_host_name,
 };
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -925,6 +926,21 @@ pub enum RelayAnswer {
     Envelope(Envelope),
     /// A package answer, already serialized (`{"result_code": 0, "result": {"agent": …}}`).
     Package(Vec<u8>),
+    /// The central's HTML page (its login page), passed on.
+    Page(Vec<u8>),
+}
+
+/// An answer of the central passed on as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAnswer {
+    /// HTTP status.
+    pub status: u16,
+    /// `Location` header.
+    pub location: Option<String>,
+    /// `Set-Cookie` headers.
+    pub set_cookie: Vec<String>,
+    /// The body (bounded).
+    pub body: Vec<u8>,
 }
 
 enum Sent {
@@ -998,15 +1014,19 @@ impl Relay {
         }
     }
 
-    /// POSTs a form to the central and reads the answer (bounded), within the concurrency
-    /// limit.
-    fn send(&self, page: &str, pairs: &[(&str, &str)], kind: AnswerKind) -> Sent {
+    /// POSTs a form (plus the relay's site id) to the central and reads the answer (at most
+    /// `limit` bytes, one more to detect oversized answers), within the concurrency limit.
+    fn post(
+        &self,
+        page: &str,
+        pairs: &[(&str, &str)],
+        cookie: Option<&str>,
+        limit: usize,
+    ) -> Result<RawAnswer, RelayError> {
         let url = format!("{}{page}", self.central_url);
-        let unreachable = |reason: String| {
-            Sent::Unreachable(RelayError::Unreachable {
-                url: url.clone(),
-                reason,
-            })
+        let unreachable = |reason: String| RelayError::Unreachable {
+            url: url.clone(),
+            reason,
         };
         let _slot = self.slot();
         self.counters
@@ -1019,14 +1039,24 @@ impl Relay {
         if let Some(auth) = &self.authorization {
             req = req.header("authorization", auth.as_str());
         }
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
         let mut pairs = pairs.to_vec();
         pairs.push((RELAY_SITE_FIELD, &self.site_id));
-        let resp = match req.send_form(pairs.iter().copied()) {
-            Ok(r) => r,
-            Err(e) => return unreachable(e.to_string()),
-        };
+        let resp = req
+            .send_form(pairs.iter().copied())
+            .map_err(|e| unreachable(e.to_string()))?;
         let status = resp.status().as_u16();
-        let limit = kind.limit();
+        let header = |name: &str| -> Vec<String> {
+            resp.headers()
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect()
+        };
+        let location = header("location").into_iter().next();
+        let set_cookie = header("set-cookie");
         let mut body = Vec::new();
         let read = resp
             .into_body()
@@ -1038,20 +1068,46 @@ impl Relay {
         self.counters
             .central_bytes
             .fetch_add(body.len() as u64, Ordering::Relaxed);
-        if let Err(e) = read {
-            return unreachable(e.to_string());
-        }
-        match parse_central_answer(&body, kind) {
+        read.map_err(|e| unreachable(e.to_string()))?;
+        Ok(RawAnswer {
+            status,
+            location,
+            set_cookie,
+            body,
+        })
+    }
+
+    /// [`post`](Self::post), the answer checked by [`parse_central_answer`].
+    fn send(&self, page: &str, pairs: &[(&str, &str)], kind: AnswerKind) -> Sent {
+        let raw = match self.post(page, pairs, None, kind.limit()) {
+            Ok(r) => r,
+            Err(e) => return Sent::Unreachable(e),
+        };
+        match parse_central_answer(&raw.body, kind) {
             Ok(a) => Sent::Answer(a),
             // A proxy's or a failing server's error page: the central is not answering.
-            Err(AnswerError::NotJson(_)) if !(200..300).contains(&status) => {
-                unreachable(format!("HTTP status {status}"))
+            Err(AnswerError::NotJson(_)) if !(200..300).contains(&raw.status) => {
+                Sent::Unreachable(RelayError::Unreachable {
+                    url: format!("{}{page}", self.central_url),
+                    reason: format!("HTTP status {}", raw.status),
+                })
             }
             Err(e) => {
-                tracing::warn!(%url, "refused the central's answer: {e}");
+                tracing::warn!(page, "refused the central's answer: {e}");
                 Sent::Unreachable(RelayError::BadAnswer(e))
             }
         }
+    }
+
+    /// Forwards a GUI login (`login.py`) to the central; its answer (the session cookie and
+    /// redirect, or the login page) is passed back as it came.
+    pub fn login(&self, form: &LoginForm) -> Result<RawAnswer, RelayError> {
+        let pairs = [
+            ("_login", form.login.as_str()),
+            ("_username", form.username.as_str()),
+            ("_password", form.password.as_str()),
+        ];
+        self.post(LOGIN_PAGE, &pairs, None, MAX_STATUS_ANSWER_BYTES)
     }
 
     fn slot(&self) -> SlotGuard<'_> {
@@ -1066,23 +1122,35 @@ impl Relay {
         SlotGuard(self)
     }
 
-    /// Forwards `register_agent.py` (with automation credentials in the form) to the central.
-    pub fn register(&self, form: &RegisterForm) -> Envelope {
+    /// Forwards `register_agent.py` to the central: with automation credentials in the form,
+    /// or with `cookie` (the `Cookie` header of a GUI session opened through
+    /// [`login`](Self::login)). A login page the central answers with (an expired session) is
+    /// passed back as [`RelayAnswer::Page`], so that the updater reports "Cannot authenticate".
+    pub fn register(&self, form: &RegisterForm, cookie: Option<&str>) -> RelayAnswer {
         let pairs = [
             ("host", form.host.as_str()),
             ("_username", form.username.as_str()),
             ("_secret", form.secret.as_str()),
             ("au_api", agent_wire::AU_API),
         ];
-        match self.send(REGISTER_PAGE, &pairs, AnswerKind::Register) {
-            Sent::Answer(CentralAnswer::Register { raw, .. }) => Envelope {
+        let kind = AnswerKind::Register;
+        let raw = match self.post(REGISTER_PAGE, &pairs, cookie, kind.limit()) {
+            Ok(r) => r,
+            Err(e) => return RelayAnswer::Envelope(Envelope::error(e.to_string())),
+        };
+        let env = match parse_central_answer(&raw.body, kind) {
+            Ok(CentralAnswer::Register { raw, .. }) => Envelope {
                 result_code: 0,
                 result: raw,
             },
-            Sent::Answer(CentralAnswer::Refused(text)) => Envelope::error(text),
-            Sent::Answer(_) => Envelope::error("internal error on the relay"),
-            Sent::Unreachable(e) => Envelope::error(e.to_string()),
-        }
+            Ok(CentralAnswer::Refused(text)) => Envelope::error(text),
+            Ok(_) => Envelope::error("internal error on the relay"),
+            Err(AnswerError::NotJson(_)) if (200..300).contains(&raw.status) => {
+                return RelayAnswer::Page(raw.body);
+            }
+            Err(e) => Envelope::error(RelayError::BadAnswer(e).to_string()),
+        };
+        RelayAnswer::Envelope(env)
     }
 
     /// Answers `deploy_agent.py`: status calls are forwarded (and answered from the host's last

@@ -146,6 +146,62 @@ fn a_relay_forwards_and_caches_in_process() {
             "{answer}"
         );
     }
+    // A GUI login through the relay, then a registration with its session cookie.
+    let ca = ureq::tls::Certificate::from_pem(central.pki.ca_pem.as_bytes()).unwrap();
+    let no_redirects = ureq::Agent::config_builder()
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
+                .build(),
+        )
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent();
+    let login = |password: &str| {
+        no_redirects
+            .post(format!("{base}/login.py"))
+            .send_form([
+                ("_login", "1"),
+                ("_username", USER),
+                ("_password", password),
+            ])
+            .unwrap()
+    };
+    let resp = login(USER_SECRET);
+    assert_eq!(resp.status(), 302);
+    let cookie: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookie.len(), 1, "{cookie:?}");
+    let mut resp = no_redirects
+        .post(format!("{base}/register_agent.py"))
+        .header("cookie", &cookie[0])
+        .send_form([("host", "db02")])
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap();
+    assert_eq!(
+        v["result"]["host_secret"].as_str().unwrap().len(),
+        64,
+        "{v}"
+    );
+    // A wrong password gets the central's login page, and no cookie.
+    let mut resp = login("wrong");
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("set-cookie").is_none());
+    assert!(resp.body_mut().read_to_string().unwrap().contains("_login"));
+    // An unknown session: the login page again (the updater reports "Cannot authenticate").
+    let mut resp = no_redirects
+        .post(format!("{base}/register_agent.py"))
+        .header("cookie", "auth_mysite=expired")
+        .send_form([("host", "db02")])
+        .unwrap();
+    assert!(resp.body_mut().read_to_string().unwrap().contains("_login"));
+
     let stats = relay.stats();
     assert_eq!(
         (stats.central_downloads, stats.cache_hits),
