@@ -1,7 +1,10 @@
-//! Relay mode of a remote site (bakery.md §7, requirements 20–21): `register_agent.py` and
-//! `deploy_agent.py` are forwarded to the central site over verified TLS, packages are cached
-//! by `(platform, aghash)` and served from the cache when the central's status answer names
-//! them.
+//! Relay mode of a remote site (bakery.md §7, requirements 20–21): `register_agent.py`,
+//! `login.py` and `deploy_agent.py` are forwarded to the central site over verified TLS (with
+//! the remote's credentials as `Authorization: Bearer <user> <secret>` and its site id in the
+//! form and the [`RELAY_SITE_HEADER`]), packages are cached by `(platform, aghash)` and served
+//! from the cache when the central's status answer names them. The central decides
+//! `update_url` and `certificates` (the site that monitors the host, from its `sites.mk`);
+//! the relay passes them on.
 //!
 //! ```text
 //! <cache>/index.json                    the cache index (written atomically)
@@ -44,7 +47,7 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// packages against it.
 pub const PACKAGE_SHA256_KEY: &str = "PackageSha256";
 
-/// Form field a relay adds to every forwarded call: the id of the remote site (spec §7 [ours]).
+/// Form field a relay adds to every forwarded call: the id of the remote site (spec §7, "ours").
 pub const RELAY_SITE_FIELD: &str = "site";
 
 /// Header a relay adds to every forwarded call, naming its site id like
