@@ -39,6 +39,12 @@ use clap::{Parser, Subcommand};
 /// `https://<host>/<site>/check_mk/agent_update_status.py` (log in at `login.py`; add
 /// `?output_format=json` for the JSON document of `status --json`).
 ///
+/// With --central-url (or `agent_deployment_central` in the --site-root's global.mk) the server
+/// is a remote site's relay: it forwards `register_agent.py` and `deploy_agent.py` to the
+/// central site over verified TLS, caches packages by platform and hash (checked against the
+/// SHA-256 the central names), and while the central is unreachable answers a host only from
+/// the central's last answer for it.
+///
 /// Exit codes: 0 success; 1 a negative result (e.g. `unregister` of an unknown host);
 /// 2 usage or operational errors.
 #[derive(Debug, Parser)]
@@ -103,6 +109,9 @@ enum Command {
         /// Worker threads.
         #[arg(long, default_value_t = 2)]
         workers: usize,
+        /// Relay mode (a remote site).
+        #[command(flatten)]
+        relay: Box<RelayArgs>,
     },
     /// Show the agent update status: per host the state, target, downloaded and installed
     /// hashes, last contact, selection verdict and last error; then the counts and the
@@ -253,6 +262,37 @@ enum Command {
     },
 }
 
+/// Relay flags of `serve`; each overrides the site's global.mk setting.
+#[derive(Debug, clap::Args)]
+struct RelayArgs {
+    /// Relay mode (a remote site): forward registration and deployment calls to this
+    /// central site URL (protocol and `/check_mk/` included) and cache its packages.
+    /// Default: `agent_deployment_central.central_url` of the --site-root's global.mk.
+    #[arg(long, value_name = "URL")]
+    central_url: Option<String>,
+    /// CA certificates (PEM) that verify the central site's TLS certificate; repeatable.
+    /// Default: the Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    central_ca: Vec<PathBuf>,
+    /// The remote site's user toward the central site. Default:
+    /// `agent_deployment_central.automation_user`.
+    #[arg(long, value_name = "NAME")]
+    central_user: Option<String>,
+    /// File holding the remote site's secret toward the central site.
+    #[arg(long, value_name = "FILE")]
+    central_secret_file: Option<PathBuf>,
+    /// Relay package cache. Default: `relay-cache/` in the state directory.
+    #[arg(long, value_name = "DIR")]
+    relay_cache: Option<PathBuf>,
+    /// Bytes of packages the relay cache keeps (least recently used ones are evicted).
+    #[arg(long, default_value_t = agent_deploy::DEFAULT_CACHE_MAX_BYTES)]
+    relay_cache_max_bytes: u64,
+    /// This site's URL for its updaters (`agent_deployment_remote.remote_url`), handed out
+    /// as `update_url` when --update-url is not given.
+    #[arg(long, value_name = "URL")]
+    remote_url: Option<String>,
+}
+
 const PROGRAM: &str = "agent-deploy";
 
 fn main() -> ExitCode {
@@ -375,16 +415,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             max_connections,
             max_body,
             workers,
+            relay,
         } => {
-            let mut certificates = Vec::new();
+            let RelayArgs {
+                central_url,
+                central_ca,
+                central_user,
+                central_secret_file,
+                relay_cache,
+                relay_cache_max_bytes,
+                remote_url,
+            } = *relay;
+            let site_settings = match &cli.site_root {
+                Some(root) => agent_deploy::SiteRelaySettings::read(
+                    &agent_bakery::SiteConfig::read(root, &site)?,
+                ),
+                None => agent_deploy::SiteRelaySettings::default(),
+            };
+            let mut certificates = site_settings.certificates.clone();
             for path in &advertise_cert {
                 certificates.push(
                     std::fs::read_to_string(path)
                         .with_context(|| format!("reading {}", path.display()))?,
                 );
             }
+            let update_url = update_url
+                .or(remote_url)
+                .or_else(|| site_settings.remote_url.clone());
             let site_bakery = bakery(Some(&site));
-            let store = Arc::new(with_bakery(
+            let mut store = with_bakery(
                 DeployStore::open(
                     &dir,
                     Advertise {
@@ -393,7 +452,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     },
                 )?,
                 site_bakery,
-            ));
+            );
+            if let Some(url) = central_url.or(site_settings.central_url) {
+                let mut cfg = agent_deploy::RelayConfig::new(
+                    &url,
+                    &site,
+                    relay_cache.unwrap_or_else(|| dir.join("relay-cache")),
+                );
+                cfg.cache_max_bytes = relay_cache_max_bytes;
+                for path in &central_ca {
+                    let pem = std::fs::read(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    for c in agent_deploy::pem_certificates(&pem)
+                        .with_context(|| format!("reading {}", path.display()))?
+                    {
+                        cfg.central_ca.push(c);
+                    }
+                }
+                if let Some(user) = central_user.or(site_settings.automation_user) {
+                    cfg.username = user;
+                }
+                if let Some(path) = &central_secret_file {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    *cfg.secret = text.trim_end_matches(['\r', '\n']).to_owned();
+                }
+                eprintln!("agent-deploy: relaying to the central site {url}");
+                store = store.with_relay(Arc::new(agent_deploy::Relay::new(cfg)?));
+            }
+            let store = Arc::new(store);
             if let Some(site) = store.site_config()? {
                 for w in &site.warnings {
                     eprintln!("agent-deploy: warning: {w}");

@@ -18,6 +18,9 @@
 //!   out with every status answer.
 //! - **Status view** ([`view`]): the *Agent update status* page, its JSON and the text of
 //!   `agent-deploy status`, for users with registration rights (login form, CSRF tokens).
+//! - **Relay** ([`DeployStore::with_relay`], [`Relay`]): on a remote site, registration and
+//!   deployment calls are forwarded to the central site over verified TLS and packages are
+//!   cached by `(platform, aghash)` (bakery.md §7).
 //! - **Signing log** ([`DeployStore::audit_signing_log`]): every publication is recorded in
 //!   `agent-sign`'s hash-chained [`SigningLog`](agent_sign::SigningLog).
 //!
@@ -40,10 +43,18 @@
 //! The host secret is a bearer token: serve HTTPS.
 #![warn(missing_docs)]
 
+mod relay;
 mod server;
 mod store;
 pub mod view;
 
+pub use relay::{
+    AnswerError, AnswerKind, CentralAnswer, DEFAULT_CACHE_MAX_BYTES, MAX_AGENT_ANSWER_BYTES,
+    MAX_STATUS_ANSWER_BYTES, PACKAGE_SHA256_KEY, PackageCache, RELAY_SITE_FIELD, RELAY_SITE_HEADER,
+    RawAnswer, Relay, RelayAnswer, RelayConfig, RelayError, RelayStats, SITES_MK,
+    SiteRelaySettings, SiteUrl, package_sha256, parse_central_answer, pem_certificates,
+    read_site_urls,
+};
 pub use server::{
     ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,
     serve, spawn, tls_config,

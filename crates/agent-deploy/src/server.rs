@@ -477,6 +477,17 @@ pub(crate) async fn login(
     let Ok(Form(form)) = form else {
         return login_page();
     };
+    if let Some(relay) = app.store.relay().map(Arc::clone) {
+        return match run_blocking(&app, move || Ok(relay.login(&form))).await {
+            Ok(Ok(Ok(raw))) => relayed_page(raw),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!("relay: {e}");
+                (StatusCode::BAD_GATEWAY, e.to_string()).into_response()
+            }
+            Ok(Err(e)) => error_envelope(&e),
+            Err(resp) => resp,
+        };
+    }
     let Ok(_slot) = app.register_slots.acquire().await else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
@@ -525,6 +536,28 @@ async fn register(
         Ok(Form(form)) => form,
         Err(rejection) => return rejected(&rejection, "registration"),
     };
+    if let Some(relay) = app.store.relay().map(Arc::clone) {
+        let cookie = headers
+            .get(axum::http::header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        return match run_blocking(&app, move || Ok(relay.register(&form, cookie.as_deref()))).await
+        {
+            Ok(Ok(crate::relay::RelayAnswer::Page(html))) => (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                html,
+            )
+                .into_response(),
+            Ok(Ok(crate::relay::RelayAnswer::Envelope(env))) => envelope(StatusCode::OK, env),
+            Ok(Ok(crate::relay::RelayAnswer::Package(_))) => envelope(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Envelope::error("internal error"),
+            ),
+            Ok(Err(e)) => error_envelope(&e),
+            Err(resp) => resp,
+        };
+    }
     // A GUI session (`login.py` first) instead of automation credentials.
     if form.secret.is_empty()
         && let Some(token) = cookie_value(&headers, &session_cookie(&app.site))
@@ -559,6 +592,7 @@ async fn register(
 async fn deploy(
     State(app): State<Arc<App>>,
     UrlPath(site): UrlPath<String>,
+    headers: axum::http::HeaderMap,
     form: Result<Form<DeployForm>, FormRejection>,
 ) -> Response {
     if site != app.site {
@@ -568,10 +602,21 @@ async fn deploy(
         Ok(Form(form)) => form,
         Err(rejection) => return rejected(&rejection, "deployment"),
     };
+    if let Some(relay) = app.store.relay().map(Arc::clone) {
+        return relay_deploy(&app, relay, form).await;
+    }
     let store = Arc::clone(&app.store);
+    let for_relay = headers.contains_key(crate::relay::RELAY_SITE_HEADER);
+    let answer = move |store: Arc<DeployStore>, form: DeployForm| {
+        if for_relay {
+            store.deploy_for_relay(&form, SystemTime::now())
+        } else {
+            store.deploy(&form, SystemTime::now())
+        }
+    };
     if form.mode == DeployMode::Agent {
         let build = async {
-            match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+            match run_blocking(&app, move || answer(store, form)).await {
                 Ok(Ok(env)) => serde_json::to_vec(&env).map_err(|_| {
                     envelope(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -584,8 +629,58 @@ async fn deploy(
         };
         return app.package_answer("application/json", build).await;
     }
-    match run_blocking(&app, move || store.deploy(&form, SystemTime::now())).await {
+    match run_blocking(&app, move || answer(store, form)).await {
         Ok(Ok(env)) => envelope(StatusCode::OK, env),
+        Ok(Err(e)) => error_envelope(&e),
+        Err(resp) => resp,
+    }
+}
+
+/// The central's login answer, passed on: status, redirect, session cookies and page.
+fn relayed_page(raw: crate::relay::RawAnswer) -> Response {
+    let status = StatusCode::from_u16(raw.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut resp = (status, raw.body).into_response();
+    let headers = resp.headers_mut();
+    let location: Vec<String> = raw.location.into_iter().collect();
+    for (name, values) in [
+        (axum::http::header::LOCATION, location),
+        (axum::http::header::SET_COOKIE, raw.set_cookie),
+    ] {
+        for v in values {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+                headers.append(name.clone(), v);
+            }
+        }
+    }
+    resp
+}
+
+/// `deploy_agent.py` in relay mode ([`crate::relay::Relay::deploy`], off the runtime).
+async fn relay_deploy(app: &App, relay: Arc<crate::relay::Relay>, form: DeployForm) -> Response {
+    use crate::relay::RelayAnswer;
+    let mode = form.mode;
+    let call = run_blocking(app, move || Ok(relay.deploy(&form)));
+    if mode == DeployMode::Agent {
+        let build = async {
+            match call.await {
+                Ok(Ok(RelayAnswer::Package(bytes))) => Ok(bytes),
+                Ok(Ok(RelayAnswer::Envelope(env))) => Err(envelope(StatusCode::OK, env)),
+                Ok(Ok(RelayAnswer::Page(_))) => Err(envelope(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Envelope::error("internal error"),
+                )),
+                Ok(Err(e)) => Err(error_envelope(&e)),
+                Err(resp) => Err(resp),
+            }
+        };
+        return app.package_answer("application/json", build).await;
+    }
+    match call.await {
+        Ok(Ok(RelayAnswer::Envelope(env))) => envelope(StatusCode::OK, env),
+        Ok(Ok(RelayAnswer::Package(_) | RelayAnswer::Page(_))) => envelope(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Envelope::error("internal error"),
+        ),
         Ok(Err(e)) => error_envelope(&e),
         Err(resp) => resp,
     }

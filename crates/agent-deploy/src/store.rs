@@ -329,7 +329,14 @@ type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
 struct Bakery {
     site: BakerySite,
     cache: Mutex<Option<(Fingerprint, Arc<agent_bakery::SiteConfig>)>>,
+    /// `sites.mk` ([`crate::relay::read_site_urls`]) and the fingerprint it was read at.
+    sites: Mutex<Option<(Fingerprint, SiteUrls)>>,
 }
+
+type SiteUrls = Arc<HashMap<String, crate::relay::SiteUrl>>;
+
+/// A file's SHA-256 (hex) with the modification time and size it was taken at.
+type FileSha256 = (Option<SystemTime>, u64, String);
 
 fn site_fingerprint(root: &Path) -> Fingerprint {
     fn walk(dir: &Path, out: &mut Fingerprint) {
@@ -380,6 +387,9 @@ pub struct DeployStore {
     log_lock: Mutex<()>,
     advertise: Advertise,
     bakery: Option<Bakery>,
+    relay: Option<Arc<crate::relay::Relay>>,
+    /// SHA-256 of package files by path, with the modification time and size it was taken at.
+    package_sha256: Mutex<HashMap<PathBuf, FileSha256>>,
 }
 
 impl std::fmt::Debug for DeployStore {
@@ -443,6 +453,8 @@ impl DeployStore {
             sessions: Mutex::new(HashMap::new()),
             advertise,
             bakery: None,
+            relay: None,
+            package_sha256: Mutex::new(HashMap::new()),
         })
     }
 
@@ -452,8 +464,85 @@ impl DeployStore {
         self.bakery = Some(Bakery {
             site,
             cache: Mutex::new(None),
+            sites: Mutex::new(None),
         });
         self
+    }
+
+    /// Relay mode (a remote site): the server forwards `register_agent.py` and
+    /// `deploy_agent.py` to the central site through `relay` instead of answering them itself.
+    pub fn with_relay(mut self, relay: Arc<crate::relay::Relay>) -> DeployStore {
+        self.relay = Some(relay);
+        self
+    }
+
+    /// The relay, in relay mode.
+    pub fn relay(&self) -> Option<&Arc<crate::relay::Relay>> {
+        self.relay.as_ref()
+    }
+
+    /// `update_url` and `certificates` for `host` (bakery.md §7, requirement 21): for a host
+    /// the bakery site's inventory places on another site, that site's URL and certificates
+    /// from `sites.mk`; otherwise the configured [`Advertise`] values (none by default, as in
+    /// a single site).
+    pub fn advertised(&self, host: &str) -> (Option<String>, Option<Vec<String>>) {
+        let nonempty = |c: &[String]| (!c.is_empty()).then(|| c.to_vec());
+        if let Some(bakery) = &self.bakery
+            && let Ok(Some(site)) = self.site_config()
+            && let Some(h) = site.host(host)
+            && h.site != bakery.site.site_id
+        {
+            let urls = self.site_urls(bakery);
+            return match urls.get(&h.site) {
+                Some(u) => (u.url.clone(), nonempty(&u.certificates)),
+                None => {
+                    tracing::warn!(%host, site = %h.site, "no URL for the host's site in sites.mk");
+                    (None, None)
+                }
+            };
+        }
+        (
+            self.advertise.update_url.clone(),
+            nonempty(&self.advertise.certificates),
+        )
+    }
+
+    fn site_urls(&self, bakery: &Bakery) -> SiteUrls {
+        let path = bakery.site.root.join(crate::relay::SITES_MK);
+        let fingerprint: Fingerprint = match fs::metadata(&path) {
+            Ok(m) => vec![(path, m.modified().ok(), m.len())],
+            Err(_) => Vec::new(),
+        };
+        let mut cache = lock(&bakery.sites);
+        if let Some((fp, urls)) = &*cache
+            && *fp == fingerprint
+        {
+            return Arc::clone(urls);
+        }
+        let urls = Arc::new(
+            crate::relay::read_site_urls(&bakery.site.root).unwrap_or_else(|e| {
+                tracing::error!("{e}");
+                HashMap::new()
+            }),
+        );
+        *cache = Some((fingerprint, Arc::clone(&urls)));
+        urls
+    }
+
+    /// SHA-256 of a package file, cached while its modification time and size stay.
+    fn file_sha256(&self, path: &Path) -> Result<String, ServerError> {
+        let meta = fs::metadata(path).map_err(io_err(path))?;
+        let (mtime, len) = (meta.modified().ok(), meta.len());
+        if let Some((m, l, sha)) = lock(&self.package_sha256).get(path)
+            && *m == mtime
+            && *l == len
+        {
+            return Ok(sha.clone());
+        }
+        let bytes = fs::read(path).map_err(io_err(path))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        lock(&self.package_sha256).insert(path.to_owned(), (mtime, len, sha.clone()));
+        Ok(sha)
     }
 
     /// The bakery site, if any.
@@ -730,12 +819,12 @@ impl DeployStore {
             }
         };
         let monitored = in_site || self.has_published_agent(host);
+        let (update_url, certificates) = self.advertised(host);
         Ok(RegisterResult {
             host_secret: secret.to_string(),
             monitored,
-            update_url: self.advertise.update_url.clone(),
-            certificates: (!self.advertise.certificates.is_empty())
-                .then(|| self.advertise.certificates.clone()),
+            update_url,
+            certificates,
         })
     }
 
@@ -764,14 +853,45 @@ impl DeployStore {
 
     /// `deploy_agent.py`: answers `mode=status` and `mode=agent` for the authenticated host.
     pub fn deploy(&self, form: &DeployForm, now: SystemTime) -> Result<Envelope, ServerError> {
+        self.deploy_answer(form, now, false)
+    }
+
+    /// [`deploy`](Self::deploy) for a remote site's relay: a status answer that offers a
+    /// package also names the SHA-256 of its bytes ([`crate::relay::PACKAGE_SHA256_KEY`]),
+    /// which the relay checks its cache and downloads against. Updaters get Checkmk's answer
+    /// from [`deploy`](Self::deploy), without the key.
+    pub fn deploy_for_relay(
+        &self,
+        form: &DeployForm,
+        now: SystemTime,
+    ) -> Result<Envelope, ServerError> {
+        self.deploy_answer(form, now, true)
+    }
+
+    fn deploy_answer(
+        &self,
+        form: &DeployForm,
+        now: SystemTime,
+        for_relay: bool,
+    ) -> Result<Envelope, ServerError> {
         if !valid_host_name(&form.host) {
             return Err(ServerError::HostAuth {
                 host: form.host.clone(),
             });
         }
         self.check_host(&form.host, &form.host_secret)?;
-        Ok(match self.answer(&form.host, form, now)? {
-            DeployAnswer::Status(result) => Envelope::ok(&*result),
+        let (answer, sha256) = self.answer_with_sha256(&form.host, form, now, for_relay)?;
+        Ok(match answer {
+            DeployAnswer::Status(result) => {
+                let mut env = Envelope::ok(&*result);
+                if let (Some(sha), serde_json::Value::Object(map)) = (sha256, &mut env.result) {
+                    map.insert(
+                        crate::relay::PACKAGE_SHA256_KEY.to_owned(),
+                        serde_json::Value::String(sha),
+                    );
+                }
+                env
+            }
             DeployAnswer::Agent(bytes) => Envelope::ok(&AgentResult {
                 agent: B64.encode(&bytes),
             }),
@@ -789,15 +909,19 @@ impl DeployStore {
         if !valid_host_name(host) {
             return Err(ServerError::InvalidHost(host.to_owned()));
         }
-        self.answer(host, form, now)
+        Ok(self.answer_with_sha256(host, form, now, false)?.0)
     }
 
-    fn answer(
+    /// The answer, and with `with_sha256`, for a status answer that offers a package, the
+    /// SHA-256 of its bytes (handed out as [`crate::relay::PACKAGE_SHA256_KEY`] for relays to
+    /// check against).
+    fn answer_with_sha256(
         &self,
         host: &str,
         form: &DeployForm,
         now: SystemTime,
-    ) -> Result<DeployAnswer, ServerError> {
+        with_sha256: bool,
+    ) -> Result<(DeployAnswer, Option<String>), ServerError> {
         let platform = Platform::parse(&form.os)
             .ok_or_else(|| ServerError::UnknownPlatform(form.os.clone()))?;
         let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
@@ -834,6 +958,11 @@ impl DeployStore {
                     s.last_contact = Some(epoch(now));
                 })?;
                 let root_metadata = self.roots().to_vec();
+                let sha256 = match &target {
+                    Some(t) if with_sha256 => Some(self.file_sha256(&t.path)?),
+                    _ => None,
+                };
+                let (update_url, certificates) = self.advertised(host);
                 let result = StatusResult {
                     root_metadata,
                     agent_available: target.is_some(),
@@ -843,11 +972,10 @@ impl DeployStore {
                         .map(|t| t.signatures.clone())
                         .unwrap_or_default(),
                     target_metadata: target.as_ref().and_then(|t| t.metadata.clone()),
-                    update_url: self.advertise.update_url.clone(),
-                    certificates: (!self.advertise.certificates.is_empty())
-                        .then(|| self.advertise.certificates.clone()),
+                    update_url,
+                    certificates,
                 };
-                Ok(DeployAnswer::Status(Box::new(result)))
+                Ok((DeployAnswer::Status(Box::new(result)), sha256))
             }
             DeployMode::Agent => {
                 let no_agent = || ServerError::NoSuchAgent {
@@ -871,7 +999,8 @@ impl DeployStore {
                     s.last_download = Some(epoch(now));
                     s.last_contact = Some(epoch(now));
                 })?;
-                Ok(DeployAnswer::Agent(bytes))
+                tracing::info!(%host, %platform, aghash = %target.hash, bytes = bytes.len(), "package sent");
+                Ok((DeployAnswer::Agent(bytes), None))
             }
         }
     }
