@@ -62,6 +62,5 @@ pub use server::{
 pub use store::{
     Advertise, BakerySite, DEFAULT_ABANDONED_RETENTION, DEFAULT_PBKDF2_ITERATIONS, DeployAnswer,
     DeployStore, HostStatus, SESSION_LIFETIME_SECS, SIGNING_LOG, ServerError, SigningAudit,
-    VIEW_SESSION_LIFETIME_SECS,
-    generate_host_secret, hash_user_secret, package_hash,
+    VIEW_SESSION_LIFETIME_SECS, generate_host_secret, hash_user_secret, package_hash,
 };
