@@ -140,7 +140,7 @@ impl Journal {
 
     /// Appends records with one write and (with sync) one fsync, before
     /// any of the changes they describe is made.
-    pub(crate) fn append(&mut self, records: &[Record]) -> Result<()> {
+    pub(crate) fn append(&mut self, records: &[&Record]) -> Result<()> {
         let log_path = self.dir.join("log");
         let mut lines = Vec::new();
         for record in records {
