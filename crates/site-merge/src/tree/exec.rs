@@ -526,13 +526,12 @@ impl<'a> Exec<'a> {
             let site_rel = format!("{VERSION_META_DIR}/skel/{rel}");
             let (old_path, new_path) = (up.from.skel_dir().join(&rel), up.to.skel_dir().join(&rel));
             match (o, n) {
-                (_, None) => self.queue(
-                    batch,
-                    Op::Remove {
+                (_, None) => {
+                    let op = Op::Remove {
                         rel: site_rel.into(),
-                    },
-                    index,
-                )?,
+                    };
+                    self.queue_as(batch, op, index, Some(true))?;
+                }
                 (Some(Kind::Dir), Some(Kind::Dir)) => {
                     self.queue_meta_dir(batch, known, &rel, true, index)?;
                     let mode = fsx::own_mode(&new_path).ctx("inspect", &new_path)?;
@@ -547,7 +546,7 @@ impl<'a> Exec<'a> {
                         )?;
                     }
                 }
-                (_, Some(Kind::Dir)) => {
+                (o, Some(Kind::Dir)) => {
                     // Created writable, so that its contents can be; its
                     // own mode is set after them.
                     let mode = fsx::own_mode(&new_path).ctx("inspect", &new_path)?;
@@ -556,7 +555,7 @@ impl<'a> Exec<'a> {
                         rel: site_rel.clone().into(),
                         new,
                     };
-                    self.queue(batch, op, index)?;
+                    self.queue_as(batch, op, index, Some(o.is_some()))?;
                     self.queue_meta_dir(batch, known, &rel, false, index)?;
                     if mode & 0o700 != 0o700 {
                         self.queue(
@@ -579,14 +578,11 @@ impl<'a> Exec<'a> {
                         && planned.is_none()
                         && fs::read_link(&old_path).ctx("read link", &old_path)? == target;
                     if !same {
-                        self.queue(
-                            batch,
-                            Op::Install {
-                                rel: site_rel.into(),
-                                new: New::Link(target),
-                            },
-                            index,
-                        )?;
+                        let op = Op::Install {
+                            rel: site_rel.into(),
+                            new: New::Link(target),
+                        };
+                        self.queue_as(batch, op, index, Some(o.is_some()))?;
                     }
                 }
                 (o, Some(Kind::File)) => {
@@ -611,14 +607,11 @@ impl<'a> Exec<'a> {
                         continue;
                     }
                     let new = New::File(bytes, mode);
-                    self.queue(
-                        batch,
-                        Op::Install {
-                            rel: site_rel.into(),
-                            new,
-                        },
-                        index,
-                    )?;
+                    let op = Op::Install {
+                        rel: site_rel.into(),
+                        new,
+                    };
+                    self.queue_as(batch, op, index, Some(o.is_some()))?;
                 }
             }
         }
@@ -629,6 +622,19 @@ impl<'a> Exec<'a> {
     /// in the batch, or a full batch, flushes first, so that every
     /// before-image is taken after the earlier changes of that path.
     fn queue<'p>(&mut self, batch: &mut Batch<'p>, op: Op<'p>, index: usize) -> Result<()> {
+        self.queue_as(batch, op, index, None)
+    }
+
+    /// [`Exec::queue`]; `present` says whether something is at the path
+    /// when that is known already (from a listing made just before), which
+    /// spares the `lstat` of the before-image.
+    fn queue_as<'p>(
+        &mut self,
+        batch: &mut Batch<'p>,
+        op: Op<'p>,
+        index: usize,
+        present: Option<bool>,
+    ) -> Result<()> {
         let rel = op_path(&op);
         if batch.ops.len() >= BATCH || batch.paths.contains(rel) {
             self.flush(batch)?;
@@ -641,7 +647,10 @@ impl<'a> Exec<'a> {
                     mode: fsx::own_mode(&path).ctx("inspect", &path)?,
                 }
             }
-            _ => self.journal.before_image(rel)?,
+            _ => match present {
+                Some(present) => self.journal.record(rel, present),
+                None => self.journal.before_image(rel)?,
+            },
         };
         batch.paths.insert(rel.to_owned());
         batch.ops.push((op, record, index));
