@@ -146,8 +146,13 @@
 //!   never touched).
 //!
 //! New content is written to a temporary sibling `.<name>.site-update~` and
-//! renamed over the path. The last operations refresh `.version_meta/`; then
-//! one `syncfs` makes every change durable, and the `version` link is
+//! renamed over the path. The last operations refresh `.version_meta/`:
+//! when it is the old skeleton of the update (`Skeleton::for_site`), path
+//! by path — only what differs in the new skeleton (content, mode, kind,
+//! link target, presence) is changed, journaled like every other change,
+//! and what planning already read and compared is not read again; otherwise
+//! it is replaced as a whole by a fresh copy. Both end in the same tree.
+//! Then one `syncfs` makes every change durable, and the `version` link is
 //! switched (temporary link + rename + fsync of the site directory): that
 //! rename is the **commit point**. Finally the journal is renamed to
 //! `.site-update.done~` and deleted. No `X-old`, `X-new`, `X.orig` or `.rej`

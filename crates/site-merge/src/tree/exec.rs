@@ -1,20 +1,22 @@
 //! The executor: applies a [`Plan`] as one transaction (journal, commit, rollback).
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::{Error, IoContext, Result};
 use super::fsx::{self, Kind};
 use super::journal::{Header, Journal, Record};
-use super::plan::{Action, PermissionOutcome, Plan, Update};
+use super::plan::{Action, PermissionOutcome, Plan, SkelFile, Update};
 use super::site::{VERSION_LINK, copy_tree, version_link_target};
 use super::skeleton::VERSION_META_DIR;
 
 /// Deterministic fault injection, for crash and rollback tests.
 ///
 /// Operations are numbered from 0 in the order the executor journals them
-/// (one per journal record: each create, replace, removal, chmod, the
-/// `.version_meta` refresh and the `version` switch).
+/// (one per journal record: each create, replace, removal, chmod — those of
+/// `.version_meta` included — and the `version` switch).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
@@ -201,24 +203,24 @@ const BATCH: usize = 256;
 /// One change, prepared (inputs read, before-image decided) but not yet made.
 enum Op<'p> {
     /// Create from the new skeleton (after stashing what is there).
-    Install { rel: &'p str, new: New },
+    Install { rel: Cow<'p, str>, new: New<'p> },
     /// Stash what is there.
-    Remove { rel: &'p str },
+    Remove { rel: Cow<'p, str> },
     /// Replace the content, keeping the mode.
     Write {
-        rel: &'p str,
-        bytes: &'p [u8],
+        rel: Cow<'p, str>,
+        bytes: Cow<'p, [u8]>,
         mode: u32,
     },
     /// chmod.
-    Chmod { rel: &'p str, mode: u32 },
-    /// Replace `.version_meta`.
+    Chmod { rel: Cow<'p, str>, mode: u32 },
+    /// Replace `.version_meta` as a whole.
     Meta,
 }
 
 /// What an installed path becomes.
-enum New {
-    File(Vec<u8>, u32),
+enum New<'p> {
+    File(Cow<'p, [u8]>, u32),
     Dir(u32),
     Link(PathBuf),
 }
@@ -235,6 +237,18 @@ struct Exec<'a> {
 
 /// An operation with its journal record and the index of its plan entry.
 type Queued<'p> = (Op<'p>, Record, usize);
+
+/// The operations waiting for their journal records to be written, and
+/// their paths.
+#[derive(Default)]
+struct Batch<'p> {
+    ops: Vec<Queued<'p>>,
+    paths: HashSet<String>,
+}
+
+/// The new skeleton as planning read it: per path, what the executor can
+/// take from there instead of reading (and comparing) again.
+type Known<'p> = HashMap<&'p str, &'p SkelFile>;
 
 impl<'a> Exec<'a> {
     /// Counts an operation and fires an injected fault.
@@ -272,25 +286,27 @@ impl<'a> Exec<'a> {
     }
 
     fn run<'p>(&mut self, plan: &'p Plan) -> Result<()> {
-        let mut batch: Vec<Queued<'p>> = Vec::new();
+        let mut batch = Batch::default();
         for (index, entry) in plan.entries.iter().enumerate() {
             let rel = entry.path.as_str();
             let op = match &entry.action {
                 Action::Nothing => None,
                 Action::Install => Some(Op::Install {
-                    rel,
-                    new: self.new_object(rel)?,
+                    rel: Cow::Borrowed(rel),
+                    new: self.new_object(rel, &entry.skel)?,
                 }),
                 Action::InstallAt(at) => Some(Op::Install {
-                    rel: at.as_str(),
-                    new: self.new_object(rel)?,
+                    rel: Cow::Borrowed(at.as_str()),
+                    new: self.new_object(rel, &entry.skel)?,
                 }),
-                Action::Remove => Some(Op::Remove { rel }),
+                Action::Remove => Some(Op::Remove {
+                    rel: Cow::Borrowed(rel),
+                }),
                 Action::Write(bytes) => {
                     let path = self.site(rel);
                     Some(Op::Write {
-                        rel,
-                        bytes,
+                        rel: Cow::Borrowed(rel),
+                        bytes: Cow::Borrowed(bytes),
                         mode: fsx::own_mode(&path).ctx("inspect", &path)?,
                     })
                 }
@@ -306,18 +322,28 @@ impl<'a> Exec<'a> {
                 self.queue(
                     &mut batch,
                     Op::Chmod {
-                        rel,
+                        rel: Cow::Borrowed(rel),
                         mode: p.new_mode,
                     },
                     index,
                 )?;
             }
-            if batch.is_empty() {
+            if batch.ops.is_empty() {
                 self.observer.applied(index, self.total);
             }
         }
         if self.opts.version_meta {
-            self.queue(&mut batch, Op::Meta, self.total.saturating_sub(1))?;
+            let last = self.total.saturating_sub(1);
+            if self.meta_in_place()? {
+                let known: Known<'p> = plan
+                    .entries
+                    .iter()
+                    .map(|e| (e.path.as_str(), &e.skel))
+                    .collect();
+                self.queue_meta_changes(&mut batch, &known, last)?;
+            } else {
+                self.queue(&mut batch, Op::Meta, last)?;
+            }
         }
         self.flush(&mut batch)?;
         if self.total > 0 {
@@ -345,14 +371,29 @@ impl<'a> Exec<'a> {
         })
     }
 
-    /// Reads what the new skeleton has at `rel` (before anything is touched).
-    fn new_object(&self, rel: &str) -> Result<New> {
+    /// What the new skeleton has at `rel` (before anything is touched): as
+    /// planning read it, else read now.
+    fn new_object<'p>(&self, rel: &str, known: &'p SkelFile) -> Result<New<'p>> {
         let up = self.up;
+        if let Some(raw) = &known.raw {
+            let mode = up
+                .new_perms
+                .skel_perm_of(up.to.skel_dir(), rel, Some(Kind::File));
+            let content = if known.substituted_known {
+                Cow::Borrowed(known.substituted.as_deref().unwrap_or(raw))
+            } else {
+                up.new_repl
+                    .apply_if_needed(raw)
+                    .map_or(Cow::Borrowed(raw.as_slice()), Cow::Owned)
+            };
+            return Ok(New::File(content, mode));
+        }
         let src = up.to.skel_dir().join(rel);
-        let mode = up.new_perms.skel_perm(up.to.skel_dir(), rel);
-        match fsx::kind_of(&src).ctx("inspect", &src)? {
+        let kind = fsx::kind_of(&src).ctx("inspect", &src)?;
+        let mode = up.new_perms.skel_perm_of(up.to.skel_dir(), rel, kind);
+        match kind {
             Some(Kind::File) => Ok(New::File(
-                up.new_repl.apply(&fs::read(&src).ctx("read", &src)?),
+                Cow::Owned(up.new_repl.apply_owned(fs::read(&src).ctx("read", &src)?)),
                 mode,
             )),
             Some(Kind::Dir) => Ok(New::Dir(mode)),
@@ -368,34 +409,261 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// Whether `.version_meta` is refreshed path by path: when it is the
+    /// old skeleton of this update (then it holds the old version's
+    /// skeleton, and only what differs in the new one is changed).
+    fn meta_in_place(&self) -> Result<bool> {
+        let meta = self.site(VERSION_META_DIR);
+        Ok(self.up.from.skel_dir() == meta.join("skel")
+            && self.up.from.permissions_file() == meta.join(META_PERMISSIONS)
+            && fsx::kind_of(&meta.join(META_VERSION)).ctx("inspect", &meta)? == Some(Kind::File))
+    }
+
+    /// Queues the changes that turn `.version_meta` (the old skeleton, its
+    /// permissions, its version) into the new one, each journaled like any
+    /// other change of the update.
+    fn queue_meta_changes<'p>(
+        &mut self,
+        batch: &mut Batch<'p>,
+        known: &Known<'p>,
+        index: usize,
+    ) -> Result<()> {
+        let up = self.up;
+        // What a fresh copy would not have.
+        let meta = self.site(VERSION_META_DIR);
+        for (name, _) in fsx::sorted_entries(&meta).ctx("list", &meta)? {
+            if !["skel", META_PERMISSIONS, META_VERSION].contains(&name.as_str()) {
+                let rel = format!("{VERSION_META_DIR}/{name}");
+                self.queue(batch, Op::Remove { rel: rel.into() }, index)?;
+            }
+        }
+        self.queue_meta_dir(batch, known, "", true, index)?;
+        let (old_skel, new_skel) = (up.from.skel_dir(), up.to.skel_dir());
+        let mode = fsx::own_mode(new_skel).ctx("inspect", new_skel)?;
+        if fsx::own_mode(old_skel).ctx("inspect", old_skel)? != mode {
+            let rel = format!("{VERSION_META_DIR}/skel");
+            self.queue(
+                batch,
+                Op::Chmod {
+                    rel: rel.into(),
+                    mode,
+                },
+                index,
+            )?;
+        }
+        let rel = format!("{VERSION_META_DIR}/{META_PERMISSIONS}");
+        let (old, new) = (self.site(&rel), up.to.permissions_file());
+        match fsx::read_with_mode(new) {
+            Ok((bytes, mode)) => {
+                if fsx::read_with_mode(&old).ok() != Some((bytes.clone(), mode)) {
+                    let new = New::File(Cow::Owned(bytes), mode);
+                    self.queue(
+                        batch,
+                        Op::Install {
+                            rel: rel.into(),
+                            new,
+                        },
+                        index,
+                    )?;
+                }
+            }
+            Err(e) if fsx::is_absent(&e) => {
+                if fsx::kind_of(&old).ctx("inspect", &old)?.is_some() {
+                    self.queue(batch, Op::Remove { rel: rel.into() }, index)?;
+                }
+            }
+            Err(e) => return Err(e).ctx("read", new),
+        }
+        let rel = format!("{VERSION_META_DIR}/{META_VERSION}");
+        let path = self.site(&rel);
+        let op = Op::Write {
+            bytes: Cow::Owned(format!("{}\n", up.to.version()).into_bytes()),
+            mode: fsx::own_mode(&path).ctx("inspect", &path)?,
+            rel: rel.into(),
+        };
+        self.queue(batch, op, index)
+    }
+
+    /// The changes below `.version_meta/skel/<dir>` (`dir` empty: the top);
+    /// `in_old`: whether the old skeleton has a directory there.
+    fn queue_meta_dir<'p>(
+        &mut self,
+        batch: &mut Batch<'p>,
+        known: &Known<'p>,
+        dir: &str,
+        in_old: bool,
+        index: usize,
+    ) -> Result<()> {
+        let up = self.up;
+        let join = |root: &Path| {
+            if dir.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(dir)
+            }
+        };
+        let (old_dir, new_dir) = (join(up.from.skel_dir()), join(up.to.skel_dir()));
+        let old = if in_old {
+            fsx::sorted_entries(&old_dir).ctx("list", &old_dir)?
+        } else {
+            Vec::new()
+        };
+        let new = fsx::sorted_entries(&new_dir).ctx("list", &new_dir)?;
+        // Both listings by name: (kind in the old skeleton, in the new one).
+        let mut names: BTreeMap<String, (Option<Kind>, Option<Kind>)> = BTreeMap::new();
+        for (name, kind) in old {
+            names.entry(name).or_default().0 = Some(kind);
+        }
+        for (name, kind) in new {
+            names.entry(name).or_default().1 = Some(kind);
+        }
+        for (name, (o, n)) in names {
+            let rel = if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            };
+            let site_rel = format!("{VERSION_META_DIR}/skel/{rel}");
+            let (old_path, new_path) = (up.from.skel_dir().join(&rel), up.to.skel_dir().join(&rel));
+            match (o, n) {
+                (_, None) => {
+                    let op = Op::Remove {
+                        rel: site_rel.into(),
+                    };
+                    self.queue_as(batch, op, index, Some(true))?;
+                }
+                (Some(Kind::Dir), Some(Kind::Dir)) => {
+                    self.queue_meta_dir(batch, known, &rel, true, index)?;
+                    let mode = fsx::own_mode(&new_path).ctx("inspect", &new_path)?;
+                    if fsx::own_mode(&old_path).ctx("inspect", &old_path)? != mode {
+                        self.queue(
+                            batch,
+                            Op::Chmod {
+                                rel: site_rel.into(),
+                                mode,
+                            },
+                            index,
+                        )?;
+                    }
+                }
+                (o, Some(Kind::Dir)) => {
+                    // Created writable, so that its contents can be; its
+                    // own mode is set after them.
+                    let mode = fsx::own_mode(&new_path).ctx("inspect", &new_path)?;
+                    let new = New::Dir(mode | 0o700);
+                    let op = Op::Install {
+                        rel: site_rel.clone().into(),
+                        new,
+                    };
+                    self.queue_as(batch, op, index, Some(o.is_some()))?;
+                    self.queue_meta_dir(batch, known, &rel, false, index)?;
+                    if mode & 0o700 != 0o700 {
+                        self.queue(
+                            batch,
+                            Op::Chmod {
+                                rel: site_rel.into(),
+                                mode,
+                            },
+                            index,
+                        )?;
+                    }
+                }
+                (o, Some(Kind::Link)) => {
+                    let planned = known.get(rel.as_str()).and_then(|k| k.same_as_old);
+                    if o == Some(Kind::Link) && planned == Some(true) {
+                        continue;
+                    }
+                    let target = fs::read_link(&new_path).ctx("read link", &new_path)?;
+                    let same = o == Some(Kind::Link)
+                        && planned.is_none()
+                        && fs::read_link(&old_path).ctx("read link", &old_path)? == target;
+                    if !same {
+                        let op = Op::Install {
+                            rel: site_rel.into(),
+                            new: New::Link(target),
+                        };
+                        self.queue_as(batch, op, index, Some(o.is_some()))?;
+                    }
+                }
+                (o, Some(Kind::File)) => {
+                    let cached = known.get(rel.as_str()).copied();
+                    let planned = cached.and_then(|k| k.same_as_old);
+                    if o == Some(Kind::File) && planned == Some(true) {
+                        continue;
+                    }
+                    let (bytes, mode) = match cached.and_then(|k| k.raw.as_ref().zip(k.mode)) {
+                        Some((raw, mode)) => (Cow::Borrowed(raw.as_slice()), mode),
+                        None => {
+                            let (raw, mode) =
+                                fsx::read_with_mode(&new_path).ctx("read", &new_path)?;
+                            (Cow::Owned(raw), mode)
+                        }
+                    };
+                    if o == Some(Kind::File)
+                        && planned.is_none()
+                        && fsx::read_with_mode(&old_path)
+                            .is_ok_and(|(old, old_mode)| old_mode == mode && old == *bytes)
+                    {
+                        continue;
+                    }
+                    let new = New::File(bytes, mode);
+                    let op = Op::Install {
+                        rel: site_rel.into(),
+                        new,
+                    };
+                    self.queue_as(batch, op, index, Some(o.is_some()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Adds an operation with its before-image to the batch. A path already
     /// in the batch, or a full batch, flushes first, so that every
     /// before-image is taken after the earlier changes of that path.
-    fn queue<'p>(&mut self, batch: &mut Vec<Queued<'p>>, op: Op<'p>, index: usize) -> Result<()> {
+    fn queue<'p>(&mut self, batch: &mut Batch<'p>, op: Op<'p>, index: usize) -> Result<()> {
+        self.queue_as(batch, op, index, None)
+    }
+
+    /// [`Exec::queue`]; `present` says whether something is at the path
+    /// when that is known already (from a listing made just before), which
+    /// spares the `lstat` of the before-image.
+    fn queue_as<'p>(
+        &mut self,
+        batch: &mut Batch<'p>,
+        op: Op<'p>,
+        index: usize,
+        present: Option<bool>,
+    ) -> Result<()> {
         let rel = op_path(&op);
-        if batch.len() >= BATCH || batch.iter().any(|(o, _, _)| op_path(o) == rel) {
+        if batch.ops.len() >= BATCH || batch.paths.contains(rel) {
             self.flush(batch)?;
         }
         let record = match &op {
             Op::Chmod { rel, .. } => {
                 let path = self.site(rel);
                 Record::Mode {
-                    path: (*rel).to_owned(),
+                    path: rel.to_string(),
                     mode: fsx::own_mode(&path).ctx("inspect", &path)?,
                 }
             }
-            _ => self.journal.before_image(rel)?,
+            _ => match present {
+                Some(present) => self.journal.record(rel, present),
+                None => self.journal.before_image(rel)?,
+            },
         };
-        batch.push((op, record, index));
+        batch.paths.insert(rel.to_owned());
+        batch.ops.push((op, record, index));
         Ok(())
     }
 
     /// Journals the batch (one write, one fsync), then makes its changes.
-    fn flush(&mut self, batch: &mut Vec<Queued<'_>>) -> Result<()> {
-        let records: Vec<Record> = batch.iter().map(|(_, r, _)| r.clone()).collect();
+    fn flush(&mut self, batch: &mut Batch<'_>) -> Result<()> {
+        let records: Vec<&Record> = batch.ops.iter().map(|(_, r, _)| r).collect();
         self.journal.append(&records)?;
+        batch.paths.clear();
         let mut last = None;
-        for (op, record, index) in batch.drain(..) {
+        for (op, record, index) in batch.ops.drain(..) {
             self.hook(op_path(&op))?;
             self.perform(op, &record)?;
             if last.is_some_and(|l| l != index) {
@@ -414,7 +682,7 @@ impl<'a> Exec<'a> {
         match op {
             Op::Install { rel, new } => {
                 self.journal.stash(record)?;
-                let dst = self.site(rel);
+                let dst = self.site(&rel);
                 match new {
                     New::File(content, mode) => {
                         fsx::write_atomic(&dst, &content, mode, false).ctx("write", &dst)
@@ -430,14 +698,14 @@ impl<'a> Exec<'a> {
             }
             Op::Remove { .. } => self.journal.stash(record),
             Op::Write { rel, bytes, mode } => {
-                let dst = self.site(rel);
+                let dst = self.site(&rel);
                 let tmp = fsx::temp_sibling(&dst);
-                fsx::write_temp(&tmp, bytes, mode, false).ctx("write", &tmp)?;
+                fsx::write_temp(&tmp, &bytes, mode, false).ctx("write", &tmp)?;
                 self.journal.stash(record)?;
                 fs::rename(&tmp, &dst).ctx("rename into place", &dst)
             }
             Op::Chmod { rel, mode } => {
-                let path = self.site(rel);
+                let path = self.site(&rel);
                 fsx::set_mode(&path, mode).ctx("chmod", &path)
             }
             Op::Meta => {
@@ -455,10 +723,8 @@ impl<'a> Exec<'a> {
 
     /// Switches the `version` link: the commit point.
     fn commit(&mut self) -> Result<()> {
-        let mut batch = Vec::new();
         let record = self.journal.before_image(VERSION_LINK)?;
-        batch.push(record.clone());
-        self.journal.append(&batch)?;
+        self.journal.append(&[&record])?;
         self.hook(VERSION_LINK)?;
         self.journal.stash(&record)?;
         let link = self.site(VERSION_LINK);
@@ -472,7 +738,7 @@ impl<'a> Exec<'a> {
     }
 }
 
-fn op_path<'p>(op: &Op<'p>) -> &'p str {
+fn op_path<'o>(op: &'o Op<'_>) -> &'o str {
     match op {
         Op::Install { rel, .. }
         | Op::Remove { rel }
@@ -481,6 +747,11 @@ fn op_path<'p>(op: &Op<'p>) -> &'p str {
         Op::Meta => VERSION_META_DIR,
     }
 }
+
+/// The copy of the version's `skel.permissions` in `.version_meta`.
+const META_PERMISSIONS: &str = "skel.permissions";
+/// The file in `.version_meta` naming its version.
+const META_VERSION: &str = "version";
 
 /// Writes a fresh `.version_meta` directory at `meta`.
 pub(crate) fn write_version_meta(
@@ -491,12 +762,12 @@ pub(crate) fn write_version_meta(
 ) -> Result<()> {
     fs::create_dir(meta).ctx("create", meta)?;
     copy_tree(skel, &meta.join("skel"))?;
-    let perms_dst = meta.join("skel.permissions");
+    let perms_dst = meta.join(META_PERMISSIONS);
     match fs::copy(permissions, &perms_dst) {
         Ok(_) => {}
         Err(e) if fsx::is_absent(&e) => {}
         Err(e) => return Err(e).ctx("copy", permissions),
     }
-    let version_file = meta.join("version");
+    let version_file = meta.join(META_VERSION);
     fs::write(&version_file, format!("{version}\n")).ctx("write", &version_file)
 }

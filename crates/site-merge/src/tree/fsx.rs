@@ -112,11 +112,19 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32, sync: bool) -
 
 /// Writes the temp file (replacing a stale one).
 pub(crate) fn write_temp(tmp: &Path, content: &[u8], mode: u32, sync: bool) -> io::Result<()> {
-    remove_any(tmp)?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)?;
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(tmp)
+    };
+    let mut file = match create() {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_any(tmp)?;
+            create()?
+        }
+        other => other?,
+    };
     file.write_all(content)?;
     file.set_permissions(fs::Permissions::from_mode(mode))?;
     if sync {
@@ -151,4 +159,66 @@ pub(crate) fn sorted_names(dir: &Path) -> io::Result<Vec<String>> {
     }
     names.sort();
     Ok(names)
+}
+
+/// The names in a directory with their kinds (from the directory listing,
+/// so without a `stat` per entry on the usual file systems), sorted by name.
+pub(crate) fn sorted_entries(dir: &Path) -> io::Result<Vec<(String, Kind)>> {
+    let mut entries = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        let kind = if ft.is_symlink() {
+            Kind::Link
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::File
+        };
+        entries.push((entry.file_name().to_string_lossy().into_owned(), kind));
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries)
+}
+
+/// [`kind_of`] and, for a file or directory, its mode `& 0o7777` (the same
+/// as [`mode_following`] gives for it).
+pub(crate) fn kind_and_mode(path: &Path) -> io::Result<(Option<Kind>, Option<u32>)> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => {
+            let ft = meta.file_type();
+            let mode = meta.permissions().mode() & 0o7777;
+            Ok(if ft.is_symlink() {
+                (Some(Kind::Link), None)
+            } else if ft.is_dir() {
+                (Some(Kind::Dir), Some(mode))
+            } else {
+                (Some(Kind::File), Some(mode))
+            })
+        }
+        Err(e) if is_absent(&e) || through_loop(&e) => Ok((None, None)),
+        Err(e) => Err(e),
+    }
+}
+
+/// A file's bytes and its mode `& 0o7777`, both from one `open`: the
+/// `fstat` that gives the mode sizes the buffer, and the file is read up to
+/// that size (the site is not written to while it is updated, so that is
+/// its end; a file that shrank meanwhile is read to its new end).
+pub(crate) fn read_with_mode(path: &Path) -> io::Result<(Vec<u8>, u32)> {
+    use std::io::Read;
+    let mut file = fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut bytes = vec![0; usize::try_from(meta.len()).unwrap_or(0)];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        match file.read(&mut bytes[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    bytes.truncate(filled);
+    Ok((bytes, meta.permissions().mode() & 0o7777))
 }

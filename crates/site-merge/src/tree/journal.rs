@@ -140,7 +140,7 @@ impl Journal {
 
     /// Appends records with one write and (with sync) one fsync, before
     /// any of the changes they describe is made.
-    pub(crate) fn append(&mut self, records: &[Record]) -> Result<()> {
+    pub(crate) fn append(&mut self, records: &[&Record]) -> Result<()> {
         let log_path = self.dir.join("log");
         let mut lines = Vec::new();
         for record in records {
@@ -162,7 +162,13 @@ impl Journal {
     /// something is there, else `absent`.
     pub(crate) fn before_image(&mut self, rel: &str) -> Result<Record> {
         let path = self.site.join(rel);
-        Ok(if fsx::kind_of(&path).ctx("inspect", &path)?.is_some() {
+        let present = fsx::kind_of(&path).ctx("inspect", &path)?.is_some();
+        Ok(self.record(rel, present))
+    }
+
+    /// The record for `rel` when it is known whether something is there.
+    pub(crate) fn record(&mut self, rel: &str, present: bool) -> Record {
+        if present {
             let slot = self.next_slot;
             self.next_slot += 1;
             Record::Saved {
@@ -173,7 +179,7 @@ impl Journal {
             Record::Absent {
                 path: rel.to_owned(),
             }
-        })
+        }
     }
 
     /// For a `saved` record: moves the object out of the site into its slot.

@@ -29,10 +29,27 @@ impl Replacements {
 
     /// Returns `input` with every macro replaced.
     pub fn apply(&self, input: &[u8]) -> Vec<u8> {
+        self.apply_owned(input.to_vec())
+    }
+
+    /// `input` with every macro replaced, or `None` when that changes nothing.
+    pub(crate) fn apply_if_needed(&self, input: &[u8]) -> Option<Vec<u8>> {
+        memchr::memmem::find(input, b"###")?;
+        let out = self.apply_owned(input.to_vec());
+        (out != input).then_some(out)
+    }
+
+    /// [`Replacements::apply`] on an owned buffer, which is returned as it is
+    /// when it holds no macro (most files of a skeleton have none).
+    pub(crate) fn apply_owned(&self, input: Vec<u8>) -> Vec<u8> {
+        // Every macro starts with `###`: one fast scan settles most files.
+        if memchr::memmem::find(&input, b"###").is_none() {
+            return input;
+        }
         let mut out = replace_all(input, b"###SITE###", self.site.as_bytes());
-        out = replace_all(&out, b"###ROOT###", self.root.as_bytes());
+        out = replace_all(out, b"###ROOT###", self.root.as_bytes());
         if let Some(edition) = &self.edition {
-            out = replace_all(&out, b"###EDITION###", edition.as_bytes());
+            out = replace_all(out, b"###EDITION###", edition.as_bytes());
         }
         out
     }
@@ -43,30 +60,21 @@ pub(crate) fn substituted_when_comparing(relpath: &str) -> bool {
     !(relpath.ends_with(".png") || relpath.ends_with(".pdf"))
 }
 
-fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(hay.len());
-    let mut rest = hay;
-    while let Some(pos) = find(rest, needle) {
-        out.extend_from_slice(&rest[..pos]);
+/// Replaces every `needle` in `hay` (left to right, not overlapping).
+fn replace_all(hay: Vec<u8>, needle: &[u8], with: &[u8]) -> Vec<u8> {
+    let mut hits = memchr::memmem::find_iter(&hay, needle).peekable();
+    if hits.peek().is_none() {
+        return hay;
+    }
+    let mut out = Vec::with_capacity(hay.len() + hay.len() / 8);
+    let mut rest = 0;
+    for pos in hits {
+        out.extend_from_slice(&hay[rest..pos]);
         out.extend_from_slice(with);
-        rest = &rest[pos + needle.len()..];
+        rest = pos + needle.len();
     }
-    out.extend_from_slice(rest);
+    out.extend_from_slice(&hay[rest..]);
     out
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    // The macros all start with `###`; skip quickly to candidate positions.
-    let first = *needle.first()?;
-    let mut start = 0;
-    while start + needle.len() <= hay.len() {
-        let pos = start + hay[start..].iter().position(|&b| b == first)?;
-        if hay[pos..].starts_with(needle) {
-            return Some(pos);
-        }
-        start = pos + 1;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -84,5 +92,14 @@ mod tests {
     fn edition_kept_when_unset() {
         let r = Replacements::new("s", "/r");
         assert_eq!(r.apply(b"###EDITION######SITE"), b"###EDITION######SITE");
+    }
+
+    #[test]
+    fn macros_do_not_overlap_and_later_keys_see_earlier_values() {
+        let r = Replacements::new("s", "/###EDITION###").with_edition(Some("pro".into()));
+        assert_eq!(r.apply(b"####SITE######SITE###"), b"#ss");
+        // Applied in order: the root's value is then searched for the edition.
+        assert_eq!(r.apply(b"###ROOT###"), b"/pro");
+        assert_eq!(r.apply(b"no macros ## here #"), b"no macros ## here #");
     }
 }

@@ -67,6 +67,16 @@ impl PermissionTable {
             }
         })
     }
+
+    /// [`PermissionTable::skel_perm`] when the kind of the skeleton path
+    /// (not following a final link) is known: only a link needs a look.
+    pub(crate) fn skel_perm_of(&self, skel: &Path, relpath: &str, kind: Option<Kind>) -> u32 {
+        match kind {
+            Some(Kind::Link) => self.skel_perm(skel, relpath),
+            Some(Kind::Dir) => self.get(relpath).unwrap_or(UNLISTED_DIR),
+            Some(Kind::File) | None => self.get(relpath).unwrap_or(UNLISTED_FILE),
+        }
+    }
 }
 
 /// The permission of a directory without a line in `skel.permissions`.

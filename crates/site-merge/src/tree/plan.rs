@@ -2,7 +2,7 @@
 //! by the decision table (spec sections 1, 2, 3 and 5), asking the resolver
 //! where Checkmk would ask. Nothing is written here.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -144,6 +144,29 @@ pub struct Entry {
     pub permission: Option<PermissionStep>,
     #[serde(skip)]
     pub(crate) action: Action,
+    /// What planning learnt about the new skeleton's file, for the executor.
+    #[serde(skip)]
+    pub(crate) skel: SkelFile,
+}
+
+/// What planning read of a path of the new skeleton, kept so that the
+/// executor neither reads nor compares it again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SkelFile {
+    /// The file's bytes as stored (when read and needed later).
+    pub(crate) raw: Option<Vec<u8>>,
+    /// The bytes after substitution when that changes them; `None` with
+    /// `raw` set: substitution was not computed (or changes nothing, with
+    /// `substituted_known`).
+    pub(crate) substituted: Option<Vec<u8>>,
+    /// Whether `substituted` was computed from `raw`.
+    pub(crate) substituted_known: bool,
+    /// The file's mode (`& 0o7777`), when read.
+    pub(crate) mode: Option<u32>,
+    /// Whether the old and the new skeleton have the same object here: same
+    /// kind, same bytes (or link target) and mode, as stored (no
+    /// substitution); `None` when planning did not read enough to tell.
+    pub(crate) same_as_old: Option<bool>,
 }
 
 impl Entry {
@@ -335,22 +358,27 @@ impl Update {
     /// with [`Error::Aborted`]; [`Answer::Defer`] leaves them open). Row-14
     /// merges run through `merger`. Nothing is written.
     pub fn plan(&self, merger: &dyn TextMerger, resolver: &mut dyn Resolver) -> Result<Plan> {
+        let new_paths = walk(self.to.skel_dir(), &self.ignore)?;
+        let old_paths = walk(self.from.skel_dir(), &self.ignore)?;
         let mut planner = Planner {
             up: self,
             merger,
             resolver,
             overlay: HashMap::new(),
             made_parents: Vec::new(),
+            old_kinds: old_paths.iter().map(|(r, k)| (r.as_str(), *k)).collect(),
+            new_kinds: new_paths.iter().map(|(r, k)| (r.as_str(), *k)).collect(),
+            home: OnceCell::new(),
+            outside_parents: RefCell::new(HashMap::new()),
         };
-        let new_paths = walk(self.to.skel_dir(), &self.ignore)?;
         let mut entries: Vec<Entry> = Vec::with_capacity(new_paths.len());
-        let mut index: HashMap<String, usize> = HashMap::new();
-        for rel in &new_paths {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        for (rel, _) in &new_paths {
             let entry = planner.visit(rel)?;
             // A new directory below a missing one: the missing parents (each
             // visited before, as "Missing"/"Unwanted") are created first.
             for parent in planner.made_parents.drain(..) {
-                if let Some(e) = index.get(&parent).map(|&i| &mut entries[i]) {
+                if let Some(e) = index.get(parent.as_str()).map(|&i| &mut entries[i]) {
                     e.action = Action::Install;
                     e.permission = Some(PermissionStep {
                         user_mode: 0,
@@ -361,12 +389,16 @@ impl Update {
                     });
                 }
             }
-            index.insert(rel.clone(), entries.len());
+            index.insert(rel, entries.len());
             entries.push(entry);
         }
-        let old_paths = walk(self.from.skel_dir(), &self.ignore)?;
-        for rel in old_paths.iter().rev() {
-            if !self.to.skel_dir().join(rel).exists() {
+        for (rel, _) in old_paths.iter().rev() {
+            // `exists` follows links: only a link in the new walk needs a look.
+            let in_new = match planner.new_kinds.get(rel.as_str()) {
+                Some(Kind::File | Kind::Dir) => true,
+                Some(Kind::Link) | None => self.to.skel_dir().join(rel).exists(),
+            };
+            if !in_new {
                 entries.push(planner.visit(rel)?);
             }
         }
@@ -383,7 +415,8 @@ impl Update {
 /// Top-down walk of a skeleton: per directory its sub-directories, then its
 /// files (each sorted by name), then recursion. Listings of directories whose
 /// relative path starts with `tmp` are skipped, as are the `ignore` paths.
-pub(crate) fn walk(root: &Path, ignore: &[String]) -> Result<Vec<String>> {
+/// Every path comes with its kind (not following a final link).
+pub(crate) fn walk(root: &Path, ignore: &[String]) -> Result<Vec<(String, Kind)>> {
     let mut out = Vec::new();
     walk_dir(
         root,
@@ -398,7 +431,7 @@ pub(crate) fn walk(root: &Path, ignore: &[String]) -> Result<Vec<String>> {
 /// The walk of `omd create`: like [`walk`], but only the contents of `tmp`
 /// itself are left out (Checkmk's `create_skeleton_files` skips paths
 /// starting with `tmp/`), so skeleton directories such as `tmpfoo` are copied.
-pub(crate) fn walk_for_create(root: &Path) -> Result<Vec<String>> {
+pub(crate) fn walk_for_create(root: &Path) -> Result<Vec<(String, Kind)>> {
     let mut out = Vec::new();
     walk_dir(
         root,
@@ -415,7 +448,7 @@ fn walk_dir(
     reldir: &str,
     ignore: &[String],
     skip: &dyn Fn(&str) -> bool,
-    out: &mut Vec<String>,
+    out: &mut Vec<(String, Kind)>,
 ) -> Result<()> {
     if skip(reldir) {
         return Ok(());
@@ -425,37 +458,39 @@ fn walk_dir(
     } else {
         root.join(reldir)
     };
-    let names = fsx::sorted_names(&dir).ctx("list", &dir)?;
+    let names = fsx::sorted_entries(&dir).ctx("list", &dir)?;
     let mut dirs = Vec::new();
     let mut files = Vec::new();
-    for name in names {
+    for (name, kind) in names {
         let rel = if reldir.is_empty() {
             name
         } else {
             format!("{reldir}/{name}")
         };
-        let path = root.join(&rel);
         // os.walk puts symlinks to directories among the directories (but does not descend).
-        let meta = fs::metadata(&path);
-        if meta.map(|m| m.is_dir()).unwrap_or(false) {
-            let real_dir = fsx::kind_of(&path).ctx("inspect", &path)? == Some(Kind::Dir);
-            dirs.push((rel, real_dir));
+        let is_dir = match kind {
+            Kind::Dir => true,
+            Kind::Link => fs::metadata(root.join(&rel)).is_ok_and(|m| m.is_dir()),
+            Kind::File => false,
+        };
+        if is_dir {
+            dirs.push((rel, kind));
         } else {
-            files.push(rel);
+            files.push((rel, kind));
         }
     }
-    for (rel, _) in &dirs {
+    for (rel, kind) in &dirs {
         if !ignore.contains(rel) {
-            out.push(rel.clone());
+            out.push((rel.clone(), *kind));
         }
     }
-    for rel in files {
+    for (rel, kind) in files {
         if !ignore.contains(&rel) {
-            out.push(rel);
+            out.push((rel, kind));
         }
     }
-    for (rel, real_dir) in dirs {
-        if real_dir {
+    for (rel, kind) in dirs {
+        if kind == Kind::Dir {
             walk_dir(root, &rel, ignore, skip, out)?;
         }
     }
@@ -466,51 +501,108 @@ fn walk_dir(
 struct Side<'a> {
     path: PathBuf,
     kind: Option<Kind>,
+    /// The mode when known without another `stat` (a site path that is not a link).
+    mode: Option<u32>,
     /// Macros for skeleton files (compared after substitution); `None` for the site.
     repl: Option<&'a Replacements>,
     rel: &'a str,
-    bytes: OnceCell<Vec<u8>>,
+    /// The bytes as stored (a skeleton file that cannot be read: empty) and
+    /// the file's mode, read with them.
+    raw: OnceCell<(Vec<u8>, Option<u32>)>,
+    /// The bytes after substitution, when that changed them.
+    substituted: OnceCell<Option<Vec<u8>>>,
     target: OnceCell<PathBuf>,
 }
 
 impl<'a> Side<'a> {
-    fn skel(root: &Path, rel: &'a str, repl: &'a Replacements) -> Result<Self> {
-        let path = root.join(rel);
-        let kind = fsx::kind_of(&path).ctx("inspect", &path)?;
-        Ok(Self {
-            path,
+    /// A skeleton side whose kind is `kind`.
+    fn skel(root: &Path, rel: &'a str, repl: &'a Replacements, kind: Option<Kind>) -> Self {
+        Self {
+            path: root.join(rel),
             kind,
+            mode: None,
             repl: Some(repl),
             rel,
-            bytes: OnceCell::new(),
+            raw: OnceCell::new(),
+            substituted: OnceCell::new(),
             target: OnceCell::new(),
-        })
+        }
     }
 
-    fn user(path: PathBuf, kind: Option<Kind>, rel: &'a str) -> Self {
+    fn user(path: PathBuf, (kind, mode): (Option<Kind>, Option<u32>), rel: &'a str) -> Self {
         Self {
             path,
             kind,
+            mode,
             repl: None,
             rel,
-            bytes: OnceCell::new(),
+            raw: OnceCell::new(),
+            substituted: OnceCell::new(),
             target: OnceCell::new(),
         }
     }
 
-    /// File content; skeleton files are substituted (except `.png`/`.pdf`) and
-    /// read as empty when unreadable, as Checkmk does.
-    fn content(&self) -> Result<&[u8]> {
-        if self.bytes.get().is_none() {
-            let bytes = match (fs::read(&self.path), self.repl) {
-                (Ok(raw), Some(repl)) if substituted_when_comparing(self.rel) => repl.apply(&raw),
-                (Ok(raw), _) => raw,
-                (Err(_), Some(_)) => Vec::new(),
+    /// The file's bytes as stored; a skeleton file that cannot be read is
+    /// empty, as Checkmk reads it.
+    fn raw(&self) -> Result<&[u8]> {
+        if self.raw.get().is_none() {
+            let read = match (fsx::read_with_mode(&self.path), self.repl) {
+                (Ok((raw, mode)), _) => (raw, Some(mode)),
+                (Err(_), Some(_)) => (Vec::new(), None),
                 (Err(e), None) => return Err(e).ctx("read", &self.path),
             };
-            let _ = self.bytes.set(bytes);
+            let _ = self.raw.set(read);
         }
-        Ok(self.bytes.get().map(Vec::as_slice).unwrap_or_default())
+        Ok(self.raw.get().map(|r| r.0.as_slice()).unwrap_or_default())
+    }
+
+    /// Whether this side's content is compared after macro substitution.
+    fn substitutes(&self) -> Option<&Replacements> {
+        self.repl.filter(|_| substituted_when_comparing(self.rel))
+    }
+
+    /// File content as compared; skeleton files are substituted (except
+    /// `.png`/`.pdf`) and read as empty when unreadable, as Checkmk does.
+    fn content(&self) -> Result<&[u8]> {
+        let raw = self.raw()?;
+        let Some(repl) = self.substitutes() else {
+            return Ok(raw);
+        };
+        let substituted = self.substituted.get_or_init(|| repl.apply_if_needed(raw));
+        Ok(substituted.as_deref().unwrap_or(raw))
+    }
+
+    /// What was read of this side, as the executor needs it: a new
+    /// skeleton file (`old` is the old skeleton's side of the same path).
+    fn into_skel_file(self, old: &Side<'_>, keep: bool) -> SkelFile {
+        let same_as_old = match (self.kind, old.kind) {
+            (Some(Kind::File), Some(Kind::File)) => match (self.raw.get(), old.raw.get()) {
+                (Some((new, Some(nm))), Some((old, Some(om)))) => Some(nm == om && new == old),
+                _ => None,
+            },
+            (Some(Kind::Link), Some(Kind::Link)) => match (self.target.get(), old.target.get()) {
+                (Some(n), Some(o)) => Some(n == o),
+                _ => None,
+            },
+            (new, old) if new != old => Some(false),
+            _ => None,
+        };
+        if same_as_old == Some(true) && !keep {
+            return SkelFile {
+                same_as_old,
+                ..SkelFile::default()
+            };
+        }
+        let substitutes = self.substitutes().is_some();
+        let substituted = self.substituted.into_inner();
+        let (raw, mode) = self.raw.into_inner().unzip();
+        SkelFile {
+            raw,
+            substituted_known: substitutes && substituted.is_some(),
+            substituted: substituted.flatten(),
+            mode: mode.flatten(),
+            same_as_old,
+        }
     }
 
     fn target(&self) -> Result<&Path> {
@@ -526,11 +618,24 @@ impl<'a> Side<'a> {
     }
 }
 
+/// Whether two files have the same content as compared. Two skeleton files
+/// substituted alike are equal when their stored bytes are, without
+/// substituting either.
+fn same_content(a: &Side<'_>, b: &Side<'_>) -> Result<bool> {
+    if let (Some(ra), Some(rb)) = (a.substitutes(), b.substitutes())
+        && ra == rb
+        && a.raw()? == b.raw()?
+    {
+        return Ok(true);
+    }
+    Ok(a.content()? == b.content()?)
+}
+
 /// `file_status`: (changed_type, changed_content).
 fn status(a: &Side<'_>, b: &Side<'_>) -> Result<(bool, bool)> {
     let changed_type = a.kind != b.kind;
     let changed_content = match (a.kind, b.kind) {
-        (Some(Kind::File), Some(Kind::File)) => a.content()? != b.content()?,
+        (Some(Kind::File), Some(Kind::File)) => !same_content(a, b)?,
         (Some(Kind::Link), Some(Kind::Link)) => a.target()? != b.target()?,
         _ => false,
     };
@@ -610,7 +715,7 @@ impl Sim {
     }
 }
 
-struct Planner<'u, 'r> {
+struct Planner<'u, 'r, 'w> {
     up: &'u Update,
     merger: &'r dyn TextMerger,
     resolver: &'r mut dyn Resolver,
@@ -619,6 +724,13 @@ struct Planner<'u, 'r> {
     /// Missing parent directories a new directory needs (`mkdir -p`), top-down,
     /// not yet marked in the plan.
     made_parents: Vec<String>,
+    /// The kinds of the paths of the old and the new skeleton's walks.
+    old_kinds: HashMap<&'w str, Kind>,
+    new_kinds: HashMap<&'w str, Kind>,
+    /// The site home, resolved.
+    home: OnceCell<PathBuf>,
+    /// [`Planner::outside_parent_link`] per parent directory.
+    outside_parents: RefCell<HashMap<String, Option<String>>>,
 }
 
 /// The result of the file step of one path.
@@ -646,21 +758,57 @@ struct Branches {
     replace: (Outcome, String, Action),
 }
 
-impl Planner<'_, '_> {
+impl Planner<'_, '_, '_> {
     /// The kind of a site path, as it will be after the decisions made so far.
     fn user_kind(&self, rel: &str) -> Result<Option<Kind>> {
+        Ok(self.user_state(rel)?.0)
+    }
+
+    /// [`Planner::user_kind`] and, for a file or directory the site has
+    /// now, its mode.
+    fn user_state(&self, rel: &str) -> Result<(Option<Kind>, Option<u32>)> {
         if let Some(sim) = self.overlay.get(rel) {
-            return Ok(sim.kind());
+            return Ok((sim.kind(), None));
         }
         let mut p = rel;
         while let Some(idx) = p.rfind('/') {
             p = &p[..idx];
             if self.overlay.contains_key(p) {
-                return Ok(None);
+                return Ok((None, None));
             }
         }
         let path = self.up.site_home.join(rel);
-        fsx::kind_of(&path).ctx("inspect", &path)
+        fsx::kind_and_mode(&path).ctx("inspect", &path)
+    }
+
+    /// The kind of a skeleton path: from the walk, else (a path the walk
+    /// does not list) from the file system.
+    fn skel_kind(&self, old: bool, rel: &str) -> Result<Option<Kind>> {
+        let (kinds, skel) = if old {
+            (&self.old_kinds, self.up.from.skel_dir())
+        } else {
+            (&self.new_kinds, self.up.to.skel_dir())
+        };
+        match kinds.get(rel) {
+            Some(kind) => Ok(Some(*kind)),
+            None => {
+                let path = skel.join(rel);
+                fsx::kind_of(&path).ctx("inspect", &path)
+            }
+        }
+    }
+
+    /// The site home, resolved (once).
+    fn resolved_home(&self) -> Result<&Path> {
+        if self.home.get().is_none() {
+            let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
+            let _ = self.home.set(home);
+        }
+        Ok(self
+            .home
+            .get()
+            .map(PathBuf::as_path)
+            .unwrap_or(&self.up.site_home))
     }
 
     /// An operator's symlink where neither skeleton has one that leads out
@@ -671,13 +819,12 @@ impl Planner<'_, '_> {
     fn unfollowable_operator_link(
         &self,
         rel: &str,
-        ok: Option<Kind>,
-        nk: Option<Kind>,
+        (ok, nk, uk): (Option<Kind>, Option<Kind>, Option<Kind>),
     ) -> Result<Option<String>> {
         if ok == Some(Kind::Link) || nk == Some(Kind::Link) || self.overlay.contains_key(rel) {
             return Ok(None);
         }
-        if self.user_kind(rel)? != Some(Kind::Link) {
+        if uk != Some(Kind::Link) {
             return Ok(None);
         }
         Ok(match self.follow_site_link(rel)? {
@@ -699,8 +846,8 @@ impl Planner<'_, '_> {
     /// Where the site's symlink at `rel` leads when followed the way
     /// Python's `open()` and `os.path.exists` follow it.
     fn follow_site_link(&self, rel: &str) -> Result<LinkEnd> {
-        let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
-        let inside = |p: &Path| p.starts_with(&home) && p != home;
+        let home = self.resolved_home()?;
+        let inside = |p: &Path| p.starts_with(home) && p != home;
         let mut path = self.up.site_home.join(rel);
         for _ in 0..MAX_LINK_HOPS {
             match fs::canonicalize(&path) {
@@ -734,7 +881,7 @@ impl Planner<'_, '_> {
             if !inside(&end) {
                 return Ok(LinkEnd::Outside);
             }
-            let Some(end_rel) = end.strip_prefix(&home).ok().and_then(Path::to_str) else {
+            let Some(end_rel) = end.strip_prefix(home).ok().and_then(Path::to_str) else {
                 return Ok(LinkEnd::Broken(format!(
                     "{} is not a UTF-8 path",
                     end.display()
@@ -758,11 +905,24 @@ impl Planner<'_, '_> {
         let Some((parent, _)) = rel.rsplit_once('/') else {
             return Ok(None);
         };
-        let home = fs::canonicalize(&self.up.site_home).ctx("resolve", &self.up.site_home)?;
+        // Nothing changes on disk while planning: one answer per directory.
+        if let Some(known) = self.outside_parents.borrow().get(parent) {
+            return Ok(known.clone());
+        }
+        let answer = self.outside_link_above(parent)?;
+        self.outside_parents
+            .borrow_mut()
+            .insert(parent.to_owned(), answer.clone());
+        Ok(answer)
+    }
+
+    /// [`Planner::outside_parent_link`] of the directory `parent`.
+    fn outside_link_above(&self, parent: &str) -> Result<Option<String>> {
+        let home = self.resolved_home()?;
         let Ok(resolved) = fs::canonicalize(self.up.site_home.join(parent)) else {
             return Ok(None);
         };
-        if resolved.starts_with(&home) {
+        if resolved.starts_with(home) {
             return Ok(None);
         }
         // The first directory on the way that is a link out of the site.
@@ -771,7 +931,7 @@ impl Planner<'_, '_> {
             let p = &parent[..end];
             let path = self.up.site_home.join(p);
             if fsx::kind_of(&path).ctx("inspect", &path)? == Some(Kind::Link)
-                && !fs::canonicalize(&path).is_ok_and(|r| r.starts_with(&home))
+                && !fs::canonicalize(&path).is_ok_and(|r| r.starts_with(home))
             {
                 return Ok(Some(p.to_owned()));
             }
@@ -898,13 +1058,25 @@ impl Planner<'_, '_> {
                         conflict: None,
                         permission: None,
                         action: Action::Nothing,
+                        skel: SkelFile::default(),
                     });
                 }
             }
         }
-        let o = Side::skel(up.from.skel_dir(), rel, old_repl)?;
-        let n = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
-        if let Some(words) = self.unfollowable_operator_link(rel, o.kind, n.kind)? {
+        let o = Side::skel(
+            up.from.skel_dir(),
+            rel,
+            old_repl,
+            self.skel_kind(true, rel)?,
+        );
+        let n = Side::skel(
+            up.to.skel_dir(),
+            rel,
+            &up.new_repl,
+            self.skel_kind(false, rel)?,
+        );
+        let user_now = self.user_state(rel)?;
+        if let Some(words) = self.unfollowable_operator_link(rel, (o.kind, n.kind, user_now.0))? {
             let step = exception_step(rel, Outcome::Exception, &words);
             return Ok(Entry {
                 path: rel.to_owned(),
@@ -917,23 +1089,20 @@ impl Planner<'_, '_> {
                 conflict: None,
                 permission: None,
                 action: Action::Nothing,
+                skel: SkelFile::default(),
             });
         }
         // A path is visited twice only when the new skeleton has a dangling
         // link there (the old-only walk tests existence following links).
         let installed_before = matches!(self.overlay.get(rel), Some(Sim::Installed(_)));
         let u = match self.overlay.get(rel) {
-            Some(Sim::Installed(kind)) => {
-                let mut side = Side::skel(up.to.skel_dir(), rel, &up.new_repl)?;
-                side.kind = *kind;
-                side
-            }
+            Some(Sim::Installed(kind)) => Side::skel(up.to.skel_dir(), rel, &up.new_repl, *kind),
             Some(Sim::Written(bytes)) => {
-                let side = Side::user(up.site_home.join(rel), Some(Kind::File), rel);
-                let _ = side.bytes.set(bytes.clone());
+                let side = Side::user(up.site_home.join(rel), (Some(Kind::File), None), rel);
+                let _ = side.raw.set((bytes.clone(), None));
                 side
             }
-            _ => Side::user(up.site_home.join(rel), self.user_kind(rel)?, rel),
+            _ => Side::user(up.site_home.join(rel), user_now, rel),
         };
         let (row, step) = self.file_step(rel, &o, &n, &u)?;
         let step = self.create_over_link(rel, row, &n, &u, step)?;
@@ -957,7 +1126,7 @@ impl Planner<'_, '_> {
             }
         }
         let permission =
-            self.permission_step(rel, &o, &n, &step.action, after, installed_before)?;
+            self.permission_step(rel, (&o, &n, &u), &step.action, after, installed_before)?;
         let writes = step.action != Action::Nothing
             || permission
                 .as_ref()
@@ -986,6 +1155,7 @@ impl Planner<'_, '_> {
                 conflict: exception.conflict,
                 permission: None,
                 action: Action::Nothing,
+                skel: SkelFile::default(),
             });
         }
         Ok(Entry {
@@ -998,6 +1168,7 @@ impl Planner<'_, '_> {
             status: step.status,
             conflict: step.conflict,
             permission,
+            skel: n.into_skel_file(&o, step.action == Action::Install),
             action: step.action,
         })
     }
@@ -1160,8 +1331,13 @@ impl Planner<'_, '_> {
             // Checkmk's line does not say so, the next line does.
             let mut line = format!(" * Updated        {rel}");
             if !matches!(nk, Some(Kind::Link) | None) && !matches!(uk, Some(Kind::Link) | None) {
-                let user_mode = fsx::mode_following(&self.up.site_home.join(rel));
-                let new_mode = self.up.new_perms.skel_perm(self.up.to.skel_dir(), rel);
+                let user_mode = u
+                    .mode
+                    .unwrap_or_else(|| fsx::mode_following(&self.up.site_home.join(rel)));
+                let new_mode = self
+                    .up
+                    .new_perms
+                    .skel_perm_of(self.up.to.skel_dir(), rel, nk);
                 if user_mode != 0 && user_mode != new_mode {
                     line.push_str(&format!(
                         "\n   permissions {user_mode:04o} -> {new_mode:04o}"
@@ -1466,15 +1642,14 @@ impl Planner<'_, '_> {
     fn permission_step(
         &mut self,
         rel: &str,
-        o: &Side<'_>,
-        n: &Side<'_>,
+        (o, n, u): (&Side<'_>, &Side<'_>, &Side<'_>),
         action: &Action,
         after: Option<Kind>,
         installed_before: bool,
     ) -> Result<Option<PermissionStep>> {
         let up = self.up;
-        let old_perm = up.old_perms.skel_perm(up.from.skel_dir(), rel);
-        let new_perm = up.new_perms.skel_perm(up.to.skel_dir(), rel);
+        let old_perm = up.old_perms.skel_perm_of(up.from.skel_dir(), rel, o.kind);
+        let new_perm = up.new_perms.skel_perm_of(up.to.skel_dir(), rel, n.kind);
         let user_perm = match action {
             // Created from the skeleton: chmod-ed to the new permission.
             Action::Install => new_perm,
@@ -1483,6 +1658,8 @@ impl Planner<'_, '_> {
             _ => {
                 if after.is_none() {
                     0
+                } else if let Some(mode) = u.mode {
+                    mode
                 } else {
                     fsx::mode_following(&up.site_home.join(rel))
                 }

@@ -151,23 +151,22 @@ impl SiteCreation {
                 .ctx("create link", &link)?;
         }
         let paths = walk_for_create(skel)?;
-        for rel in &paths {
+        for (rel, kind) in &paths {
             let (src, dst) = (skel.join(rel), dir.join(rel));
-            let mode = perms.skel_perm(skel, rel);
-            match fsx::kind_of(&src).ctx("inspect", &src)? {
-                Some(Kind::Dir) => {
+            let mode = perms.skel_perm_of(skel, rel, Some(*kind));
+            match kind {
+                Kind::Dir => {
                     fs::create_dir(&dst).ctx("create", &dst)?;
                     fsx::set_mode(&dst, mode).ctx("chmod", &dst)?;
                 }
-                Some(Kind::Link) => {
+                Kind::Link => {
                     let target = fs::read_link(&src).ctx("read link", &src)?;
                     std::os::unix::fs::symlink(&target, &dst).ctx("create link", &dst)?;
                 }
-                Some(Kind::File) => {
-                    let content = repl.apply(&fs::read(&src).ctx("read", &src)?);
+                Kind::File => {
+                    let content = repl.apply_owned(fs::read(&src).ctx("read", &src)?);
                     fsx::write_temp(&dst, &content, mode, false).ctx("write", &dst)?;
                 }
-                None => {}
             }
         }
         let link = dir.join(VERSION_LINK);
