@@ -326,6 +326,37 @@ mod tests {
     }
 
     #[test]
+    fn part_tars_keep_only_the_permission_bits() {
+        let mut f = PartFile::new("a", b"x".to_vec());
+        f.mode = 0o100_750;
+        let entries = part_entries(&build_part_tar(&[f]).unwrap());
+        assert_eq!(entries[0].4, 0o750);
+    }
+
+    #[test]
+    fn missing_files_and_directories_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let pack = |rel: &str| {
+            let m = Manifest::template(
+                PackageName::new("one").unwrap(),
+                "2.3.0",
+                Some(vec![(PackagePart::Bin, vec![rel.into()])]),
+            );
+            package_from_dirs(&m, |_| dir.path().to_owned(), &PackOptions::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = pack("gone");
+        assert!(
+            missing.contains("gone") && missing.contains("does not exist"),
+            "{missing}"
+        );
+        let sub = pack("sub");
+        assert!(sub.contains("not a regular file"), "{sub}");
+    }
+
+    #[test]
     fn compression_level_reaches_the_gzip_stream() {
         // gzip's XFL byte: 2 for the best compression (9, also when a higher level is
         // clamped), 4 for the fastest (1).
