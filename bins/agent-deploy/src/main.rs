@@ -85,7 +85,9 @@ enum Command {
         /// travel in clear text).
         #[arg(long, requires = "key", value_name = "FILE")]
         cert: Option<PathBuf>,
-        /// Private key (PEM, PKCS#8, PKCS#1 or SEC1).
+        /// Private key (PEM, PKCS#8, PKCS#1 or SEC1). Prefer an ECDSA P-256 key: every updater
+        /// run is a new TLS handshake, and with RSA-2048 the server spends about twice the CPU
+        /// per status check (BENCHMARKS.md, fresh handshakes).
         #[arg(long, requires = "cert", value_name = "FILE")]
         key: Option<PathBuf>,
         /// CA (PEM) that issues the hosts' client certificates: enables mTLS and the 2.5 API

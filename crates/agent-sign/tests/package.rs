@@ -489,3 +489,36 @@ fn trusted_certificates_hold_each_certificate_once() {
     expected.sort();
     assert_eq!(listed, expected);
 }
+
+/// A reader that answers each `read` with the next scripted item (bytes or an error), then EOF.
+struct Scripted(Vec<Result<&'static [u8], std::io::ErrorKind>>);
+
+impl std::io::Read for Scripted {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Ok(0);
+        }
+        match self.0.remove(0) {
+            Ok(bytes) => {
+                buf[..bytes.len()].copy_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            Err(kind) => Err(kind.into()),
+        }
+    }
+}
+
+#[test]
+fn the_digest_retries_interrupted_reads_and_stops_at_other_errors() {
+    use std::io::ErrorKind::{ConnectionReset, Interrupted};
+    let mut interrupted = Scripted(vec![Ok(b"fuzz "), Err(Interrupted), Ok(b"package")]);
+    assert_eq!(
+        PackageDigest::read_from(&mut interrupted).unwrap(),
+        PackageDigest::of(b"fuzz package")
+    );
+    let mut reset = Scripted(vec![Ok(b"fuzz "), Err(ConnectionReset), Ok(b"package")]);
+    assert_eq!(
+        PackageDigest::read_from(&mut reset).unwrap_err().kind(),
+        ConnectionReset
+    );
+}

@@ -4,10 +4,12 @@
 
 use agent_sign::SystemClock;
 use agent_sign::{PackageSignature, RollbackState};
-use agent_updater::{AgentSignVerifier, PackageVerifier, TargetInfo, VerifyError};
+use agent_updater::{
+    AgentSignVerifier, PackageVerifier, TargetInfo, TargetPlan, Verified, VerifyError,
+};
 use agent_wire::{Platform, TrustedCertInfo};
 
-use crate::support::SigningKey;
+use crate::support::{HardenedVerifier as _, MetadataKeys, SigningKey};
 
 const CERT: &str = include_str!("fixtures/rsa-signature-cert.pem");
 const PACKAGE: &[u8] = include_bytes!("fixtures/rsa-package.bin");
@@ -131,4 +133,89 @@ fn trusted_cert_info_for_the_section() {
     assert_eq!(info.signature_algorithm.as_deref(), Some("sha512"));
     assert_eq!(info.not_after.as_deref(), Some("2036-11-18T02:02:12+00:00"));
     assert!(TrustedCertInfo::from_pem("garbage").corrupt);
+}
+
+#[test]
+fn target_plan_cuts_checks_and_records_the_signed_package() {
+    let now = agent_sign::Clock::now(&SystemClock);
+    let targets = agent_sign::Targets::for_package(
+        PACKAGE,
+        "web01",
+        "linux_deb",
+        "0123456789abcdef",
+        7,
+        now,
+        now + 3600,
+    );
+    let plan = TargetPlan {
+        targets: Some(targets),
+        timestamp: None,
+    };
+    assert_eq!(plan.length(), Some(PACKAGE.len() as u64));
+    assert_eq!(TargetPlan::default().length(), None);
+    plan.check_package(&agent_sign::PackageDigest::of(PACKAGE))
+        .unwrap();
+    let mut shorter = PACKAGE.to_vec();
+    shorter.pop();
+    assert!(matches!(
+        plan.check_package(&agent_sign::PackageDigest::of(&shorter)),
+        Err(VerifyError::Metadata(_))
+    ));
+    let mut state = RollbackState::default();
+    plan.accept(&mut state);
+    let accepted = state.targets.get("web01/linux_deb").unwrap();
+    assert_eq!(accepted.version, 7);
+}
+
+/// A verifier that implements only what it must.
+struct Minimal;
+
+impl PackageVerifier for Minimal {
+    fn check_target(&self, _: &TargetInfo<'_>) -> Result<TargetPlan, VerifyError> {
+        Ok(TargetPlan::default())
+    }
+    fn verify_package(
+        &self,
+        _: &agent_sign::PackageDigest,
+        _: &TargetInfo<'_>,
+    ) -> Result<Verified, VerifyError> {
+        Err(VerifyError::NoValidSignature)
+    }
+}
+
+#[test]
+fn verifier_defaults_and_accessors() {
+    // A verifier requires metadata only when it says so; keys are described for the section.
+    assert!(!Minimal.requires_metadata());
+    let described = Minimal.describe_key(CERT);
+    assert_eq!(described.common_name.as_deref(), Some("signature"));
+    assert!(!described.corrupt);
+    let checkmk = AgentSignVerifier::checkmk();
+    assert!(checkmk.root().is_none() && !checkmk.requires_metadata());
+    let hardened = MetadataKeys::new().verifier();
+    assert!(hardened.root().is_some() && hardened.requires_metadata());
+    assert_eq!(hardened.root().unwrap().root().version, 1);
+    // The Debug form names what the updater asks about, without dumping keys.
+    let rollback = RollbackState::default();
+    let sigs = [entry(CERT, SIG_SHA256)];
+    let trusted = [CERT.to_owned()];
+    let info = TargetInfo {
+        host_name: "web01",
+        platform: Platform::LinuxDeb,
+        target_hash: "0123456789abcdef",
+        signatures: &sigs,
+        metadata: None,
+        trusted_keys: &trusted,
+        rollback: &rollback,
+        clock: &SystemClock,
+    };
+    let debug = format!("{info:?}");
+    assert!(
+        debug.contains("web01") && debug.contains("0123456789abcdef"),
+        "{debug}"
+    );
+    assert!(
+        debug.contains("signatures: 1") && !debug.contains("BEGIN"),
+        "{debug}"
+    );
 }

@@ -264,3 +264,159 @@ fn read_source(dir: &Path, rel: &str, options: &PackOptions) -> Result<PartFile>
     }
     Ok(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::{Limits, Mkp};
+    use crate::manifest::PackageName;
+
+    /// A package of one `bin` file written by `package_from_dirs` from a temp dir.
+    fn package_one_file(options: &PackOptions) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tool"),
+            b"#!/bin/sh\necho hello\n".repeat(50),
+        )
+        .unwrap();
+        let m = Manifest::template(
+            PackageName::new("one").unwrap(),
+            "2.3.0",
+            Some(vec![(PackagePart::Bin, vec!["tool".into()])]),
+        );
+        package_from_dirs(&m, |_| dir.path().to_owned(), options).unwrap()
+    }
+
+    /// The entries of a part tar: (path, mtime, uid, gid, mode).
+    fn part_entries(tar_bytes: &[u8]) -> Vec<(String, u64, u64, u64, u32)> {
+        let mut archive = tar::Archive::new(tar_bytes);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let h = e.header();
+                (
+                    e.path().unwrap().display().to_string(),
+                    h.mtime().unwrap(),
+                    h.uid().unwrap(),
+                    h.gid().unwrap(),
+                    h.mode().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tars_are_padded_to_whole_records() {
+        // One small file: header, one data block and the two end blocks (2 KiB) fill one
+        // 10 KiB record, as with GNU tar; a record's worth of data takes two.
+        let one = build_part_tar(&[PartFile::new("a", b"x".to_vec())]).unwrap();
+        assert_eq!(one.len(), RECORD);
+        let exact = build_part_tar(&[PartFile::new("a", vec![b'x'; RECORD - 3 * 512])]).unwrap();
+        assert_eq!(exact.len(), RECORD);
+        let two = build_part_tar(&[PartFile::new("a", vec![b'x'; RECORD])]).unwrap();
+        assert_eq!(two.len(), 2 * RECORD);
+        // The outer tar too (Python's tarfile pads the same way).
+        let gz = package_one_file(&PackOptions::default().mtime(1));
+        let mut outer = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut outer).unwrap();
+        assert_eq!(outer.len() % RECORD, 0);
+        assert!(outer.len() < 4 * RECORD, "{}", outer.len());
+    }
+
+    #[test]
+    fn part_tars_keep_only_the_permission_bits() {
+        let mut f = PartFile::new("a", b"x".to_vec());
+        f.mode = 0o100_750;
+        let entries = part_entries(&build_part_tar(&[f]).unwrap());
+        assert_eq!(entries[0].4, 0o750);
+    }
+
+    #[test]
+    fn missing_files_and_directories_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let pack = |rel: &str| {
+            let m = Manifest::template(
+                PackageName::new("one").unwrap(),
+                "2.3.0",
+                Some(vec![(PackagePart::Bin, vec![rel.into()])]),
+            );
+            package_from_dirs(&m, |_| dir.path().to_owned(), &PackOptions::default())
+                .unwrap_err()
+                .to_string()
+        };
+        let missing = pack("gone");
+        assert!(
+            missing.contains("gone") && missing.contains("does not exist"),
+            "{missing}"
+        );
+        let sub = pack("sub");
+        assert!(sub.contains("not a regular file"), "{sub}");
+    }
+
+    #[test]
+    fn compression_level_reaches_the_gzip_stream() {
+        // gzip's XFL byte: 2 for the best compression (9, also when a higher level is
+        // clamped), 4 for the fastest (1).
+        let best = package_one_file(&PackOptions::default().mtime(1).compression_level(42));
+        let fast = package_one_file(&PackOptions::default().mtime(1).compression_level(1));
+        let stored = package_one_file(&PackOptions::default().mtime(1).compression_level(0));
+        assert_eq!(best[8], 2);
+        assert_eq!(fast[8], 4);
+        assert!(stored.len() > fast.len() && fast.len() >= best.len());
+        assert_eq!(
+            PackOptions::default().compression_level(42),
+            PackOptions::default()
+        );
+    }
+
+    #[test]
+    fn version_packaged_is_stamped_into_the_manifest() {
+        let bytes = package_one_file(&PackOptions::default().version_packaged("2.3.0p7"));
+        let mkp = Mkp::from_bytes(&bytes, &Limits::default()).unwrap();
+        assert_eq!(mkp.manifest().version_packaged, "2.3.0p7");
+    }
+
+    #[test]
+    fn a_fixed_mtime_applies_to_part_tar_entries_and_owner_is_root() {
+        let options = PackOptions::default().mtime(1_700_000_000);
+        assert_eq!(options.fixed_mtime(), Some(1_700_000_000));
+        assert_eq!(PackOptions::default().fixed_mtime(), None);
+        let bytes = package_one_file(&options);
+        let mkp = Mkp::from_bytes(&bytes, &Limits::default()).unwrap();
+        let entries = part_entries(mkp.part_tar(PackagePart::Bin).unwrap());
+        assert_eq!(entries.len(), 1);
+        let (path, mtime, uid, gid, _) = &entries[0];
+        assert_eq!(path, "tool");
+        assert_eq!((*mtime, *uid, *gid), (1_700_000_000, 0, 0));
+    }
+
+    #[test]
+    fn without_a_fixed_mtime_part_tar_entries_keep_the_files_time_and_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tool");
+        std::fs::write(&file, b"x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o750)).unwrap();
+        let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890);
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        let m = Manifest::template(
+            PackageName::new("one").unwrap(),
+            "2.3.0",
+            Some(vec![(PackagePart::Bin, vec!["tool".into()])]),
+        );
+        let bytes =
+            package_from_dirs(&m, |_| dir.path().to_owned(), &PackOptions::default()).unwrap();
+        let mkp = Mkp::from_bytes(&bytes, &Limits::default()).unwrap();
+        let entries = part_entries(mkp.part_tar(PackagePart::Bin).unwrap());
+        let (_, mtime, _, _, mode) = &entries[0];
+        assert_eq!((*mtime, *mode), (1_234_567_890, 0o750));
+    }
+}
