@@ -222,6 +222,16 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_log_is_an_error_not_an_empty_log() {
+        // Only a missing file is an empty log; a log that cannot be read (here a directory)
+        // must not verify as "no entries", nor take appends.
+        let dir = tempfile::tempdir().unwrap();
+        let log = SigningLog::new(dir.path());
+        assert!(matches!(log.verify(), Err(Error::Io { .. })));
+        assert!(log.append(record(1), &FixedClock(1)).is_err());
+    }
+
+    #[test]
     fn lines_without_an_agent_hash_keep_their_bytes() {
         // An entry as written before `agent_hash` existed: it must still verify, and a new
         // entry must chain to it.
