@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod support {
+    pub(crate) mod fake_host;
     pub(crate) mod server;
     pub(crate) mod tls;
 }
@@ -17,6 +18,7 @@ mod bakery_site;
 
 use bakery_site::{BakerySiteFixture, have};
 
+use support::fake_host::FakeHost as Host;
 use support::server::DEPLOY;
 
 /// The updater binary: `CMK_UPDATE_AGENT_BIN`, or the one built next to `agent-deploy`.
@@ -36,72 +38,11 @@ fn updater_bin() -> Option<PathBuf> {
     }
 }
 
-/// A host: a fake root that dpkg installs into, and the updater's state directory.
-struct Host {
-    name: &'static str,
-    root: PathBuf,
-    var: PathBuf,
-    updater: PathBuf,
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 impl Host {
-    fn new(dir: &Path, name: &'static str, updater: &Path) -> Host {
-        let root = dir.join(format!("{name}-root"));
-        for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
-        let var = dir.join(format!("{name}-var"));
-        std::fs::create_dir_all(&var).unwrap();
-        Host {
-            name,
-            root,
-            var,
-            updater: updater.to_owned(),
-        }
-    }
-
-    /// `dpkg -i` into the fake root (as the updater's install command, the package last).
-    fn dpkg(&self) -> Vec<String> {
-        vec![
-            "dpkg".into(),
-            format!("--root={}", self.root.display()),
-            format!("--admindir={}", self.root.join("var/lib/dpkg").display()),
-            "--force-not-root".into(),
-            "--force-script-chrootless".into(),
-            "--log=/dev/null".into(),
-            "-i".into(),
-        ]
-    }
-
-    /// The first installation, by hand (as an operator does with the baked package).
-    fn install(&self, package: &Path) {
-        let words = self.dpkg();
-        let out = Command::new(&words[0])
-            .args(&words[1..])
-            .arg(package)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "dpkg: {}", text(&out.stderr));
-    }
-
-    /// The updater with the configuration the package installed (`/etc/check_mk`).
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.updater);
-        c.args(args)
-            .env("MK_CONFDIR", self.root.join("etc/check_mk"))
-            .env("MK_VARDIR", &self.var)
-            .env_remove("MK_AGENT_UPDATER_MANUAL")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
     fn register(&self, server: &str) -> Output {
         self.cmd(&[
             "register",
@@ -124,7 +65,7 @@ impl Host {
 
     /// An update run by hand, installing with dpkg into the fake root.
     fn update(&self) -> Output {
-        let install = shell_words(&self.dpkg());
+        let install = self.install_command();
         self.cmd(&["--install-command", &install])
             .env("MK_AGENT_UPDATER_MANUAL", "1")
             .output()
@@ -133,21 +74,13 @@ impl Host {
 
     /// A plug-in run (the agent calling the updater): the monitoring section on stdout.
     fn plugin(&self) -> Output {
-        let install = shell_words(&self.dpkg());
+        let install = self.install_command();
         self.cmd(&["--install-command", &install]).output().unwrap()
     }
 
     fn has(&self, path: &str) -> bool {
         self.root.join(path).exists()
     }
-}
-
-fn shell_words(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| format!("'{w}'"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// `agent-deploy check-section` rating of a plug-in run's output, disabled states CRIT/OK.

@@ -12,12 +12,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
 mod support {
+    pub(crate) mod fake_host;
     pub(crate) mod tls;
 }
 #[path = "../../../crates/agent-deploy/tests/bakery_site.rs"]
 mod bakery_site;
 
 use bakery_site::{BakerySiteFixture, have};
+use support::fake_host::FakeHost as Host;
 
 const DEPLOY: &str = env!("CARGO_BIN_EXE_agent-deploy");
 const SECRET: &str = "s3cret-s3cret";
@@ -107,73 +109,7 @@ impl Drop for Server {
     }
 }
 
-/// A host: a fake root that dpkg installs into, and the updater's state directory.
-struct Host {
-    name: &'static str,
-    root: PathBuf,
-    var: PathBuf,
-    updater: PathBuf,
-}
-
 impl Host {
-    fn new(dir: &Path, name: &'static str, updater: &Path) -> Host {
-        let root = dir.join(format!("{name}-root"));
-        for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"] {
-            std::fs::create_dir_all(root.join(d)).unwrap();
-        }
-        std::fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
-        let var = dir.join(format!("{name}-var"));
-        std::fs::create_dir_all(&var).unwrap();
-        Host {
-            name,
-            root,
-            var,
-            updater: updater.to_owned(),
-        }
-    }
-
-    fn dpkg(&self) -> Vec<String> {
-        vec![
-            "dpkg".into(),
-            format!("--root={}", self.root.display()),
-            format!("--admindir={}", self.root.join("var/lib/dpkg").display()),
-            "--force-not-root".into(),
-            "--force-script-chrootless".into(),
-            "--log=/dev/null".into(),
-            "-i".into(),
-        ]
-    }
-
-    fn install_command(&self) -> String {
-        self.dpkg()
-            .iter()
-            .map(|w| format!("'{w}'"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn install(&self, package: &Path) {
-        let words = self.dpkg();
-        let out = Command::new(&words[0])
-            .args(&words[1..])
-            .arg(package)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "dpkg: {}", text(&out.stderr));
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.updater);
-        c.args(args)
-            .env("MK_CONFDIR", self.root.join("etc/check_mk"))
-            .env("MK_VARDIR", &self.var)
-            .env_remove("MK_AGENT_UPDATER_MANUAL")
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
     /// `register` with the automation secret (`-S`), or with `-P` as a GUI password
     /// (`login.py`, then the session cookie).
     fn register_with(&self, server: &str, site: &str, protocol: &str, how: &str) -> Output {
