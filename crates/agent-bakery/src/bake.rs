@@ -444,6 +444,9 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
+/// The hosts that get each `(platform, agent hash)`.
+type HostsByPackage = HashMap<(Platform, String), Vec<String>>;
+
 /// One package signed by a job, for the signing log.
 struct SignedPackage {
     platform: Platform,
@@ -459,7 +462,7 @@ fn log_signed(
     root: &Path,
     certificate: &agent_sign::Certificate,
     signed: &[SignedPackage],
-    hosts_of: &dyn Fn(Platform, &str) -> Vec<String>,
+    hosts: &HostsByPackage,
 ) -> Result<()> {
     if signed.is_empty() {
         return Ok(());
@@ -472,7 +475,10 @@ fn log_signed(
             key_fingerprint: fingerprint.clone(),
             package_sha256: p.sha256.clone(),
             version: 0,
-            hosts: hosts_of(p.platform, &p.hash),
+            hosts: hosts
+                .get(&(p.platform, p.hash.clone()))
+                .cloned()
+                .unwrap_or_default(),
             agent_hash: Some(p.hash.clone()),
         })
         .collect();
@@ -492,12 +498,20 @@ fn check_signing_log(root: &Path) -> Result<()> {
         .map_err(|source| Error::SigningLog { path, source })
 }
 
-/// The host targets (not `_VANILLA`/`_GENERIC[…]`) among `targets` that name `hash`.
-fn host_targets<'a>(targets: impl Iterator<Item = (&'a str, &'a str)>, hash: &str) -> Vec<String> {
-    targets
-        .filter(|(name, h)| *h == hash && !name.starts_with('_'))
-        .map(|(name, _)| name.to_owned())
-        .collect()
+/// The host targets (not `_VANILLA`/`_GENERIC[…]`) of each `(platform, hash)`, from
+/// `(platform, target, hash)` triples, in one pass.
+fn hosts_by_package<'a>(
+    targets: impl Iterator<Item = (Platform, &'a str, &'a str)>,
+) -> HostsByPackage {
+    let mut map = HostsByPackage::new();
+    for (platform, name, hash) in targets {
+        if !name.starts_with('_') {
+            map.entry((platform, hash.to_owned()))
+                .or_default()
+                .push(name.to_owned());
+        }
+    }
+    map
 }
 
 /// Bakes the site at `root`: reads hosts and rules, builds every used package, then (and
@@ -694,17 +708,15 @@ fn bake_locked(
                 })
             })
             .collect();
-        let hosts_of = |platform: Platform, hash: &str| {
-            host_targets(
-                plan.targets.iter().filter_map(|t| {
-                    hashes
-                        .get(&(platform, t.config))
-                        .map(|h| (t.name.as_str(), h.as_str()))
-                }),
-                hash,
-            )
-        };
-        if let Err(e) = log_signed(root, cert, &signed, &hosts_of) {
+        let hashes = &hashes;
+        let hosts = hosts_by_package(platforms.iter().flat_map(|&platform| {
+            plan.targets.iter().filter_map(move |t| {
+                hashes
+                    .get(&(platform, t.config))
+                    .map(|h| (platform, t.name.as_str(), h.as_str()))
+            })
+        }));
+        if let Err(e) = log_signed(root, cert, &signed, &hosts) {
             for p in &new_packages {
                 if !p.tmp.as_os_str().is_empty() {
                     let _ = fs::remove_file(&p.tmp);
@@ -982,12 +994,11 @@ pub fn sign(root: &Path, with: &SignWith) -> Result<usize> {
             }
             references.insert(platform, refs);
         }
-        let hosts_of = |platform: Platform, hash: &str| {
-            references.get(&platform).map_or_else(Vec::new, |refs| {
-                host_targets(refs.iter().map(|(t, h)| (t.as_str(), h.as_str())), hash)
-            })
-        };
-        log_signed(root, &entry.certificate, &signed, &hosts_of)?;
+        let hosts = hosts_by_package(references.iter().flat_map(|(&platform, refs)| {
+            refs.iter()
+                .map(move |(t, h)| (platform, t.as_str(), h.as_str()))
+        }));
+        log_signed(root, &entry.certificate, &signed, &hosts)?;
         for (path, sigs) in &lists {
             write_atomic(path, agent_sign::signatures_to_json(sigs).as_bytes())?;
         }
