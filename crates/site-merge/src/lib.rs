@@ -140,12 +140,19 @@
 //!   `{"op":"absent","path":P}` (P did not exist),
 //!   `{"op":"saved","path":P,"slot":N}` (the object at P — file, symlink or
 //!   whole directory tree, with its modes — is moved to `saved/N`),
-//!   `{"op":"mode","path":P,"mode":M}` (P had mode M before a chmod);
+//!   `{"op":"mode","path":P,"mode":M}` (P had mode M before a chmod),
+//!   `{"op":"swapped","path":P,"slot":N,"ino":I}` (a new file, inode I, was
+//!   written to `saved/N` and is exchanged with the object at P);
 //! * `saved/N` – the original objects, moved (renamed, not copied) out of
 //!   the site. The site must therefore be one file system (its `tmp/` is
 //!   never touched).
 //!
-//! New content is written to a temporary sibling `.<name>.site-update~` and
+//! A file that replaces an existing object is written into the journal
+//! first and then exchanged with it by one `renameat2(RENAME_EXCHANGE)`,
+//! which puts the new file in place and the original into its slot at once
+//! (three renames on a file system without that call). Undoing such a
+//! record moves the slot back only when it no longer holds inode I. Other
+//! new content is written to a temporary sibling `.<name>.site-update~` and
 //! renamed over the path. The last operations refresh `.version_meta/`:
 //! when it is the old skeleton of the update (`Skeleton::for_site`), path
 //! by path — only what differs in the new skeleton (content, mode, kind,

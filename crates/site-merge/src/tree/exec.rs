@@ -216,6 +216,9 @@ enum Op<'p> {
     Chmod { rel: Cow<'p, str>, mode: u32 },
     /// Replace `.version_meta` as a whole.
     Meta,
+    /// Exchange the new file already written to the journal (a `swapped`
+    /// record) with what is there.
+    Exchange { rel: Cow<'p, str> },
 }
 
 /// What an installed path becomes.
@@ -304,11 +307,15 @@ impl<'a> Exec<'a> {
                 }),
                 Action::Write(bytes) => {
                     let path = self.site(rel);
-                    Some(Op::Write {
+                    // The mode to keep, and so the before-image: something is there.
+                    let mode = fsx::own_mode(&path).ctx("inspect", &path)?;
+                    let op = Op::Write {
                         rel: Cow::Borrowed(rel),
                         bytes: Cow::Borrowed(bytes),
-                        mode: fsx::own_mode(&path).ctx("inspect", &path)?,
-                    })
+                        mode,
+                    };
+                    self.queue_as(&mut batch, op, index, Some(true))?;
+                    None
                 }
             };
             if let Some(op) = op {
@@ -647,10 +654,26 @@ impl<'a> Exec<'a> {
                     mode: fsx::own_mode(&path).ctx("inspect", &path)?,
                 }
             }
-            _ => match present {
-                Some(present) => self.journal.record(rel, present),
-                None => self.journal.before_image(rel)?,
-            },
+            _ => {
+                let present = match present {
+                    Some(present) => present,
+                    None => self.journal.present(rel)?,
+                };
+                match file_content(&op).filter(|_| present) {
+                    // Replacing something by a file: written into the
+                    // journal now, exchanged with it when performed.
+                    Some((content, mode)) => {
+                        let record = self.journal.swap_record(rel, content, mode)?;
+                        let rel = rel.to_owned();
+                        batch.paths.insert(rel.clone());
+                        batch
+                            .ops
+                            .push((Op::Exchange { rel: rel.into() }, record, index));
+                        return Ok(());
+                    }
+                    None => self.journal.record(rel, present),
+                }
+            }
         };
         batch.paths.insert(rel.to_owned());
         batch.ops.push((op, record, index));
@@ -696,7 +719,7 @@ impl<'a> Exec<'a> {
                     }
                 }
             }
-            Op::Remove { .. } => self.journal.stash(record),
+            Op::Remove { .. } | Op::Exchange { .. } => self.journal.stash(record),
             Op::Write { rel, bytes, mode } => {
                 let dst = self.site(&rel);
                 let tmp = fsx::temp_sibling(&dst);
@@ -743,8 +766,21 @@ fn op_path<'o>(op: &'o Op<'_>) -> &'o str {
         Op::Install { rel, .. }
         | Op::Remove { rel }
         | Op::Write { rel, .. }
-        | Op::Chmod { rel, .. } => rel,
+        | Op::Chmod { rel, .. }
+        | Op::Exchange { rel } => rel,
         Op::Meta => VERSION_META_DIR,
+    }
+}
+
+/// The content and mode of a file the operation writes over its path.
+fn file_content<'o>(op: &'o Op<'_>) -> Option<(&'o [u8], u32)> {
+    match op {
+        Op::Write { bytes, mode, .. } => Some((bytes, *mode)),
+        Op::Install {
+            new: New::File(content, mode),
+            ..
+        } => Some((content, *mode)),
+        _ => None,
     }
 }
 

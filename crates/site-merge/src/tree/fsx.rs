@@ -106,12 +106,17 @@ pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
 /// over `path`. With `sync`, the data is flushed to disk before the rename.
 pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: u32, sync: bool) -> io::Result<()> {
     let tmp = temp_sibling(path);
-    write_temp(&tmp, content, mode, sync)?;
+    drop(write_temp(&tmp, content, mode, sync)?);
     fs::rename(&tmp, path)
 }
 
-/// Writes the temp file (replacing a stale one).
-pub(crate) fn write_temp(tmp: &Path, content: &[u8], mode: u32, sync: bool) -> io::Result<()> {
+/// Writes the temp file (replacing a stale one); the file stays open.
+pub(crate) fn write_temp(
+    tmp: &Path,
+    content: &[u8],
+    mode: u32,
+    sync: bool,
+) -> io::Result<fs::File> {
     let create = || {
         fs::OpenOptions::new()
             .write(true)
@@ -130,7 +135,7 @@ pub(crate) fn write_temp(tmp: &Path, content: &[u8], mode: u32, sync: bool) -> i
     if sync {
         file.sync_all()?;
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Creates a symlink at the temp sibling of `path` and renames it over `path`.

@@ -8,21 +8,29 @@
 //!   batch) *before* the changes they describe: `{"op":"absent","path":P}`
 //!   (nothing was at P), `{"op":"saved","path":P,"slot":N}` (what was at P is
 //!   moved to `saved/N`), `{"op":"mode","path":P,"mode":M}` (P had mode M
-//!   before a chmod);
+//!   before a chmod), `{"op":"swapped","path":P,"slot":N,"ino":I}` (the new
+//!   file, inode I, was written to `saved/N` and is exchanged with what is
+//!   at P: one `renameat2(RENAME_EXCHANGE)` both puts it in place and moves
+//!   the original into the slot);
 //! * `saved/N` – the original objects, moved (renamed) out of the site,
 //!   whole directory trees included.
 //!
 //! A record may exist for a change that was never made (crash within a
 //! batch), so undoing a record is idempotent: `absent` removes what is at P;
 //! `saved` moves `saved/N` back (a missing slot means "never moved" or
-//! "already restored": P is left alone); `mode` sets the mode again.
+//! "already restored": P is left alone); `swapped` moves `saved/N` back only
+//! when it is no longer inode I (then it holds the original: the exchange
+//! happened; while it is I, P still holds the original, and a missing slot
+//! means "already restored"); `mode` sets the mode again.
 //! Rollback undoes the records last-to-first and truncates the log after
 //! each, so it can itself be interrupted and rerun. A finished journal is
 //! renamed to `.site-update.done~` before it is deleted.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -78,14 +86,16 @@ pub(crate) enum Record {
     Absent { path: String },
     Saved { path: String, slot: u64 },
     Mode { path: String, mode: u32 },
+    Swapped { path: String, slot: u64, ino: u64 },
 }
 
 impl Record {
     fn path(&self) -> &str {
         match self {
-            Record::Absent { path } | Record::Saved { path, .. } | Record::Mode { path, .. } => {
-                path
-            }
+            Record::Absent { path }
+            | Record::Saved { path, .. }
+            | Record::Mode { path, .. }
+            | Record::Swapped { path, .. } => path,
         }
     }
 }
@@ -97,6 +107,9 @@ pub(crate) struct Journal {
     log: File,
     next_slot: u64,
     sync: bool,
+    /// Whether `renameat2(RENAME_EXCHANGE)` still looks supported (cleared
+    /// at the first refusal; the exchange is then made of three renames).
+    exchange: Cell<bool>,
 }
 
 impl Journal {
@@ -135,6 +148,7 @@ impl Journal {
             log,
             next_slot: 0,
             sync,
+            exchange: Cell::new(true),
         })
     }
 
@@ -182,14 +196,65 @@ impl Journal {
         }
     }
 
-    /// For a `saved` record: moves the object out of the site into its slot.
+    /// Whether something is at `rel` now.
+    pub(crate) fn present(&self, rel: &str) -> Result<bool> {
+        let path = self.site.join(rel);
+        Ok(fsx::kind_of(&path).ctx("inspect", &path)?.is_some())
+    }
+
+    /// The record replacing what is at `rel` by a file of `content` and
+    /// `mode`: the file is written now into a new slot, and [`Journal::stash`]
+    /// exchanges it with what is at `rel`.
+    pub(crate) fn swap_record(&mut self, rel: &str, content: &[u8], mode: u32) -> Result<Record> {
+        let slot = self.next_slot;
+        self.next_slot += 1;
+        let staged = self.slot_path(slot);
+        let ino = fsx::write_temp(&staged, content, mode, false)
+            .and_then(|file| file.metadata())
+            .ctx("write", &staged)?
+            .ino();
+        Ok(Record::Swapped {
+            path: rel.to_owned(),
+            slot,
+            ino,
+        })
+    }
+
+    fn slot_path(&self, slot: u64) -> PathBuf {
+        self.dir.join("saved").join(slot.to_string())
+    }
+
+    /// Makes the change a record announces: a `saved` record moves the
+    /// object out of the site into its slot, a `swapped` one exchanges the
+    /// slot's new file with the object.
     pub(crate) fn stash(&self, record: &Record) -> Result<()> {
-        if let Record::Saved { path, slot } = record {
-            let from = self.site.join(path);
-            let to = self.dir.join("saved").join(slot.to_string());
-            fs::rename(&from, &to).ctx("move into the journal", &from)?;
+        match record {
+            Record::Saved { path, slot } => {
+                let from = self.site.join(path);
+                fs::rename(&from, self.slot_path(*slot)).ctx("move into the journal", &from)
+            }
+            Record::Swapped { path, slot, .. } => {
+                let at = self.site.join(path);
+                self.exchange(&self.slot_path(*slot), &at)
+                    .ctx("exchange the new file with", &at)
+            }
+            Record::Absent { .. } | Record::Mode { .. } => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Exchanges the objects at `staged` and `at` (same file system).
+    fn exchange(&self, staged: &Path, at: &Path) -> io::Result<()> {
+        use rustix::fs::{CWD, RenameFlags, renameat_with};
+        use rustix::io::Errno;
+        if self.exchange.get() {
+            match renameat_with(CWD, staged, CWD, at, RenameFlags::EXCHANGE) {
+                Ok(()) => return Ok(()),
+                // A file system or kernel without the flag.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => self.exchange.set(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        exchange_by_renames(staged, at)
     }
 
     /// Makes everything written so far durable: one `syncfs` of the site's file system.
@@ -200,7 +265,7 @@ impl Journal {
         let site = File::open(&self.site).ctx("open", &self.site)?;
         flushed(1);
         rustix::fs::syncfs(&site)
-            .map_err(std::io::Error::from)
+            .map_err(io::Error::from)
             .ctx("sync the file system of", &self.site)
     }
 
@@ -304,6 +369,19 @@ pub(crate) fn rollback_dir(site: &Path, dir: &Path, sync: bool) -> Result<()> {
     discard(site, dir, sync)
 }
 
+/// The exchange of [`Journal::stash`] where `renameat2(RENAME_EXCHANGE)` is
+/// refused: three renames, each leaving a state that undoing the `swapped`
+/// record handles (the slot gone: P holds the original; the slot holding
+/// the original: it is moved back).
+fn exchange_by_renames(staged: &Path, at: &Path) -> io::Result<()> {
+    let mut aside = staged.as_os_str().to_owned();
+    aside.push(".new");
+    let aside = PathBuf::from(aside);
+    fs::rename(staged, &aside)?;
+    fs::rename(at, staged)?;
+    fs::rename(&aside, at)
+}
+
 fn restore(dir: &Path, path: &Path, record: &Record) -> Result<()> {
     let tmp = fsx::temp_sibling(path);
     match record {
@@ -318,6 +396,20 @@ fn restore(dir: &Path, path: &Path, record: &Record) -> Result<()> {
                 fs::rename(&saved, path).ctx("restore", path)?;
             }
             fsx::remove_any(&tmp).ctx("remove", &tmp)?;
+        }
+        Record::Swapped { slot, ino, .. } => {
+            let saved = dir.join("saved").join(slot.to_string());
+            match fs::symlink_metadata(&saved) {
+                // The exchange happened: the slot holds the original.
+                Ok(meta) if meta.ino() != *ino => {
+                    fsx::remove_any(path).ctx("remove", path)?;
+                    fs::rename(&saved, path).ctx("restore", path)?;
+                }
+                // Not exchanged (P holds the original), or already restored.
+                Ok(_) => {}
+                Err(e) if fsx::is_absent(&e) => {}
+                Err(e) => return Err(e).ctx("inspect", &saved),
+            }
         }
         Record::Mode { mode, .. } => {
             let kind = fsx::kind_of(path).ctx("inspect", path)?;
@@ -439,4 +531,116 @@ pub fn remove_done_journal(site_home: &Path) -> Result<bool> {
     }
     fsx::remove_any(&done).ctx("remove", &done)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site_with(content: &str) -> (tempfile::TempDir, Journal) {
+        let site = tempfile::tempdir().expect("temp dir");
+        fs::create_dir(site.path().join("etc")).expect("mkdir");
+        fs::write(site.path().join("etc/f.conf"), content).expect("write");
+        let header = Header {
+            format: 1,
+            site: "s".into(),
+            from: "1".into(),
+            to: "2".into(),
+        };
+        let journal = Journal::begin(site.path(), &header, false).expect("journal");
+        (site, journal)
+    }
+
+    fn read(site: &tempfile::TempDir) -> String {
+        fs::read_to_string(site.path().join("etc/f.conf")).expect("read")
+    }
+
+    fn swapped(journal: &mut Journal) -> Record {
+        let record = journal
+            .swap_record("etc/f.conf", b"new", 0o640)
+            .expect("swap record");
+        journal.append(&[&record]).expect("append");
+        record
+    }
+
+    #[test]
+    fn a_swap_puts_the_new_file_in_place_and_rollback_brings_the_old_one_back() {
+        let (site, mut journal) = site_with("old");
+        let record = swapped(&mut journal);
+        journal.stash(&record).expect("exchange");
+        assert_eq!(read(&site), "new");
+        assert_eq!(
+            fsx::own_mode(&site.path().join("etc/f.conf")).expect("mode"),
+            0o640
+        );
+        journal.rollback().expect("rollback");
+        assert_eq!(read(&site), "old");
+        assert!(!site.path().join(JOURNAL_DIR).exists());
+    }
+
+    #[test]
+    fn a_swap_journaled_but_not_made_leaves_the_path_alone_on_rollback() {
+        let (site, mut journal) = site_with("old");
+        swapped(&mut journal);
+        journal.rollback().expect("rollback");
+        assert_eq!(read(&site), "old");
+    }
+
+    #[test]
+    fn undoing_a_swap_twice_is_harmless() {
+        let (site, mut journal) = site_with("old");
+        let record = swapped(&mut journal);
+        journal.stash(&record).expect("exchange");
+        let dir = site.path().join(JOURNAL_DIR);
+        let path = site.path().join("etc/f.conf");
+        restore(&dir, &path, &record).expect("first undo");
+        assert_eq!(read(&site), "old");
+        // A rollback interrupted after this record and run again.
+        restore(&dir, &path, &record).expect("second undo");
+        assert_eq!(read(&site), "old");
+    }
+
+    #[test]
+    fn a_directory_replaced_by_a_file_comes_back_whole() {
+        let (site, mut journal) = site_with("old");
+        let record = journal
+            .swap_record("etc", b"a file now", 0o644)
+            .expect("swap record");
+        journal.append(&[&record]).expect("append");
+        journal.stash(&record).expect("exchange");
+        assert_eq!(
+            fs::read_to_string(site.path().join("etc")).expect("read"),
+            "a file now"
+        );
+        journal.rollback().expect("rollback");
+        assert_eq!(read(&site), "old");
+    }
+
+    #[test]
+    fn the_exchange_made_of_renames_is_undoable_after_each_of_them() {
+        // Stopped after 0, 1, 2 and all 3 of its renames (a crash), then rolled back.
+        for done in 0..=3 {
+            let (site, mut journal) = site_with("old");
+            let record = swapped(&mut journal);
+            let Record::Swapped { slot, .. } = record else {
+                panic!("not a swap: {record:?}");
+            };
+            let staged = journal.slot_path(slot);
+            let at = site.path().join("etc/f.conf");
+            if done == 3 {
+                exchange_by_renames(&staged, &at).expect("exchange");
+                assert_eq!(read(&site), "new");
+            } else {
+                let aside = PathBuf::from(format!("{}.new", staged.display()));
+                let steps = [(&staged, &aside), (&at, &staged), (&aside, &at)];
+                for (from, to) in &steps[..done] {
+                    fs::rename(from, to).expect("rename");
+                }
+            }
+            let dir = site.path().join(JOURNAL_DIR);
+            drop(journal);
+            rollback_dir(site.path(), &dir, false).expect("rollback");
+            assert_eq!(read(&site), "old", "after {done} renames");
+        }
+    }
 }
