@@ -129,6 +129,21 @@ mod tests {
         assert!(to_canonical_json(&json!(9_007_199_254_740_991_u64)).is_ok());
     }
 
+    #[test]
+    fn negative_integers_stop_at_minus_two_to_the_53_plus_one() {
+        let low = to_canonical_json(&json!(-9_007_199_254_740_991_i64)).unwrap();
+        assert_eq!(low, b"-9007199254740991");
+        assert!(to_canonical_json(&json!(-9_007_199_254_740_992_i64)).is_err());
+        assert!(to_canonical_json(&json!(i64::MIN)).is_err());
+    }
+
+    #[test]
+    fn only_control_characters_are_escaped_as_code_points() {
+        let v = json!(" \u{1f}\u{7f}~");
+        let got = String::from_utf8(to_canonical_json(&v).unwrap()).unwrap();
+        assert_eq!(got, "\" \\u001f\u{7f}~\"");
+    }
+
     proptest::proptest! {
         #[test]
         fn canonical_form_is_a_fixed_point(keys in proptest::collection::vec("[a-zA-Z\u{80}-\u{10FFFF}\"\\\\\n]{0,6}", 0..6), n in -1000i64..1000) {

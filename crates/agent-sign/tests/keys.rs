@@ -341,3 +341,51 @@ fn refuses_scrypt_sha1_prf_and_pbes1() {
         );
     }
 }
+
+#[test]
+fn serials_are_positive_and_of_full_length() {
+    // The first byte is 0x40..=0x7f: positive, never shortened by a leading zero.
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let subject = Subject {
+        alias: "serials".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    for _ in 0..16 {
+        let cert = Certificate::self_signed(&key, &subject, 1, &now()).unwrap();
+        let serial = cert.serial_hex();
+        assert_eq!(serial.len(), 32, "{serial}");
+        let first = u8::from_str_radix(&serial[..2], 16).unwrap();
+        assert!((0x40..=0x7f).contains(&first), "{serial}");
+    }
+}
+
+#[test]
+fn certificates_are_equal_exactly_when_their_der_is() {
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let subject = Subject {
+        alias: "equal".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    let a = Certificate::self_signed(&key, &subject, 1, &now()).unwrap();
+    let b = Certificate::self_signed(&key, &subject, 1, &now()).unwrap();
+    assert_ne!(a, b, "two serials, two certificates");
+    assert_eq!(a, Certificate::from_pem(&a.to_pem()).unwrap());
+}
+
+#[test]
+fn display_and_debug_forms_name_the_key_and_never_its_bytes() {
+    assert_eq!(KeyType::Rsa.to_string(), "rsa");
+    assert_eq!(KeyType::Ed25519.to_string(), "ed25519");
+    let cert = &pyca().1;
+    let key = format!("{:?}", cert.public_key());
+    assert!(key.starts_with("PublicKey {"), "{key}");
+    assert!(key.contains("bits: 4096"), "{key}");
+    assert!(key.contains(&cert.public_key().key_id()), "{key}");
+    let shown = format!("{cert:?}");
+    assert!(shown.starts_with("Certificate {"), "{shown}");
+    assert!(shown.contains(&cert.fingerprint_sha256()), "{shown}");
+    assert!(shown.contains(cert.common_name().unwrap()), "{shown}");
+    assert!(!shown.contains("MII"), "no PEM or DER: {shown}");
+}

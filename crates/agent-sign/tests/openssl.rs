@@ -483,3 +483,40 @@ fn an_unsupported_cipher_inside_pbes2_is_named() {
         "not PBES2 itself: {msg}"
     );
 }
+
+#[test]
+fn digest_verification_refuses_keys_below_2048_bits() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let message = b"a package signed by a small key";
+    std::fs::write(dir.path().join("package.bin"), message).unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(message).into();
+    let sign = |key: &str, pass: &str| {
+        std::fs::write(dir.path().join("key.pem"), read(key)).unwrap();
+        let passin = format!("pass:{pass}");
+        ok(&openssl(
+            &[
+                "dgst",
+                "-sha256",
+                "-sign",
+                "key.pem",
+                "-passin",
+                &passin,
+                "-out",
+                "sig",
+                "package.bin",
+            ],
+            dir.path(),
+        ));
+        std::fs::read(dir.path().join("sig")).unwrap()
+    };
+    // The control: openssl's signature with a 2048-bit key verifies.
+    let sig = sign("openssl-rsa.key.pem", "openssl-fixture-pass");
+    let cert = &openssl_rsa().1;
+    assert!(cert.public_key().verify_sha256_digest(&digest, &sig));
+    let small = Certificate::from_pem(&read("small1024.crt.pem")).unwrap();
+    assert_eq!(small.public_key().bits(), 1024);
+    let sig = sign("small1024.key.pem", "foo");
+    assert!(!small.public_key().verify_sha256_digest(&digest, &sig));
+    assert!(!small.public_key().verify(message, &sig));
+}
