@@ -6,15 +6,21 @@
 use libfuzzer_sys::fuzz_target;
 use mkp_format::Manifest;
 
+/// The manifest as `pprint` writes it: unknown keys (`extra`) sorted, and
+/// every dict inside their values too (a parsed dict keeps its source order).
 fn sorted_extra(manifest: &Manifest) -> Manifest {
     let mut sorted = manifest.clone();
     sorted.extra.sort_by(|a, b| a.0.cmp(&b.0));
+    for (_, value) in &mut sorted.extra {
+        *value = value.with_sorted_dicts();
+    }
     sorted
 }
 
 fn round_trip(manifest: &Manifest) {
     // `info` is written like `pprint.pformat`, which sorts a dict's keys: unknown keys
-    // (`extra`) come back sorted, so compare them in that order.
+    // (`extra`) and the dicts in their values come back sorted, so compare them in that
+    // order (crash-a8db7aeb…: a nested dict whose keys were out of order).
     let info = manifest.to_info();
     let again = Manifest::from_info(&info)
         .unwrap_or_else(|e| panic!("to_info output does not parse: {e}\n{info}"));

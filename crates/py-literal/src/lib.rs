@@ -108,6 +108,27 @@ impl PyValue {
         out
     }
 
+    /// This value with every dict's items in the order `pprint` writes them
+    /// (sorted by key, at every depth): what reading [`PyValue::pformat`]'s
+    /// output gives back, since a dict here keeps its source order.
+    pub fn with_sorted_dicts(&self) -> PyValue {
+        match self {
+            PyValue::List(items) => {
+                PyValue::List(items.iter().map(Self::with_sorted_dicts).collect())
+            }
+            PyValue::Tuple(items) => {
+                PyValue::Tuple(items.iter().map(Self::with_sorted_dicts).collect())
+            }
+            PyValue::Dict(items) => PyValue::Dict(
+                sorted_items(items)
+                    .into_iter()
+                    .map(|(k, v)| (k.with_sorted_dicts(), v.with_sorted_dicts()))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
     /// The string, if this is a `Str`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -1482,6 +1503,17 @@ mod tests {
                 (13, "assign n None plus=false".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn with_sorted_dicts_sorts_every_dict_as_pprint_writes_it() {
+        let text = "{'z': [{'b': 1, 'a': (2, {'y': 0, 'x': 0})}], 'c': {}}";
+        let value = parse(text).unwrap();
+        let sorted = value.with_sorted_dicts();
+        assert_eq!(sorted.repr(), value.repr(), "repr sorts already");
+        assert_eq!(parse(&value.pformat()).unwrap(), sorted);
+        assert_ne!(sorted, value);
+        assert_eq!(sorted.with_sorted_dicts(), sorted);
     }
 
     #[test]

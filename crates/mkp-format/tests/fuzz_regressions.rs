@@ -1,0 +1,40 @@
+//! Inputs the fuzz targets (`fuzz/`) found, kept as regression tests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use mkp_format::Manifest;
+
+fn data(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/fuzz")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `manifest_info` crash-a8db7aeb…: an `info` (a dict literal that is also JSON-shaped) whose unknown key holds a dict with
+/// its keys out of order (`"checks"` before `"\u0000}bs"`). `info` is written as `pprint`
+/// writes it, dicts sorted at every depth; reading it back gives the sorted dict, which is
+/// the same manifest with its dicts in `pprint`'s order, and writing is a fixed point.
+#[test]
+fn a_nested_dict_out_of_order_round_trips_sorted() {
+    let manifest = Manifest::from_info(&data("manifest_info-nested-dict-order.json")).unwrap();
+    let info = manifest.to_info();
+    let dict = &info[info.find("'version.pailes'").unwrap()..];
+    let (checks, nul) = (
+        dict.find("'checks'").unwrap(),
+        dict.find("'\\x00}bs'").unwrap(),
+    );
+    assert!(nul < checks, "pprint's order: {info}");
+    let again = Manifest::from_info(&info).unwrap();
+    let sorted = |m: &Manifest| {
+        let mut m = m.clone();
+        for (_, value) in &mut m.extra {
+            *value = value.with_sorted_dicts();
+        }
+        m
+    };
+    assert_ne!(again, manifest, "the source order is not kept");
+    assert_eq!(again, sorted(&manifest));
+    assert_eq!(again.to_info(), info);
+}
