@@ -389,3 +389,55 @@ fn display_and_debug_forms_name_the_key_and_never_its_bytes() {
     assert!(shown.contains(cert.common_name().unwrap()), "{shown}");
     assert!(!shown.contains("MII"), "no PEM or DER: {shown}");
 }
+
+#[test]
+fn a_certificate_whose_signature_was_altered_fails_its_self_check() {
+    let cert = &pyca().1;
+    cert.verify_self_signature().unwrap();
+    // The signature BIT STRING ends the DER: flip its last byte.
+    let mut der = cert.der().to_vec();
+    *der.last_mut().unwrap() ^= 0x01;
+    let altered = Certificate::from_der(&der).unwrap();
+    let err = altered.verify_self_signature().unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
+}
+
+#[test]
+fn a_certificate_expires_after_its_last_second() {
+    let cert = &pyca().1;
+    let end = cert.not_after();
+    assert!(!cert.is_expired(&FixedClock(end - DAY)));
+    assert!(
+        !cert.is_expired(&FixedClock(end)),
+        "valid through not_after"
+    );
+    assert!(cert.is_expired(&FixedClock(end + 1)));
+}
+
+#[test]
+fn an_expired_certificate_is_crit_whatever_the_thresholds() {
+    let cert = &pyca().1;
+    let odd = ExpiryThresholds {
+        warn_days: -10,
+        crit_days: -20,
+    };
+    let after = |days: i64| FixedClock(cert.not_after() + days * DAY);
+    assert_eq!(cert.expiry_state(&after(1), odd), ExpiryState::Crit);
+    assert_eq!(cert.expiry_state(&after(0), odd), ExpiryState::Ok);
+}
+
+#[test]
+fn validity_from_a_leap_day_ends_on_the_last_day_of_february() {
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let subject = Subject {
+        alias: "leap".into(),
+        owner: "cmkadmin".into(),
+        site: "mysite".into(),
+    };
+    // 2028-02-29T12:00:00Z; one year later there is no 29 February.
+    let leap_day = 1_835_438_400;
+    let cert = Certificate::self_signed(&key, &subject, 1, &FixedClock(leap_day)).unwrap();
+    assert_eq!(cert.not_before(), leap_day);
+    // 2029-02-28T12:00:00Z: 365 days later.
+    assert_eq!(cert.not_after(), leap_day + 365 * DAY);
+}
