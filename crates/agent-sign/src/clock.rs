@@ -17,10 +17,15 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
-        match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-        }
+        unix_seconds(SystemTime::now())
+    }
+}
+
+/// Whole seconds from the Unix epoch to `t` (negative before it), saturating.
+fn unix_seconds(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     }
 }
 
@@ -31,5 +36,20 @@ pub struct FixedClock(pub i64);
 impl Clock for FixedClock {
     fn now(&self) -> i64 {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn times_before_the_epoch_are_negative() {
+        assert_eq!(unix_seconds(UNIX_EPOCH), 0);
+        assert_eq!(unix_seconds(UNIX_EPOCH + Duration::from_secs(90)), 90);
+        assert_eq!(unix_seconds(UNIX_EPOCH - Duration::from_secs(90)), -90);
+        let now = SystemClock.now();
+        assert!(now > 1_767_225_600, "after 2026-01-01: {now}");
     }
 }

@@ -441,3 +441,17 @@ fn validity_from_a_leap_day_ends_on_the_last_day_of_february() {
     // 2029-02-28T12:00:00Z: 365 days later.
     assert_eq!(cert.not_after(), leap_day + 365 * DAY);
 }
+
+#[test]
+fn a_private_key_shows_its_type_and_public_half_only() {
+    let key = PrivateKey::generate_ed25519().unwrap();
+    let shown = format!("{key:?}");
+    assert!(shown.starts_with("PrivateKey {"), "{shown}");
+    assert!(shown.contains("Ed25519"), "{shown}");
+    assert!(shown.contains(&key.public_key().key_id()), "{shown}");
+    assert!(
+        shown.ends_with(".. }"),
+        "the secret part is left out: {shown}"
+    );
+    assert!(!shown.contains("pkcs8"), "{shown}");
+}
