@@ -38,3 +38,34 @@ fn a_nested_dict_out_of_order_round_trips_sorted() {
     assert_eq!(again, sorted(&manifest));
     assert_eq!(again.to_info(), info);
 }
+
+/// `manifest_info` crash-57a04371…: `info.json` with an integer beyond 64 bits
+/// (`"num_files": 922337203685577580722`), read as a float. JSON's reader rounded it (and
+/// the text written for it) to a neighbouring float unless told to parse floats exactly
+/// (serde_json's `float_roundtrip`), so writing `info.json` was not a fixed point. Now it
+/// is the nearest float, `9.223372036855776e+20` as Python's `float()` gives it, and reading
+/// the written text gives it back.
+#[test]
+fn json_floats_read_back_exactly() {
+    let manifest = Manifest::from_info_json(&data("manifest_info-json-float-digits.json")).unwrap();
+    let json = manifest.to_info_json();
+    assert!(
+        json.contains("\"num_files\":9.223372036855776e+20"),
+        "{json}"
+    );
+    let again = Manifest::from_info_json(&json).unwrap();
+    assert_eq!(again, manifest);
+    assert_eq!(again.to_info_json(), json);
+    // Floats written with all their digits, near the limits of rounding.
+    for text in [
+        "0.1",
+        "1e23",
+        "9.223372036855775e+20",
+        "2.2250738585072014e-308",
+        "1.7976931348623157e+308",
+    ] {
+        let value: f64 = text.parse().unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(parsed.as_f64(), Some(value), "{text}");
+    }
+}
