@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::cert::{Certificate, KeyType, PublicKey};
 use crate::error::{Error, Result};
-use crate::passphrase::{KdfParams, MAX_KDF_ITERATIONS, Passphrase};
+use crate::passphrase::{KdfParams, Passphrase, within_kdf_limit};
 use crate::pem;
 
 /// Size of the RSA keys we generate (Checkmk 2.2+).
@@ -136,7 +136,7 @@ impl PrivateKey {
     ///
     /// Errors: [`Error::WrongPassphrase`], [`Error::MalformedPem`],
     /// [`Error::NotEncrypted`], [`Error::UnsupportedEncryption`] (scrypt,
-    /// PBES1, more than [`MAX_KDF_ITERATIONS`]), [`Error::UnsupportedKey`],
+    /// PBES1, more than [`MAX_KDF_ITERATIONS`](crate::MAX_KDF_ITERATIONS)), [`Error::UnsupportedKey`],
     /// [`Error::KeyTooSmall`].
     pub fn from_encrypted_pem(text: &str, passphrase: &Passphrase) -> Result<Self> {
         let blocks = pem::blocks(text)?;
@@ -169,12 +169,7 @@ impl PrivateKey {
                         "only PBKDF2 is supported as key derivation (not scrypt)".into(),
                     ));
                 };
-                if pbkdf2.iteration_count > MAX_KDF_ITERATIONS {
-                    return Err(Error::UnsupportedEncryption(format!(
-                        "{} PBKDF2 iterations exceed the limit of {MAX_KDF_ITERATIONS}",
-                        pbkdf2.iteration_count
-                    )));
-                }
+                within_kdf_limit(pbkdf2.iteration_count)?;
             }
             _ => {
                 return Err(Error::UnsupportedEncryption(

@@ -80,6 +80,17 @@ impl Default for KdfParams {
     }
 }
 
+/// Refuses more than [`MAX_KDF_ITERATIONS`] PBKDF2 iterations (a key's own
+/// count as much as one asked for): beyond it, unlocking costs seconds.
+pub(crate) fn within_kdf_limit(iterations: u32) -> Result<()> {
+    if iterations > MAX_KDF_ITERATIONS {
+        return Err(Error::UnsupportedEncryption(format!(
+            "{iterations} PBKDF2 iterations exceed the limit of {MAX_KDF_ITERATIONS}"
+        )));
+    }
+    Ok(())
+}
+
 impl KdfParams {
     /// Parameters with `iterations`, which must be at least
     /// [`DEFAULT_KDF_ITERATIONS`] (and at most [`MAX_KDF_ITERATIONS`]).
@@ -90,11 +101,7 @@ impl KdfParams {
                 min: DEFAULT_KDF_ITERATIONS,
             });
         }
-        if iterations > MAX_KDF_ITERATIONS {
-            return Err(Error::UnsupportedEncryption(format!(
-                "{iterations} PBKDF2 iterations exceed the limit of {MAX_KDF_ITERATIONS}"
-            )));
-        }
+        within_kdf_limit(iterations)?;
         Ok(KdfParams { iterations })
     }
 
@@ -110,5 +117,19 @@ impl KdfParams {
     /// The PBKDF2 iteration count.
     pub fn iterations(&self) -> u32 {
         self.iterations
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kdf_limit_admits_its_own_count_and_refuses_one_more() {
+        within_kdf_limit(MAX_KDF_ITERATIONS).unwrap();
+        within_kdf_limit(DEFAULT_KDF_ITERATIONS).unwrap();
+        let err = within_kdf_limit(MAX_KDF_ITERATIONS + 1).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedEncryption(_)), "{err:?}");
+        assert!(KdfParams::new(MAX_KDF_ITERATIONS + 1).is_err());
     }
 }

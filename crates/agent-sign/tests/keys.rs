@@ -455,3 +455,22 @@ fn a_private_key_shows_its_type_and_public_half_only() {
     );
     assert!(!shown.contains("pkcs8"), "{shown}");
 }
+
+#[test]
+fn traditional_pem_keys_are_told_apart_by_their_headers() {
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD.encode([0x30u8, 0x03, 0x02, 0x01, 0x00]);
+    let plain = format!("-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----\n");
+    let err = PrivateKey::from_encrypted_pem(&plain, &Passphrase::new("x")).unwrap_err();
+    assert!(matches!(err, Error::NotEncrypted), "{err:?}");
+    let legacy = format!(
+        "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\n\
+         DEK-Info: AES-256-CBC,00112233445566778899AABBCCDDEEFF\n\n{body}\n\
+         -----END RSA PRIVATE KEY-----\n"
+    );
+    let err = PrivateKey::from_encrypted_pem(&legacy, &Passphrase::new("x")).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedEncryption(why) if why.contains("Proc-Type")),
+        "{err:?}"
+    );
+}
