@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use agent_sign::{
-    Error, FixedClock, MetaKey, PrivateKey, RoleKeys, Roles, RollbackState, Root, SignedDocument,
-    Targets, Timestamp, TrustedRoot,
+    Error, FixedClock, MAX_METADATA_BYTES, MetaKey, PrivateKey, RoleKeys, Roles, RollbackState,
+    Root, SignedDocument, Targets, Timestamp, TrustedRoot,
 };
 
 use crate::common::*;
@@ -474,4 +474,15 @@ fn envelope_json_is_canonical_and_stable() {
         &now(),
     )
     .unwrap();
+}
+
+#[test]
+fn documents_up_to_the_size_limit_are_read_and_larger_ones_refused() {
+    // A valid envelope padded with spaces (insignificant in JSON) to an exact length.
+    let envelope = r#"{"signed":{"a":1},"signatures":[]}"#;
+    let padded = |len: usize| format!("{envelope}{}", " ".repeat(len - envelope.len()));
+    let at_limit = SignedDocument::from_json(&padded(MAX_METADATA_BYTES)).unwrap();
+    assert_eq!(at_limit.signed["a"], 1);
+    let err = SignedDocument::from_json(&padded(MAX_METADATA_BYTES + 1)).unwrap_err();
+    assert!(err.to_string().contains("exceeds the limit"), "{err}");
 }
