@@ -453,7 +453,16 @@ impl Manifest {
                         known[i] = Some(v);
                     }
                 }
-                None => extra.push((key.clone(), v.clone())),
+                None => {
+                    if !v.floats_are_finite() {
+                        // pprint would write `inf`/`nan`, which no reader takes back.
+                        return Err(field_error(
+                            key,
+                            "Input should be a finite number (infinity and NaN cannot be written back)",
+                        ));
+                    }
+                    extra.push((key.clone(), v.clone()));
+                }
             }
         }
         let req_str = |i: usize| -> Result<String> {

@@ -69,3 +69,20 @@ fn json_floats_read_back_exactly() {
         assert_eq!(parsed.as_f64(), Some(value), "{text}");
     }
 }
+
+/// `manifest_info` crash-0c7a22b1…: `"num_files": 1e99922` reads as infinity, which
+/// `pprint` writes as `inf`, a name no literal reader takes back (Python's `literal_eval`
+/// refuses it too). Such a manifest is refused when read, naming the key, instead of
+/// producing an `info` that cannot be read again.
+#[test]
+fn a_manifest_with_an_infinite_number_is_refused_naming_the_key() {
+    let err = Manifest::from_info(&data("manifest_info-infinite-float.info")).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("num_files") && text.contains("finite"),
+        "{text}"
+    );
+    let finite = data("manifest_info-infinite-float.info").replace("1e99922", "1e300");
+    let manifest = Manifest::from_info(&finite).unwrap();
+    assert_eq!(Manifest::from_info(&manifest.to_info()).unwrap(), manifest);
+}

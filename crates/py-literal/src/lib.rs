@@ -129,6 +129,22 @@ impl PyValue {
         }
     }
 
+    /// Whether every float in this value is finite. `pprint` writes infinity and
+    /// NaN as `inf` and `nan`, which are names, not literals: a value holding one
+    /// cannot be read back from its own text (`1e999` reads as infinity).
+    pub fn floats_are_finite(&self) -> bool {
+        match self {
+            PyValue::Float(f) => f.is_finite(),
+            PyValue::List(items) | PyValue::Tuple(items) => {
+                items.iter().all(Self::floats_are_finite)
+            }
+            PyValue::Dict(items) => items
+                .iter()
+                .all(|(k, v)| k.floats_are_finite() && v.floats_are_finite()),
+            _ => true,
+        }
+    }
+
     /// The string, if this is a `Str`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -1503,6 +1519,19 @@ mod tests {
                 (13, "assign n None plus=false".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn non_finite_floats_are_found_at_any_depth() {
+        assert!(
+            parse("{'a': [1.5, (2, {'b': 1e308})]}")
+                .unwrap()
+                .floats_are_finite()
+        );
+        let deep = parse("{'a': [1.5, (2, {'b': 1e999})]}").unwrap();
+        assert!(!deep.floats_are_finite());
+        assert!(deep.pformat().contains("inf"), "{}", deep.pformat());
+        assert!(!parse("{-1e999: 0}").unwrap().floats_are_finite());
     }
 
     #[test]
