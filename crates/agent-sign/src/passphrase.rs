@@ -125,6 +125,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn passphrases_compare_by_every_byte_and_never_show_themselves() {
+        let p = |s: &str| Passphrase::new(s);
+        assert_eq!(p("correct horse"), p("correct horse"));
+        assert_ne!(p("correct horse"), p("correct horsf"), "last byte");
+        assert_ne!(p("correct horse"), p("Correct horse"), "first byte");
+        assert_ne!(p("correct horse"), p("correct hors"), "a prefix");
+        assert_ne!(p("correct hors"), p("correct horse"));
+        assert_ne!(p("ab"), p("ba"), "differences that cancel out under xor");
+        assert_eq!(p(""), p(""));
+        let shown = format!("{:?}", p("correct horse"));
+        assert_eq!(shown, "Passphrase(<redacted>)");
+    }
+
+    #[test]
     fn the_kdf_limit_admits_its_own_count_and_refuses_one_more() {
         within_kdf_limit(MAX_KDF_ITERATIONS).unwrap();
         within_kdf_limit(DEFAULT_KDF_ITERATIONS).unwrap();

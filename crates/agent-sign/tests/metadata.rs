@@ -486,3 +486,17 @@ fn documents_up_to_the_size_limit_are_read_and_larger_ones_refused() {
     let err = SignedDocument::from_json(&padded(MAX_METADATA_BYTES + 1)).unwrap_err();
     assert!(err.to_string().contains("exceeds the limit"), "{err}");
 }
+
+#[test]
+fn the_signed_hash_is_the_sha256_of_the_canonical_signed_part() {
+    use sha2::Digest as _;
+    let a = SignedDocument::from_json(r#"{"signed":{"b":1,"a":"x"},"signatures":[]}"#).unwrap();
+    let canonical = a.canonical_signed().unwrap();
+    assert_eq!(canonical, br#"{"a":"x","b":1}"#);
+    assert_eq!(
+        a.signed_sha256().unwrap(),
+        hex::encode(sha2::Sha256::digest(&canonical))
+    );
+    let b = SignedDocument::from_json(r#"{"signed":{"a":"y","b":1},"signatures":[]}"#).unwrap();
+    assert_ne!(a.signed_sha256().unwrap(), b.signed_sha256().unwrap());
+}
