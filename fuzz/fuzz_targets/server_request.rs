@@ -226,6 +226,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let path = req.uri().path().to_owned();
+    let is_head = req.method() == Method::HEAD;
     let before = (world.store.statuses(), world.registrations());
     let app = world.app.clone();
     let (status, headers, body) = runtime().block_on(async move {
@@ -242,7 +243,11 @@ fuzz_target!(|data: &[u8]| {
         String::from_utf8_lossy(&input),
         String::from_utf8_lossy(&body)
     );
-    if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+    if is_head {
+        // A HEAD answer has the headers of the GET answer (its Content-Length too) and
+        // no body (crash-4ac8330c: the harness compared that length with the empty body).
+        assert!(body.is_empty(), "a HEAD answer with a body");
+    } else if let Some(len) = headers.get(header::CONTENT_LENGTH) {
         assert_eq!(
             len.to_str().ok().and_then(|l| l.parse::<usize>().ok()),
             Some(body.len()),

@@ -234,3 +234,40 @@ fn malformed_requests_never_panic_5xx_or_change_state_when_refused() {
         })
         .unwrap();
 }
+
+/// fuzz `server_request` crash-4ac8330c (a harness error, kept as a check of the server):
+/// a HEAD request gets the GET answer's headers, its Content-Length included, and no body.
+#[test]
+fn a_head_request_gets_the_get_headers_and_no_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(DeployStore::open(dir.path(), Advertise::default()).unwrap());
+    let app = agent_deploy::router(store, SITE, &Limits::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = |method: &str| {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("/{SITE}/check_mk/login.py"))
+            .body(Body::empty())
+            .unwrap();
+        rt.block_on(async {
+            let resp = app.clone().oneshot(request).await.unwrap();
+            let (parts, body) = resp.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 24).await.unwrap();
+            (parts.status, parts.headers, body)
+        })
+    };
+    let (get_status, get_headers, get_body) = answer("GET");
+    let (head_status, head_headers, head_body) = answer("HEAD");
+    assert_eq!(head_status, get_status);
+    assert!(!get_body.is_empty());
+    assert!(head_body.is_empty(), "HEAD answered with a body");
+    let length = |h: &axum::http::HeaderMap| h.get("content-length").cloned();
+    assert_eq!(length(&head_headers), length(&get_headers));
+    assert_eq!(
+        length(&get_headers).and_then(|v| v.to_str().ok()?.parse::<usize>().ok()),
+        Some(get_body.len())
+    );
+}
