@@ -423,3 +423,32 @@ fn write_new_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+
+    #[test]
+    fn a_key_block_without_its_last_line_break_gets_one() {
+        let key = PrivateKey::generate_ed25519().unwrap();
+        let subject = Subject {
+            alias: "a".into(),
+            owner: "o".into(),
+            site: "s".into(),
+        };
+        let certificate = Certificate::self_signed(&key, &subject, 1, &FixedClock(0)).unwrap();
+        let entry = |encrypted_key: &str| KeyEntry {
+            id: 1,
+            alias: "a".into(),
+            owner: "o".into(),
+            date: 0,
+            key_type: KeyType::Ed25519,
+            certificate: certificate.clone(),
+            encrypted_key: encrypted_key.into(),
+        };
+        let with = entry("KEY\n").combined_pem();
+        assert_eq!(with, format!("KEY\n{}", certificate.to_pem()));
+        assert_eq!(entry("KEY").combined_pem(), with);
+    }
+}

@@ -329,6 +329,14 @@ fn timestamps_detect_freezes_and_mix_and_match() {
         root.verify_timestamp(&stamp(&t2, 6, DAY, &k.s), &t2, &st, &now()),
         Err(Error::Rollback { .. })
     ));
+    // The stored timestamp itself is no rollback (a server that has nothing newer).
+    root.verify_timestamp(&good, &t2, &st, &now()).unwrap();
+    // Targets of the named version but other content (a re-signed v2): the hash decides.
+    let other_v2 = signed(&targets(b"other", HOST, 2, 30 * DAY), &[&k.t[0]]);
+    assert!(matches!(
+        root.verify_timestamp(&good, &other_v2, &state, &now()),
+        Err(Error::HashMismatch(_))
+    ));
 }
 
 #[test]

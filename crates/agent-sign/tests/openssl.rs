@@ -520,3 +520,30 @@ fn digest_verification_refuses_keys_below_2048_bits() {
     assert!(!small.public_key().verify_sha256_digest(&digest, &sig));
     assert!(!small.public_key().verify(message, &sig));
 }
+
+#[test]
+fn a_key_of_an_odd_bit_length_is_measured_to_the_bit() {
+    // 1,025 bits: the modulus' first byte is 0x01, so its bit length is not a multiple of 8.
+    let dir = tempfile::tempdir().unwrap();
+    ok(&openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:1025",
+            "-aes-256-cbc",
+            "-pass",
+            "pass:odd-key-pass",
+            "-out",
+            "odd.pem",
+        ],
+        dir.path(),
+    ));
+    let pem = std::fs::read_to_string(dir.path().join("odd.pem")).unwrap();
+    let err = PrivateKey::from_encrypted_pem(&pem, &Passphrase::new("odd-key-pass")).unwrap_err();
+    assert!(
+        matches!(err, agent_sign::Error::KeyTooSmall { bits: 1025 }),
+        "{err:?}"
+    );
+}

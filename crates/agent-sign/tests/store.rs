@@ -232,3 +232,32 @@ fn delete_needs_the_passphrase_and_open_existing_creates_nothing() {
     store.delete(a.id, &pass(), &[]).unwrap();
     assert!(store.list().unwrap().is_empty());
 }
+
+#[test]
+fn the_combined_pem_has_one_line_break_between_key_and_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("keys")).unwrap();
+    let entry = ed_key(&store, "combined");
+    let combined = entry.combined_pem();
+    assert!(combined.starts_with(entry.encrypted_key_pem()));
+    let joint = "-----END ENCRYPTED PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----";
+    assert!(combined.contains(joint), "{combined}");
+}
+
+#[test]
+fn only_a_missing_store_or_key_is_reported_as_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = KeyStore::open_existing(dir.path().join("nowhere")).unwrap_err();
+    assert!(matches!(err, Error::NoStore { .. }), "{err:?}");
+    // A path through a file: an I/O error, not "it does not exist".
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let err = KeyStore::open_existing(dir.path().join("file/keys")).unwrap_err();
+    assert!(!matches!(err, Error::NoStore { .. }), "{err:?}");
+
+    let store = KeyStore::open(dir.path().join("keys")).unwrap();
+    assert!(matches!(store.get(7), Err(Error::KeyNotFound(7))));
+    // A key file that cannot be read (a directory in its place) is an I/O error.
+    std::fs::create_dir(dir.path().join("keys/7.json")).unwrap();
+    let err = store.get(7).unwrap_err();
+    assert!(!matches!(err, Error::KeyNotFound(_)), "{err:?}");
+}
