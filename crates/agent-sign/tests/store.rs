@@ -260,4 +260,9 @@ fn only_a_missing_store_or_key_is_reported_as_missing() {
     std::fs::create_dir(dir.path().join("keys/7.json")).unwrap();
     let err = store.get(7).unwrap_err();
     assert!(!matches!(err, Error::KeyNotFound(_)), "{err:?}");
+
+    // No trust directory: nothing trusted; one that cannot be listed: an error.
+    assert!(store.known_trust().unwrap().is_empty());
+    std::fs::write(dir.path().join("keys").join(TRUSTED_DIR), b"").unwrap();
+    assert!(store.known_trust().is_err());
 }
