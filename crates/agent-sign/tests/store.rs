@@ -266,3 +266,30 @@ fn only_a_missing_store_or_key_is_reported_as_missing() {
     std::fs::write(dir.path().join("keys").join(TRUSTED_DIR), b"").unwrap();
     assert!(store.known_trust().is_err());
 }
+
+#[test]
+fn concurrent_creations_get_distinct_ids() {
+    // Each creation picks max + 1 and retries with the next id when another process
+    // (here: thread) wrote that file first.
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("keys")).unwrap();
+    let mut ids: Vec<u64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|w| {
+                let store = &store;
+                scope.spawn(move || {
+                    (0..8)
+                        .map(|i| ed_key(store, &format!("w{w}-{i}")).id)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=32).collect::<Vec<u64>>());
+    assert_eq!(store.list().unwrap().len(), 32);
+}
