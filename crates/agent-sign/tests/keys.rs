@@ -474,3 +474,31 @@ fn traditional_pem_keys_are_told_apart_by_their_headers() {
         "{err:?}"
     );
 }
+
+#[test]
+fn an_unknown_key_derivation_inside_pbes2_is_named() {
+    use base64::Engine as _;
+    // EncryptedPrivateKeyInfo: PBES2 with key derivation 1.2.3.4 (unknown) and aes-256-cbc.
+    let mut der = vec![0x30, 0x3f, 0x30, 0x33];
+    der.extend([
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d,
+    ]);
+    der.extend([0x30, 0x26, 0x30, 0x05, 0x06, 0x03, 0x2a, 0x03, 0x04]);
+    der.extend([
+        0x30, 0x1d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2a,
+    ]);
+    der.extend([0x04, 0x10]);
+    der.extend([0u8; 16]);
+    der.extend([0x04, 0x08]);
+    der.extend([0u8; 8]);
+    assert_eq!(der.len(), 0x3f + 2);
+    let body = base64::engine::general_purpose::STANDARD.encode(&der);
+    let pem = format!(
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\n{body}\n-----END ENCRYPTED PRIVATE KEY-----\n"
+    );
+    let err = PrivateKey::from_encrypted_pem(&pem, &Passphrase::new("x")).unwrap_err();
+    assert!(
+        matches!(&err, Error::UnsupportedEncryption(why) if why.contains("key derivation") && why.contains("1.2.3.4")),
+        "{err:?}"
+    );
+}

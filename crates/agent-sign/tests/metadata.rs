@@ -488,6 +488,7 @@ fn envelope_json_is_canonical_and_stable() {
 fn documents_up_to_the_size_limit_are_read_and_larger_ones_refused() {
     // A valid envelope padded with spaces (insignificant in JSON) to an exact length.
     let envelope = r#"{"signed":{"a":1},"signatures":[]}"#;
+    assert_eq!(MAX_METADATA_BYTES, 65_536, "64 KiB (requirement 32)");
     let padded = |len: usize| format!("{envelope}{}", " ".repeat(len - envelope.len()));
     let at_limit = SignedDocument::from_json(&padded(MAX_METADATA_BYTES)).unwrap();
     assert_eq!(at_limit.signed["a"], 1);
