@@ -206,7 +206,7 @@ enum Op<'p> {
     Install { rel: Cow<'p, str>, new: New<'p> },
     /// Stash what is there.
     Remove { rel: Cow<'p, str> },
-    /// Replace the content, keeping the mode.
+    /// Replace the content, keeping the mode (queued as an [`Op::Exchange`]).
     Write {
         rel: Cow<'p, str>,
         bytes: Cow<'p, [u8]>,
@@ -307,7 +307,7 @@ impl<'a> Exec<'a> {
                 }),
                 Action::Write(bytes) => {
                     let path = self.site(rel);
-                    // The mode to keep, and so the before-image: something is there.
+                    // The mode to keep; it also tells the before-image: something is there.
                     let mode = fsx::own_mode(&path).ctx("inspect", &path)?;
                     let op = Op::Write {
                         rel: Cow::Borrowed(rel),
@@ -488,7 +488,8 @@ impl<'a> Exec<'a> {
             mode: fsx::own_mode(&path).ctx("inspect", &path)?,
             rel: rel.into(),
         };
-        self.queue(batch, op, index)
+        // `own_mode` found it there.
+        self.queue_as(batch, op, index, Some(true))
     }
 
     /// The changes below `.version_meta/skel/<dir>` (`dir` empty: the top);
@@ -719,13 +720,9 @@ impl<'a> Exec<'a> {
                     }
                 }
             }
-            Op::Remove { .. } | Op::Exchange { .. } => self.journal.stash(record),
-            Op::Write { rel, bytes, mode } => {
-                let dst = self.site(&rel);
-                let tmp = fsx::temp_sibling(&dst);
-                fsx::write_temp(&tmp, &bytes, mode, false).ctx("write", &tmp)?;
-                self.journal.stash(record)?;
-                fs::rename(&tmp, &dst).ctx("rename into place", &dst)
+            // A write always replaces an existing file: `queue_as` made it an exchange.
+            Op::Remove { .. } | Op::Exchange { .. } | Op::Write { .. } => {
+                self.journal.stash(record)
             }
             Op::Chmod { rel, mode } => {
                 let path = self.site(&rel);

@@ -175,8 +175,7 @@ impl Journal {
     /// The record for `rel` as it is now: `saved` (with a new slot) when
     /// something is there, else `absent`.
     pub(crate) fn before_image(&mut self, rel: &str) -> Result<Record> {
-        let path = self.site.join(rel);
-        let present = fsx::kind_of(&path).ctx("inspect", &path)?.is_some();
+        let present = self.present(rel)?;
         Ok(self.record(rel, present))
     }
 
