@@ -729,13 +729,7 @@ impl LastAnswers {
         let mut hosts = HashMap::new();
         for e in fs::read_dir(&dir).map_err(io_err(&dir))?.flatten() {
             let path = e.path();
-            let Some(host) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".json"))
-                .filter(|h| valid_host_name(h))
-                .map(str::to_owned)
-            else {
+            let Some(host) = crate::store::host_of_json_file(&path) else {
                 continue;
             };
             match fs::read(&path)

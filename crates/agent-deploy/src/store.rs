@@ -420,13 +420,7 @@ impl DeployStore {
             for entry in fs::read_dir(&sub).map_err(io_err(&sub))? {
                 let entry = entry.map_err(io_err(&sub))?;
                 let path = entry.path();
-                let Some(host) = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_suffix(".json"))
-                    .filter(|h| valid_host_name(h))
-                    .map(str::to_owned)
-                else {
+                let Some(host) = host_of_json_file(&path) else {
                     continue;
                 };
                 let text = fs::read(&path).map_err(io_err(&path))?;
@@ -1758,4 +1752,14 @@ pub fn generate_host_secret() -> Result<Zeroizing<String>, ServerError> {
         }
     }
     Ok(out)
+}
+
+/// The host a per-host state file `<host>.json` belongs to; `None` for any
+/// other name (stray files in a state directory are left alone).
+pub(crate) fn host_of_json_file(path: &Path) -> Option<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".json"))
+        .filter(|h| valid_host_name(h))
+        .map(str::to_owned)
 }
