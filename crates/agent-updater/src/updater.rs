@@ -642,16 +642,21 @@ impl Updater {
 
     /// Sets the plug-in cache's mtime back by one interval so the next agent run checks.
     fn expire_cache(&self, interval: u64) {
-        if let Ok(f) = fs::OpenOptions::new()
+        let back = self
+            .now()
+            .checked_sub(Duration::from_secs(interval))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        // A missing cache needs no expiring.
+        let _ = self.date_cache(back);
+    }
+
+    /// Sets the plug-in cache's mtime. Its freshness is judged against the updater's clock
+    /// ([`plugin_output`](Self::plugin_output)), so the cache is dated by that clock too.
+    fn date_cache(&self, at: SystemTime) -> io::Result<()> {
+        fs::OpenOptions::new()
             .write(true)
-            .open(&self.paths.cache_file)
-        {
-            let back = self
-                .now()
-                .checked_sub(Duration::from_secs(interval))
-                .unwrap_or(SystemTime::UNIX_EPOCH);
-            let _ = f.set_modified(back);
-        }
+            .open(&self.paths.cache_file)?
+            .set_modified(at)
     }
 
     fn base_urls(&self, s: &Settings) -> Vec<String> {
@@ -1094,7 +1099,9 @@ impl Updater {
             )),
         };
         let cache = &self.paths.cache_file;
-        if let Err(e) = agent_wire::fsutil::write_atomic(cache, section.as_bytes(), false) {
+        if let Err(e) = agent_wire::fsutil::write_atomic(cache, section.as_bytes(), false)
+            .and_then(|()| self.date_cache(self.now()))
+        {
             tracing::warn!("{}: {e}", cache.display());
         }
         section

@@ -153,10 +153,14 @@ fn register_first_update_cached_run_and_new_package() {
     );
 
     // Within the interval: cached output, no contact.
+    // A contact would rewrite the cache (a new file), which the second-granular contact time
+    // alone could miss.
     let contact = w.srv.store.statuses()[0].last_contact;
+    let cache = cache_identity(&w.host.paths().cache_file);
     std::fs::remove_file(w.host.installed_file()).unwrap();
     let again = up.plugin_output(&plugin());
     assert_eq!(again, out);
+    assert_eq!(cache_identity(&w.host.paths().cache_file), cache);
     assert_eq!(w.srv.store.statuses()[0].last_contact, contact);
 
     // After the interval: a check, already installed, nothing downloaded.
@@ -1181,4 +1185,11 @@ fn deferred_install_of_a_large_package_streams_the_candidate() {
     assert!(std::fs::read(w.host.installed_file()).unwrap() == package);
     assert!(!candidate.exists());
     w.host.assert_no_stray_files();
+}
+
+/// The inode and modification time of the plug-in cache.
+fn cache_identity(path: &std::path::Path) -> (u64, std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path).unwrap();
+    (meta.ino(), meta.modified().unwrap())
 }
