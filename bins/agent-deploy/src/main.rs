@@ -419,6 +419,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             workers,
             relay,
         } => {
+            let site_settings = match &cli.site_root {
+                Some(root) => agent_deploy::SiteRelaySettings::read(
+                    &agent_bakery::SiteConfig::read(root, &site)?,
+                ),
+                None => agent_deploy::SiteRelaySettings::default(),
+            };
+            let mut extra_certificates = Vec::new();
+            for path in &advertise_cert {
+                extra_certificates.push(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?,
+                );
+            }
             let RelayArgs {
                 central_url,
                 central_ca,
@@ -428,58 +441,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 relay_cache_max_bytes,
                 remote_url,
             } = *relay;
-            let site_settings = match &cli.site_root {
-                Some(root) => agent_deploy::SiteRelaySettings::read(
-                    &agent_bakery::SiteConfig::read(root, &site)?,
-                ),
-                None => agent_deploy::SiteRelaySettings::default(),
+            let advertise = site_settings.advertise(update_url.or(remote_url), extra_certificates);
+            let mut store = with_bakery(DeployStore::open(&dir, advertise)?, bakery(Some(&site)));
+            let overrides = agent_deploy::RelayOverrides {
+                central_url,
+                central_ca_files: central_ca,
+                central_user,
+                central_secret_file,
+                cache_dir: relay_cache,
+                cache_max_bytes: Some(relay_cache_max_bytes),
             };
-            let mut certificates = site_settings.certificates.clone();
-            for path in &advertise_cert {
-                certificates.push(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?,
+            if let Some(cfg) =
+                agent_deploy::RelayConfig::for_site(&site, &dir, &site_settings, overrides)?
+            {
+                eprintln!(
+                    "agent-deploy: relaying to the central site {}",
+                    cfg.central_url
                 );
-            }
-            let update_url = update_url
-                .or(remote_url)
-                .or_else(|| site_settings.remote_url.clone());
-            let site_bakery = bakery(Some(&site));
-            let mut store = with_bakery(
-                DeployStore::open(
-                    &dir,
-                    Advertise {
-                        update_url,
-                        certificates,
-                    },
-                )?,
-                site_bakery,
-            );
-            if let Some(url) = central_url.or(site_settings.central_url) {
-                let mut cfg = agent_deploy::RelayConfig::new(
-                    &url,
-                    &site,
-                    relay_cache.unwrap_or_else(|| dir.join("relay-cache")),
-                );
-                cfg.cache_max_bytes = relay_cache_max_bytes;
-                for path in &central_ca {
-                    let pem = std::fs::read(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    for c in agent_deploy::pem_certificates(&pem)
-                        .with_context(|| format!("reading {}", path.display()))?
-                    {
-                        cfg.central_ca.push(c);
-                    }
-                }
-                if let Some(user) = central_user.or(site_settings.automation_user) {
-                    cfg.username = user;
-                }
-                if let Some(path) = &central_secret_file {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    *cfg.secret = text.trim_end_matches(['\r', '\n']).to_owned();
-                }
-                eprintln!("agent-deploy: relaying to the central site {url}");
                 store = store.with_relay(Arc::new(agent_deploy::Relay::new(cfg)?));
             }
             let store = Arc::new(store);

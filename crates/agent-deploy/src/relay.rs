@@ -321,6 +321,25 @@ impl SiteRelaySettings {
             certificates: str_list(remote.and_then(|r| dict_get(r, "certificates"))),
         }
     }
+
+    /// What the site's deployment server hands out to its updaters: `update_url` when given,
+    /// else the site's `remote_url`; the site's certificates followed by
+    /// `extra_certificates` (PEM).
+    pub fn advertise(
+        &self,
+        update_url: Option<String>,
+        extra_certificates: impl IntoIterator<Item = String>,
+    ) -> crate::Advertise {
+        crate::Advertise {
+            update_url: update_url.or_else(|| self.remote_url.clone()),
+            certificates: self
+                .certificates
+                .iter()
+                .cloned()
+                .chain(extra_certificates)
+                .collect(),
+        }
+    }
 }
 
 /// What the central site knows of one site of its distributed setup (`sites.mk`): the URL
@@ -846,7 +865,75 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Rela
 /// Default cache size of a relay.
 pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
+/// Settings that take the place of a site's relay settings ([`RelayConfig::for_site`]), as an
+/// operator gives them on a command line.
+#[derive(Debug, Clone, Default)]
+pub struct RelayOverrides {
+    /// The central site's URL instead of `agent_deployment_central.central_url`.
+    pub central_url: Option<String>,
+    /// Files of CA certificates (PEM) that verify the central site; none = the Mozilla roots.
+    pub central_ca_files: Vec<PathBuf>,
+    /// The user toward the central site instead of `agent_deployment_central.automation_user`.
+    pub central_user: Option<String>,
+    /// A file holding the secret toward the central site (one line; its line end is dropped).
+    pub central_secret_file: Option<PathBuf>,
+    /// The package cache instead of `relay-cache/` in the state directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Bytes the package cache keeps instead of [`DEFAULT_CACHE_MAX_BYTES`].
+    pub cache_max_bytes: Option<u64>,
+}
+
+/// The certificates of the PEM file at `path` (for [`RelayConfig::central_ca`]).
+fn read_central_ca(path: &Path) -> Result<Vec<CertificateDer<'static>>, RelayError> {
+    let pem = fs::read(path).map_err(|e| RelayError::Config(format!("{}: {e}", path.display())))?;
+    pem_certificates(&pem).map_err(|e| match e {
+        RelayError::Config(reason) => RelayError::Config(format!("{}: {reason}", path.display())),
+        other => other,
+    })
+}
+
 impl RelayConfig {
+    /// The relay configuration of the site `site_id`, whose deployment state is in
+    /// `state_dir`: the site's `global.mk` settings, with `overrides` taking their place.
+    /// `None` when neither names a central site: then the site is no relay.
+    pub fn for_site(
+        site_id: &str,
+        state_dir: &Path,
+        settings: &SiteRelaySettings,
+        overrides: RelayOverrides,
+    ) -> Result<Option<RelayConfig>, RelayError> {
+        let Some(url) = overrides
+            .central_url
+            .or_else(|| settings.central_url.clone())
+        else {
+            return Ok(None);
+        };
+        let cache_dir = overrides
+            .cache_dir
+            .unwrap_or_else(|| state_dir.join("relay-cache"));
+        let mut cfg = RelayConfig::new(&url, site_id, cache_dir);
+        if let Some(bytes) = overrides.cache_max_bytes {
+            cfg.cache_max_bytes = bytes;
+        }
+        for path in &overrides.central_ca_files {
+            cfg.central_ca.extend(read_central_ca(path)?);
+        }
+        if let Some(user) = overrides
+            .central_user
+            .or_else(|| settings.automation_user.clone())
+        {
+            cfg.username = user;
+        }
+        if let Some(path) = &overrides.central_secret_file {
+            let text = Zeroizing::new(
+                fs::read_to_string(path)
+                    .map_err(|e| RelayError::Config(format!("{}: {e}", path.display())))?,
+            );
+            *cfg.secret = text.trim_end_matches(['\r', '\n']).to_owned();
+        }
+        Ok(Some(cfg))
+    }
+
     /// A configuration with the default limits (1 GiB cache, 30 s per call, 8 calls at once).
     pub fn new(central_url: &str, site_id: &str, cache_dir: impl Into<PathBuf>) -> RelayConfig {
         RelayConfig {
@@ -1543,6 +1630,116 @@ mod tests {
         fs::write(&global, "agent_deployment_enabled = True\n").unwrap();
         let site = agent_bakery::SiteConfig::read(dir.path(), "mysite").unwrap();
         assert_eq!(SiteRelaySettings::read(&site), SiteRelaySettings::default());
+    }
+
+    #[test]
+    fn a_site_is_a_relay_by_its_settings_or_the_overrides() {
+        let state = tempfile::tempdir().unwrap();
+        let site = SiteRelaySettings {
+            central_url: Some("https://central/prod/check_mk/".into()),
+            automation_user: Some("automation".into()),
+            ..SiteRelaySettings::default()
+        };
+        let cfg = RelayConfig::for_site("remote1", state.path(), &site, RelayOverrides::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.central_url, "https://central/prod/check_mk/");
+        assert_eq!(cfg.site_id, "remote1");
+        assert_eq!(cfg.username, "automation");
+        assert_eq!(cfg.secret.as_str(), "");
+        assert_eq!(cfg.cache_dir, state.path().join("relay-cache"));
+        assert_eq!(cfg.cache_max_bytes, DEFAULT_CACHE_MAX_BYTES);
+        assert!(cfg.central_ca.is_empty());
+
+        let ca = rcgen::generate_simple_self_signed(vec!["central".into()]).unwrap();
+        let ca_file = state.path().join("ca.pem");
+        fs::write(&ca_file, format!("{}{}", ca.cert.pem(), ca.cert.pem())).unwrap();
+        let secret_file = state.path().join("secret");
+        fs::write(&secret_file, "s3cret\r\n").unwrap();
+        let overrides = RelayOverrides {
+            central_url: Some("https://other/x/check_mk/".into()),
+            central_ca_files: vec![ca_file],
+            central_user: Some("relay".into()),
+            central_secret_file: Some(secret_file),
+            cache_dir: Some(state.path().join("cache")),
+            cache_max_bytes: Some(5),
+        };
+        let cfg = RelayConfig::for_site("remote1", state.path(), &site, overrides.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.central_url, "https://other/x/check_mk/");
+        assert_eq!(cfg.central_ca.len(), 2);
+        assert_eq!(cfg.central_ca[0].as_ref(), ca.cert.der().as_ref());
+        assert_eq!(cfg.username, "relay");
+        assert_eq!(cfg.secret.as_str(), "s3cret");
+        assert_eq!(cfg.cache_dir, state.path().join("cache"));
+        assert_eq!(cfg.cache_max_bytes, 5);
+
+        // The overrides alone make a relay; nothing at all makes none.
+        let alone = SiteRelaySettings::default();
+        let cfg = RelayConfig::for_site("r", state.path(), &alone, overrides).unwrap();
+        assert_eq!(cfg.unwrap().central_url, "https://other/x/check_mk/");
+        let none = RelayConfig::for_site("r", state.path(), &alone, RelayOverrides::default());
+        assert!(none.unwrap().is_none());
+    }
+
+    #[test]
+    fn unreadable_relay_files_are_named() {
+        let state = tempfile::tempdir().unwrap();
+        let site = SiteRelaySettings {
+            central_url: Some("https://central/prod/check_mk/".into()),
+            ..SiteRelaySettings::default()
+        };
+        let not_pem = state.path().join("ca.txt");
+        fs::write(&not_pem, "no certificate here").unwrap();
+        let missing = state.path().join("missing");
+        for (overrides, what) in [
+            (
+                RelayOverrides {
+                    central_ca_files: vec![not_pem.clone()],
+                    ..RelayOverrides::default()
+                },
+                format!("{}: central CA: no certificate found", not_pem.display()),
+            ),
+            (
+                RelayOverrides {
+                    central_ca_files: vec![missing.clone()],
+                    ..RelayOverrides::default()
+                },
+                format!("{}: No such file", missing.display()),
+            ),
+            (
+                RelayOverrides {
+                    central_secret_file: Some(missing.clone()),
+                    ..RelayOverrides::default()
+                },
+                format!("{}: No such file", missing.display()),
+            ),
+        ] {
+            let e = RelayConfig::for_site("r", state.path(), &site, overrides).unwrap_err();
+            assert!(e.to_string().contains(&what), "{e}");
+        }
+    }
+
+    #[test]
+    fn advertised_url_and_certificates() {
+        let site = SiteRelaySettings {
+            remote_url: Some("https://remote1/remote1/check_mk/".into()),
+            certificates: vec!["SITE".into()],
+            ..SiteRelaySettings::default()
+        };
+        let a = site.advertise(None, ["EXTRA".to_owned()]);
+        assert_eq!(
+            a.update_url.as_deref(),
+            Some("https://remote1/remote1/check_mk/")
+        );
+        assert_eq!(a.certificates, ["SITE", "EXTRA"]);
+        let a = site.advertise(Some("https://flag/".into()), []);
+        assert_eq!(a.update_url.as_deref(), Some("https://flag/"));
+        assert_eq!(a.certificates, ["SITE"]);
+        let a = SiteRelaySettings::default().advertise(None, []);
+        assert_eq!(a.update_url, None);
+        assert!(a.certificates.is_empty());
     }
 
     #[test]
