@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+
 use std::process::{Command, Output, Stdio};
 
 mod support {
@@ -18,25 +18,8 @@ mod bakery_site;
 
 use bakery_site::{BakerySiteFixture, have};
 
-use support::fake_host::FakeHost as Host;
+use support::fake_host::{FakeHost as Host, updater_bin};
 use support::server::DEPLOY;
-
-/// The updater binary: `CMK_UPDATE_AGENT_BIN`, or the one built next to `agent-deploy`.
-fn updater_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("CMK_UPDATE_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(DEPLOY).with_file_name("cmk-update-agent"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIP: {} is not built (cargo build -p cmk-update-agent, or test with \
-             -p agent-deploy-cli -p cmk-update-agent)",
-            path.display()
-        );
-        None
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -19,8 +19,10 @@ use agent_updater::{
 };
 
 mod support {
+    pub(crate) mod server;
     pub(crate) mod tls;
 }
+use support::server::spawn_listening;
 use support::tls::write_tls_files;
 
 const BIN: &str = env!("CARGO_BIN_EXE_agent-deploy");
@@ -51,17 +53,7 @@ fn add_user(state: &Path) {
 fn serve(state: &Path, extra: &[&str]) -> (Child, BufReader<std::process::ChildStderr>, String) {
     let mut args = vec!["serve", "--site", "mysite", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
-    let mut server = cmd(state, &args).stderr(Stdio::piped()).spawn().unwrap();
-    let mut stderr = BufReader::new(server.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
-            break a.to_owned();
-        }
-    };
-    (server, stderr, addr)
+    spawn_listening(&mut cmd(state, &args))
 }
 
 /// SIGTERM: the server must stop cleanly with exit code 0.

@@ -11,10 +11,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -24,8 +24,10 @@ use agent_deploy::{Advertise, DeployStore};
 use agent_wire::{DeployForm, DeployMode, Platform, RegisterForm};
 
 mod support {
+    pub(crate) mod server;
     pub(crate) mod tls;
 }
+use support::server::{drain, spawn_listening};
 use support::tls::write_tls_files;
 
 const BIN: &str = env!("CARGO_BIN_EXE_agent-deploy");
@@ -191,33 +193,19 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 
 fn start(dir: &Path, state: &Path, max_connections: usize) -> Server {
     let files = write_tls_files(dir);
-    let mut child = Command::new(BIN)
-        .arg("--dir")
-        .arg(state)
-        .args(["serve", "--site", SITE, "--listen", "127.0.0.1:0"])
-        .arg("--cert")
-        .arg(&files.cert)
-        .arg("--key")
-        .arg(&files.key)
-        .args(["--max-connections", &max_connections.to_string()])
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-        if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
-            break a.parse().unwrap();
-        }
-    };
-    // Keep draining the server's stderr so that it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = stderr.read_to_end(&mut sink);
-    });
+    let (child, stderr, addr) = spawn_listening(
+        Command::new(BIN)
+            .arg("--dir")
+            .arg(state)
+            .args(["serve", "--site", SITE, "--listen", "127.0.0.1:0"])
+            .arg("--cert")
+            .arg(&files.cert)
+            .arg("--key")
+            .arg(&files.key)
+            .args(["--max-connections", &max_connections.to_string()]),
+    );
+    drain(stderr);
+    let addr = addr.parse().unwrap();
     let mut roots = rustls::RootCertStore::empty();
     let ca = rustls_pki_types::pem::PemObject::from_pem_slice(files.ca_pem.as_bytes()).unwrap();
     roots.add(ca).unwrap();

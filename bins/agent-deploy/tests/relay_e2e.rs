@@ -8,36 +8,22 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 mod support {
     pub(crate) mod fake_host;
+    pub(crate) mod server;
     pub(crate) mod tls;
 }
 #[path = "../../../crates/agent-deploy/tests/bakery_site.rs"]
 mod bakery_site;
 
 use bakery_site::{BakerySiteFixture, have};
-use support::fake_host::FakeHost as Host;
+use support::fake_host::{FakeHost as Host, updater_bin};
+use support::server::{DEPLOY, Proc, collect_lines, spawn_listening};
 
-const DEPLOY: &str = env!("CARGO_BIN_EXE_agent-deploy");
 const SECRET: &str = "s3cret-s3cret";
-
-fn updater_bin() -> Option<PathBuf> {
-    let path = std::env::var_os("CMK_UPDATE_AGENT_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(DEPLOY).with_file_name("cmk-update-agent"));
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!(
-            "SKIP: {} is not built (cargo build -p cmk-update-agent)",
-            path.display()
-        );
-        None
-    }
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -45,7 +31,7 @@ fn text(b: &[u8]) -> String {
 
 /// A server process with its log lines; killed (by its id) when dropped.
 struct Server {
-    child: Child,
+    _proc: Proc,
     addr: String,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -57,32 +43,16 @@ impl Server {
         if let Some(root) = site_root {
             cmd.arg("--site-root").arg(root);
         }
-        let mut child = cmd
-            .arg("serve")
+        cmd.arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited");
-            if let Some(a) = line.trim().strip_prefix("agent-deploy: listening on ") {
-                break a.to_owned();
-            }
-        };
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for l in stderr.lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(l);
-            }
-        });
-        Server { child, addr, log }
+            .env("NO_COLOR", "1");
+        let (child, stderr, addr) = spawn_listening(&mut cmd);
+        Server {
+            _proc: Proc(child),
+            addr,
+            log: collect_lines(stderr),
+        }
     }
 
     /// Log lines containing all of `needles`.
@@ -99,13 +69,6 @@ impl Server {
 
     fn url(&self, site: &str) -> String {
         format!("https://{}/{site}/check_mk/", self.addr)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -201,22 +164,6 @@ fn hosts_mk(hosts: &[(&str, &str)]) -> String {
     )
 }
 
-fn user_add(state: &Path) {
-    let mut add = Command::new(DEPLOY)
-        .arg("--dir")
-        .arg(state)
-        .args(["user-add", "automation", "--iterations", "1000"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{SECRET}\n").as_bytes())
-        .unwrap();
-    assert!(add.wait().unwrap().success());
-}
-
 fn cached_file(state: &Path, hash: &str) -> PathBuf {
     state.join("relay-cache/packages/linux_deb").join(hash)
 }
@@ -240,7 +187,7 @@ fn central_and_two_remotes_with_real_updaters() {
 
     // The central site: the bakery, the users, the deployment switched on.
     let central_state = dir.path().join("central");
-    user_add(&central_state);
+    support::server::user_add(&central_state, "automation", SECRET);
     let mut site = BakerySiteFixture::new("127.0.0.1", &tls.ca_pem);
     let central = Server::start(
         &central_state,

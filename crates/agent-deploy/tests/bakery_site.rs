@@ -229,14 +229,15 @@ impl BakerySiteFixture {
     }
 }
 
-/// Whether `tool` runs; prints the skip message naming the install command otherwise.
+/// Whether `tool` runs; skips ([`testkit::require`]) naming the install command otherwise.
 pub fn have(tool: &str, install: &str) -> bool {
     let ok = std::process::Command::new(tool)
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: {tool} is not installed (apt-get install {install})");
-    }
-    ok
+    testkit::require(
+        ok,
+        &format!("`{tool}`"),
+        &format!("apt-get install {install}"),
+    )
 }

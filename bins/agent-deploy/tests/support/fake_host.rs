@@ -5,6 +5,22 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// The `cmk-update-agent` binary the hosts run: `CMK_UPDATE_AGENT_BIN`, else the one built
+/// beside `agent-deploy`; `None` (a skip, see [`testkit::skip`]) when it is not there.
+pub(crate) fn updater_bin() -> Option<PathBuf> {
+    let path = std::env::var_os("CMK_UPDATE_AGENT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_BIN_EXE_agent-deploy")).with_file_name("cmk-update-agent")
+        });
+    testkit::require(
+        path.is_file(),
+        &path.display().to_string(),
+        "cargo build -p cmk-update-agent",
+    )
+    .then_some(path)
+}
+
 /// A host: a fake root that dpkg installs into, and the updater's state directory.
 pub(crate) struct FakeHost {
     pub(crate) name: &'static str,
