@@ -278,7 +278,7 @@ fn example_binary() -> Option<PathBuf> {
 #[test]
 fn the_example_program_exits_with_the_conflict_count() {
     let Some(bin) = example_binary() else {
-        eprintln!("SKIPPED: the merge_file example is not built (run the whole `cargo test`)");
+        testkit::skip("the merge_file example is not built (run the whole `cargo test`)");
         return;
     };
     let inputs = conflicting();

@@ -589,8 +589,8 @@ fn delete_on_a_terminal(env: &Env, answer: &str) -> Option<(String, i32)> {
     let out = child.wait_with_output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
     let Some((shown, code)) = text.rsplit_once("exit=") else {
-        eprintln!(
-            "SKIPPED: util-linux `script` did not provide a terminal (apt-get install util-linux)"
+        testkit::skip(
+            "util-linux `script` did not provide a terminal (install it with `apt-get install util-linux`)",
         );
         return None;
     };
