@@ -293,3 +293,38 @@ fn concurrent_creations_get_distinct_ids() {
     assert_eq!(ids, (1..=32).collect::<Vec<u64>>());
     assert_eq!(store.list().unwrap().len(), 32);
 }
+
+/// A write error other than "that id is taken" ends the creation with the error: only a
+/// concurrent writer's file makes the store try the next id. The store here lies so deep
+/// that it can be listed but no file can be created in it (`ENAMETOOLONG`, which also holds
+/// for root, unlike permissions).
+#[test]
+fn a_write_error_is_reported_not_retried_with_the_next_id() {
+    const PATH_MAX: usize = 4096;
+    let dir = tempfile::tempdir().unwrap();
+    let mut deep = dir.path().to_path_buf();
+    while deep.as_os_str().len() < PATH_MAX - 10 {
+        let room = PATH_MAX - 7 - deep.as_os_str().len();
+        deep.push("d".repeat(room.min(200)));
+    }
+    let store = KeyStore::open(&deep).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    let err = store
+        .create(
+            &NewKey {
+                alias: "deep".into(),
+                owner: "cmkadmin".into(),
+                site: "mysite".into(),
+                key_type: KeyType::Ed25519,
+            },
+            &pass(),
+            fast_kdf(),
+            &FixedClock(JAN_2026),
+        )
+        .unwrap_err();
+    let Error::Io { source, .. } = &err else {
+        panic!("not an I/O error: {err:?}");
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::InvalidFilename);
+    assert!(store.list().unwrap().is_empty());
+}
