@@ -10,7 +10,6 @@
 //! `cargo test -p agent-deploy-cli --test hostile -- --ignored --nocapture`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -171,24 +170,6 @@ fn prepare_state(state: &Path, package_bytes: usize) -> Hosts {
         downloader,
         package_hash,
     }
-}
-
-/// Every file under `dir` (relative path -> bytes).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_owned();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
 }
 
 fn start(dir: &Path, state: &Path, max_connections: usize) -> Server {
@@ -420,7 +401,7 @@ fn run_attacks(size: &Size) -> Vec<Row> {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let hosts = prepare_state(&state, size.package_bytes);
-    let before = snapshot(&state);
+    let before = testkit::file_snapshot(&state);
     let srv = Arc::new(start(dir.path(), &state, size.max_connections));
     let mut rows = Vec::new();
     let phase_len = size.phase;
@@ -808,7 +789,7 @@ fn run_attacks(size: &Size) -> Vec<Row> {
     // hosts that made valid requests may have changed.
     let srv = Arc::into_inner(srv).expect("attack threads ended");
     srv.stop();
-    let mut after = snapshot(&state);
+    let mut after = testkit::file_snapshot(&state);
     let mut before = before;
     for host in ["good", "downloader"] {
         let status = PathBuf::from(format!("status/{host}.json"));

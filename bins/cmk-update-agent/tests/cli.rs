@@ -59,20 +59,26 @@ fn spawn_server(
     .unwrap()
 }
 
-/// Package signing key: agent-sign's Checkmk-style RSA fixture with a fresh certificate.
-fn package_signing_key() -> (PrivateKey, Certificate) {
-    let key = PrivateKey::from_encrypted_pem(
-        include_str!("../../../crates/agent-sign/tests/data/pyca.key.pem"),
-        &Passphrase::new("checkmk-fixture-pass"),
-    )
-    .unwrap();
+/// An RSA key of agent-sign's test data (`crates/agent-sign/tests/data`) with a fresh
+/// certificate for `alias`.
+fn fixture_signing_key(key_pem: &str, passphrase: &str, alias: &str) -> (PrivateKey, Certificate) {
+    let key = PrivateKey::from_encrypted_pem(key_pem, &Passphrase::new(passphrase)).unwrap();
     let subject = Subject {
-        alias: "signature".into(),
+        alias: alias.into(),
         owner: "cmkadmin".into(),
         site: "mysite".into(),
     };
     let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
     (key, cert)
+}
+
+/// Package signing key: agent-sign's Checkmk-style RSA fixture.
+fn package_signing_key() -> (PrivateKey, Certificate) {
+    fixture_signing_key(
+        include_str!("../../../crates/agent-sign/tests/data/pyca.key.pem"),
+        "checkmk-fixture-pass",
+        "signature",
+    )
 }
 
 fn setup() -> Setup {
@@ -751,20 +757,13 @@ fn trust_on_first_use_with_openssl_self_signed_certificates() {
     assert!(text(&out.stdout).contains(&hash));
 }
 
-/// A second signing key (agent-sign's OpenSSL fixture) with a fresh certificate.
+/// A second signing key: agent-sign's OpenSSL fixture.
 fn second_signing_key() -> (PrivateKey, Certificate) {
-    let key = PrivateKey::from_encrypted_pem(
+    fixture_signing_key(
         include_str!("../../../crates/agent-sign/tests/data/openssl-rsa.key.pem"),
-        &Passphrase::new("openssl-fixture-pass"),
+        "openssl-fixture-pass",
+        "second signature",
     )
-    .unwrap();
-    let subject = Subject {
-        alias: "second signature".into(),
-        owner: "cmkadmin".into(),
-        site: "mysite".into(),
-    };
-    let cert = Certificate::self_signed(&key, &subject, 10, &SystemClock).unwrap();
-    (key, cert)
 }
 
 /// Issue 16's blind spots through the binary: `--signature-threshold 2` refuses a package

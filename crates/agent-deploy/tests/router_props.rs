@@ -5,8 +5,6 @@
 //! panics, never answers 5xx, and a request it refuses changes no host's state (neither the
 //! in-memory status nor any file of the state directory).
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -136,24 +134,6 @@ fn strategy(secrets: [String; 2], hash: String) -> impl Strategy<Value = Req> {
         })
 }
 
-/// Every file under `dir` (relative path -> bytes).
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else {
-                let rel = path.strip_prefix(root).unwrap().to_owned();
-                out.insert(rel, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
 #[test]
 fn malformed_requests_never_panic_5xx_or_change_state_when_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -198,7 +178,7 @@ fn malformed_requests_never_panic_5xx_or_change_state_when_refused() {
             };
             let statuses_before = store.statuses();
             store.flush().unwrap();
-            let files_before = snapshot(dir.path());
+            let files_before = testkit::file_snapshot(dir.path());
             let (status, body) = rt.block_on(async {
                 let resp = app.clone().oneshot(request).await.unwrap();
                 let status = resp.status();
@@ -219,7 +199,7 @@ fn malformed_requests_never_panic_5xx_or_change_state_when_refused() {
             if !accepted {
                 prop_assert_eq!(&store.statuses(), &statuses_before, "{:?}", req);
                 store.flush().unwrap();
-                let files_after = snapshot(dir.path());
+                let files_after = testkit::file_snapshot(dir.path());
                 prop_assert!(
                     files_after == files_before,
                     "refused {req:?} changed {:?}",

@@ -134,6 +134,35 @@ pub fn files_with_extension(dir: &Path, extension: &str) -> Vec<PathBuf> {
     files
 }
 
+/// Every file below `dir`, by its path relative to `dir`, with its bytes: two snapshots
+/// compare equal when a run changed no file (a link is read through).
+///
+/// # Panics
+///
+/// When a directory or file below `dir` cannot be read.
+pub fn file_snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<PathBuf, Vec<u8>>) {
+        let entries =
+            std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry
+                .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+                .path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let bytes = std::fs::read(&path)
+                    .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+                let relative = path.strip_prefix(root).unwrap_or(&path).to_owned();
+                out.insert(relative, bytes);
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
 /// Whether `git` runs here, for tests that use it as an oracle; skips (see
 /// [`skip`]) naming `what` when it does not (CI installs git, so there such
 /// tests always run).
@@ -203,6 +232,27 @@ mod tests {
             .collect();
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(names, ["a.mkp", "b.mkp"]);
+    }
+
+    #[test]
+    fn file_snapshot_has_every_file_by_relative_path() {
+        let dir = std::env::temp_dir().join(format!("testkit-snapshot-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a/b")).unwrap();
+        std::fs::create_dir_all(dir.join("empty")).unwrap();
+        std::fs::write(dir.join("top"), b"1").unwrap();
+        std::fs::write(dir.join("a/b/deep"), b"22").unwrap();
+        let before = file_snapshot(&dir);
+        std::fs::write(dir.join("a/b/deep"), b"23").unwrap();
+        let after = file_snapshot(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            before.into_iter().collect::<Vec<_>>(),
+            [
+                (PathBuf::from("a/b/deep"), b"22".to_vec()),
+                (PathBuf::from("top"), b"1".to_vec())
+            ]
+        );
+        assert_eq!(after[Path::new("a/b/deep")], b"23");
     }
 
     /// Runs this test binary again with only `test` selected and
