@@ -285,15 +285,7 @@ fn a_second_update_and_a_package_change_are_refused_during_an_update() {
 fn a_pending_journal_stops_start_and_is_shown_by_status() {
     let fx = Fixture::new();
     fx.site_with_edits();
-    let versions = fx.root().join("versions");
-    let update = site_merge::Update::builder(
-        fx.site(),
-        SITE,
-        site_merge::Skeleton::for_site(&fx.site(), &versions, OLD).edition("raw"),
-        site_merge::Skeleton::of_version(&versions, NEW).edition("raw"),
-    )
-    .build()
-    .unwrap();
+    let update = fx.old_to_new_update();
     let plan = update
         .plan(&Engine, &mut site_merge::Policy::Install)
         .unwrap();

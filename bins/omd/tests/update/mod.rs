@@ -80,9 +80,22 @@ struct Fixture {
 impl Fixture {
     /// Versions OLD and NEW (default NEW), no site yet.
     fn new() -> Self {
-        let fx = Self {
-            tmp: tempfile::tempdir().unwrap(),
-        };
+        Self::in_dir(tempfile::tempdir().unwrap())
+    }
+
+    /// As [`Fixture::new`], on a memory file system (`/dev/shm`) where
+    /// there is one: for tests that run many updates (flushes are cheap there).
+    fn in_memory() -> Self {
+        let shm = Path::new("/dev/shm");
+        Self::in_dir(if shm.is_dir() {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        })
+    }
+
+    fn in_dir(tmp: tempfile::TempDir) -> Self {
+        let fx = Self { tmp };
         fx.version(OLD, false);
         fx.version(NEW, true);
         symlink(
@@ -93,24 +106,18 @@ impl Fixture {
         fx
     }
 
-    /// As [`Fixture::new`], on a memory file system (`/dev/shm`) where
-    /// there is one: for tests that run many updates (flushes are cheap there).
-    fn in_memory() -> Self {
-        let shm = Path::new("/dev/shm");
-        let tmp = if shm.is_dir() {
-            tempfile::tempdir_in(shm).unwrap()
-        } else {
-            tempfile::tempdir().unwrap()
-        };
-        let fx = Self { tmp };
-        fx.version(OLD, false);
-        fx.version(NEW, true);
-        symlink(
-            fx.root().join("versions").join(NEW),
-            fx.root().join("versions/default"),
+    /// The library's update of the site from OLD to NEW (raw edition), for tests that
+    /// drive its steps themselves.
+    fn old_to_new_update(&self) -> site_merge::Update {
+        let versions = self.root().join("versions");
+        site_merge::Update::builder(
+            self.site(),
+            SITE,
+            site_merge::Skeleton::for_site(&self.site(), &versions, OLD).edition("raw"),
+            site_merge::Skeleton::of_version(&versions, NEW).edition("raw"),
         )
-        .unwrap();
-        fx
+        .build()
+        .unwrap()
     }
 
     fn root(&self) -> &Path {
@@ -1024,15 +1031,7 @@ fn an_interrupted_update_is_recovered_first() {
     fx.site_with_edits();
     let before = snapshot(&fx.site());
     // An update that "crashes" after three operations, leaving its journal.
-    let versions = fx.root().join("versions");
-    let update = site_merge::Update::builder(
-        fx.site(),
-        SITE,
-        site_merge::Skeleton::for_site(&fx.site(), &versions, OLD).edition("raw"),
-        site_merge::Skeleton::of_version(&versions, NEW).edition("raw"),
-    )
-    .build()
-    .unwrap();
+    let update = fx.old_to_new_update();
     let plan = update
         .plan(&Engine, &mut site_merge::Policy::Install)
         .unwrap();
