@@ -200,12 +200,7 @@ fn run(cli: &Cli) -> Result<ExitCode> {
                 let mut text = String::new();
                 for r in &report.platforms {
                     text.push_str(&format!(
-                        "{}: {} packages ({} built, {} removed) for {} targets{}\n",
-                        r.platform.id(),
-                        r.packages,
-                        r.built,
-                        r.removed,
-                        r.targets,
+                        "{r}{}\n",
                         if report.signed { ", signed" } else { "" }
                     ));
                 }

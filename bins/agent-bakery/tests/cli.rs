@@ -90,6 +90,14 @@ fn bake_targets_status_test_host_config() {
         .unwrap()
         .count();
     assert_eq!(deb, 3, "two packages and references/");
+    // Again, as text: nothing to build, one summary line per platform.
+    let o = bakery(&root, &["bake"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("linux_deb: 2 packages (0 built, 0 removed), 4 targets\n"),
+        "{text}"
+    );
 
     let t = json(&bakery(&root, &["targets", "--json"]));
     let rows = t["packages"].as_array().unwrap();

@@ -384,6 +384,22 @@ pub struct PlatformReport {
     pub removed: usize,
 }
 
+/// The one-line summary the bake job's log and `agent-bakery bake` show:
+/// `linux_deb: 4 packages (4 built, 0 removed), 8 targets`.
+impl std::fmt::Display for PlatformReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} packages ({} built, {} removed), {} targets",
+            self.platform.id(),
+            self.packages,
+            self.built,
+            self.removed,
+            self.targets
+        )
+    }
+}
+
 /// What a bake did.
 #[derive(Debug, Clone, Serialize)]
 pub struct BakeReport {
@@ -802,14 +818,7 @@ fn bake_locked(
         write_atomic(&revisions_path, text.as_bytes())?;
     }
     for r in &reports {
-        job.log(&format!(
-            "{}: {} packages ({} built, {} removed), {} targets",
-            r.platform.id(),
-            r.packages,
-            r.built,
-            r.removed,
-            r.targets
-        ));
+        job.log(&r.to_string());
     }
     let mut warnings = site.warnings;
     warnings.extend(plan.warnings.iter().cloned());
