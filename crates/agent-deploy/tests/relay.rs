@@ -147,14 +147,7 @@ fn a_relay_forwards_and_caches_in_process() {
         );
     }
     // A GUI login through the relay, then a registration with its session cookie.
-    let ca = ureq::tls::Certificate::from_pem(central.pki.ca_pem.as_bytes()).unwrap();
-    let no_redirects = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
-                .build(),
-        )
-        .http_status_as_error(false)
+    let no_redirects = https_config(&central.pki.ca_pem)
         .max_redirects(0)
         .build()
         .new_agent();

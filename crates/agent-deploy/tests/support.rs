@@ -59,6 +59,14 @@ impl TestPki {
 
 /// A blocking HTTPS client that trusts only `ca_pem`.
 pub(crate) fn https_agent(ca_pem: &str) -> ureq::Agent {
+    https_config(ca_pem).build().new_agent()
+}
+
+/// The configuration of [`https_agent`], for a test that changes more of it: trusts only
+/// `ca_pem`, takes any status as an answer, no proxy.
+pub(crate) fn https_config(
+    ca_pem: &str,
+) -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     let ca = ureq::tls::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
     let tls = ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
@@ -67,8 +75,6 @@ pub(crate) fn https_agent(ca_pem: &str) -> ureq::Agent {
         .tls_config(tls)
         .http_status_as_error(false)
         .proxy(None)
-        .build()
-        .new_agent()
 }
 
 /// agent-sign's fixture keys (decrypting 2048 PBKDF2 iterations is fast; generating RSA-4096

@@ -9,7 +9,7 @@ use agent_updater::{RegisterOptions, UpdateError};
 use zeroize::Zeroizing;
 
 use crate::support::{
-    SITE, TestHost, TestServer, USER, USER_SECRET, host_status, register_options,
+    SITE, TestHost, TestServer, USER, USER_SECRET, host_status, https_config, register_options,
 };
 
 #[test]
@@ -46,16 +46,8 @@ fn register_with_a_gui_session() {
 fn login_page_cookie_and_session_expiry_on_the_wire() {
     let srv = TestServer::start();
     // No redirects: the 302 of a successful login is what we look at.
-    let ca = ureq::tls::Certificate::from_pem(srv.pki.ca_pem.as_bytes()).unwrap();
-    let agent = ureq::Agent::config_builder()
-        .tls_config(
-            ureq::tls::TlsConfig::builder()
-                .root_certs(ureq::tls::RootCerts::new_with_certs(&[ca]))
-                .build(),
-        )
-        .http_status_as_error(false)
+    let agent = https_config(&srv.pki.ca_pem)
         .max_redirects(0)
-        .proxy(None)
         .build()
         .new_agent();
     let post = |page: &str, body: &str, cookie: Option<&str>| {
