@@ -45,6 +45,7 @@
 
 mod relay;
 mod server;
+mod stamp;
 mod store;
 pub mod view;
 

@@ -35,6 +35,7 @@ use agent_sign::{
     Timestamp,
 };
 
+use crate::stamp::Stamps;
 use agent_wire::fsutil::write_atomic;
 use agent_wire::{
     AgentResult, DeployForm, DeployMode, Envelope, HOST_SECRET_LEN, Platform, RegisterForm,
@@ -322,15 +323,13 @@ pub struct BakerySite {
     pub site_id: String,
 }
 
-/// Modification times and sizes of the site files the decision reads: the cached
-/// configuration is re-read when any of them changes.
-type Fingerprint = Vec<(PathBuf, Option<SystemTime>, u64)>;
-
 struct Bakery {
     site: BakerySite,
-    cache: Mutex<Option<(Fingerprint, Arc<agent_bakery::SiteConfig>)>>,
-    /// `sites.mk` ([`crate::relay::read_site_urls`]) and the fingerprint it was read at.
-    sites: Mutex<Option<(Fingerprint, SiteUrls)>>,
+    /// The site's configuration and the stamps of the files it was read from
+    /// ([`site_files`]): re-read when one of them changes.
+    cache: Mutex<Option<(Stamps, Arc<agent_bakery::SiteConfig>)>>,
+    /// `sites.mk` ([`crate::relay::read_site_urls`]) and its stamp.
+    sites: Mutex<Option<(Stamps, SiteUrls)>>,
 }
 
 type SiteUrls = Arc<HashMap<String, crate::relay::SiteUrl>>;
@@ -338,27 +337,23 @@ type SiteUrls = Arc<HashMap<String, crate::relay::SiteUrl>>;
 /// A file's SHA-256 (hex) with the modification time and size it was taken at.
 type FileSha256 = (Option<SystemTime>, u64, String);
 
-fn site_fingerprint(root: &Path) -> Fingerprint {
-    fn walk(dir: &Path, out: &mut Fingerprint) {
+/// The site files the deployment decision reads: `global.mk` and everything below the
+/// Setup directory.
+fn site_files(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else {
             return;
         };
         for e in entries.flatten() {
-            let Ok(meta) = e.metadata() else { continue };
-            if meta.is_dir() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
                 walk(&e.path(), out);
             } else {
-                out.push((e.path(), meta.modified().ok(), meta.len()));
+                out.push(e.path());
             }
         }
     }
-    let mut out = Vec::new();
+    let mut out = vec![root.join(agent_bakery::GLOBAL_MK)];
     walk(&root.join(agent_bakery::WATO_DIR), &mut out);
-    let global = root.join(agent_bakery::GLOBAL_MK);
-    if let Ok(meta) = fs::metadata(&global) {
-        out.push((global, meta.modified().ok(), meta.len()));
-    }
-    out.sort();
     out
 }
 
@@ -378,8 +373,9 @@ pub struct DeployStore {
     hosts: RwLock<HashMap<String, HostRecord>>,
     status: Mutex<StatusBook>,
     targets: Mutex<HashMap<(String, Platform, String), Arc<Target>>>,
-    /// Published root documents (sorted by version) and the `roots/` mtime they were read at.
-    roots: Mutex<(Option<SystemTime>, Arc<Vec<SignedDocument>>)>,
+    /// Published root documents (sorted by version) and the stamp of `roots/` they were
+    /// read at.
+    roots: Mutex<Option<(Stamps, Arc<Vec<SignedDocument>>)>>,
     /// GUI sessions: SHA-256 of the token → (user, expiry in Unix seconds, opened by the
     /// status view's CSRF-checked login).
     sessions: Mutex<HashMap<String, (String, u64, bool)>>,
@@ -442,7 +438,7 @@ impl DeployStore {
             hosts: RwLock::new(hosts),
             status: Mutex::new(book),
             targets: Mutex::new(HashMap::new()),
-            roots: Mutex::new((None, Arc::new(Vec::new()))),
+            roots: Mutex::new(None),
             log_lock: Mutex::new(()),
             sessions: Mutex::new(HashMap::new()),
             advertise,
@@ -502,14 +498,10 @@ impl DeployStore {
     }
 
     fn site_urls(&self, bakery: &Bakery) -> SiteUrls {
-        let path = bakery.site.root.join(crate::relay::SITES_MK);
-        let fingerprint: Fingerprint = match fs::metadata(&path) {
-            Ok(m) => vec![(path, m.modified().ok(), m.len())],
-            Err(_) => Vec::new(),
-        };
+        let stamps = Stamps::of([bakery.site.root.join(crate::relay::SITES_MK)]);
         let mut cache = lock(&bakery.sites);
-        if let Some((fp, urls)) = &*cache
-            && *fp == fingerprint
+        if let Some((read_at, urls)) = &*cache
+            && read_at.still_valid(&stamps)
         {
             return Arc::clone(urls);
         }
@@ -519,7 +511,7 @@ impl DeployStore {
                 HashMap::new()
             }),
         );
-        *cache = Some((fingerprint, Arc::clone(&urls)));
+        *cache = Some((stamps, Arc::clone(&urls)));
         urls
     }
 
@@ -550,10 +542,10 @@ impl DeployStore {
         let Some(bakery) = &self.bakery else {
             return Ok(None);
         };
-        let fingerprint = site_fingerprint(&bakery.site.root);
+        let stamps = Stamps::of(site_files(&bakery.site.root));
         let mut cache = lock(&bakery.cache);
-        if let Some((fp, cfg)) = &*cache
-            && *fp == fingerprint
+        if let Some((read_at, cfg)) = &*cache
+            && read_at.still_valid(&stamps)
         {
             return Ok(Some(Arc::clone(cfg)));
         }
@@ -561,7 +553,7 @@ impl DeployStore {
             &bakery.site.root,
             &bakery.site.site_id,
         )?);
-        *cache = Some((fingerprint, Arc::clone(&cfg)));
+        *cache = Some((stamps, Arc::clone(&cfg)));
         Ok(Some(cfg))
     }
 
@@ -1130,10 +1122,14 @@ impl DeployStore {
     /// an error in the log.
     pub fn roots(&self) -> Arc<Vec<SignedDocument>> {
         let dir = self.dir.join("roots");
-        let mtime = fs::metadata(&dir).and_then(|m| m.modified()).ok();
+        // Root documents are written atomically (a rename into the directory), so the
+        // directory's stamp changes with each of them.
+        let stamps = Stamps::of([dir.clone()]);
         let mut cache = lock(&self.roots);
-        if cache.0 == mtime && mtime.is_some() {
-            return Arc::clone(&cache.1);
+        if let Some((read_at, roots)) = &*cache
+            && read_at.still_valid(&stamps)
+        {
+            return Arc::clone(roots);
         }
         let mut roots: Vec<(u64, SignedDocument)> = Vec::new();
         if let Ok(entries) = fs::read_dir(&dir) {
@@ -1156,7 +1152,7 @@ impl DeployStore {
         }
         roots.sort_by_key(|(v, _)| *v);
         let roots = Arc::new(roots.into_iter().map(|(_, d)| d).collect::<Vec<_>>());
-        *cache = (mtime, Arc::clone(&roots));
+        *cache = Some((stamps, Arc::clone(&roots)));
         roots
     }
 

@@ -189,6 +189,29 @@ fn master_switch_off_refuses_and_on_serves_the_baked_package_with_its_signatures
     assert_eq!(status.target_hash.as_deref(), Some(hash.as_str()));
 }
 
+/// The server keeps the site's configuration while its files stay as they were; an operator's
+/// change is seen at the next request even when it keeps the file's size and falls into the
+/// clock tick of the change before (the file system's times are that coarse). Linux 6.13 and
+/// later give a change after a `stat` a finer time, so there the stamps differ anyway; the
+/// kernels of most production hosts do not.
+#[test]
+fn a_same_size_change_of_the_master_switch_is_seen_at_once() {
+    let w = World::new(true);
+    // Many rounds, so that some changes do fall into the tick of the one before.
+    for _ in 0..50 {
+        for enabled in [true, false] {
+            // `True ` and `False`: the same size.
+            w.site.set_global(if enabled {
+                "agent_deployment_enabled = True \n"
+            } else {
+                "agent_deployment_enabled = False\n"
+            });
+            let decision = w.store.deployment_decision("web01").unwrap().unwrap();
+            assert_eq!(decision.refusal("web01").is_none(), enabled, "{decision:?}");
+        }
+    }
+}
+
 #[test]
 fn unselected_hosts_are_refused_with_the_reason_and_may_still_register() {
     let w = World::new(true);
