@@ -20,7 +20,9 @@
 //!   `agent-deploy status`, for users with registration rights (login form, CSRF tokens).
 //! - **Relay** ([`DeployStore::with_relay`], [`Relay`]): on a remote site, registration and
 //!   deployment calls are forwarded to the central site over verified TLS and packages are
-//!   cached by `(platform, aghash)` (bakery.md §7).
+//!   cached by `(platform, aghash)` (bakery.md §7). [`RelayConfig::for_site`] reads the
+//!   relay settings of the site's `global.mk` with an operator's [`RelayOverrides`] on top,
+//!   as `agent-deploy serve` does.
 //! - **Signing log** ([`DeployStore::audit_signing_log`]): every publication is recorded in
 //!   `agent-sign`'s hash-chained [`SigningLog`](agent_sign::SigningLog).
 //!
