@@ -193,6 +193,66 @@ fn livestatus_nagios_cfg_special_case_of_2_3_and_2_4() {
     }
 }
 
+/// The #15721 special case belongs to the target version's code (`omd update`
+/// runs the new version's `omd`): an update from 2.2 to 2.3 gets it, an update
+/// from 2.4 to 2.5 does not.
+#[test]
+fn the_livestatus_special_case_follows_the_target_version() {
+    const REL: &str = "etc/mk-livestatus/nagios.cfg";
+    // (from, to, the site file's status and content afterwards under keepold)
+    let cases = [
+        (
+            "2.2.0p20.cee",
+            "2.3.0p1.cee",
+            Some(" * Updated        etc/mk-livestatus/nagios.cfg"),
+            "edition=enterprise\nnew=1\n",
+        ),
+        // Without it the site's file is the operator's own: a conflict.
+        (
+            "2.4.0p9.cee",
+            "2.5.0p1.cee",
+            Some("Restored your version."),
+            "edition=raw\n",
+        ),
+    ];
+    for (from_version, to_version, line, after) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let versions = tmp.path().join("versions");
+        file(
+            &versions.join(from_version).join("skel"),
+            REL,
+            "edition=###EDITION###\n",
+        );
+        file(
+            &versions.join(to_version).join("skel"),
+            REL,
+            "edition=###EDITION###\nnew=1\n",
+        );
+        // A 2.2 site that was raw once: its file still says so.
+        let site = tmp.path().join("sites/s");
+        file(&site, REL, "edition=raw\n");
+        chmod(&site, REL, 0o640);
+        let from = Skeleton::of_version(&versions, from_version).edition("enterprise");
+        let to = Skeleton::of_version(&versions, to_version).edition("enterprise");
+        let up = Update::builder(&site, "s", from, to)
+            .root("/omd/sites/s")
+            .build()
+            .unwrap();
+        let plan = up.plan(&MergeMethod::Patch, &mut Policy::KeepOld).unwrap();
+        assert_eq!(
+            plan.entry(REL).and_then(|e| e.status.as_deref()),
+            line,
+            "{from_version} -> {to_version}"
+        );
+        up.apply(&plan, &ApplyOptions::new().sync(false)).unwrap();
+        assert_eq!(
+            fs::read_to_string(site.join(REL)).unwrap(),
+            after,
+            "{from_version} -> {to_version}"
+        );
+    }
+}
+
 /// Category 2 (the part done): an operator's link that cannot be followed —
 /// dangling, a loop, or out of the site (our one deliberate difference:
 /// treated like a dangling link) — is kept and reported as

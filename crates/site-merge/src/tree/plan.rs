@@ -658,10 +658,12 @@ const MKDIR_PARENTS_MODE: u32 = 0o755;
 /// The file of Checkmk's 2.3/2.4 special case (fix for #15721).
 const LIVESTATUS_NAGIOS_CFG: &str = "etc/mk-livestatus/nagios.cfg";
 
-/// Whether the #15721 special case applies: an update from 2.3 or 2.4 with
-/// an old edition other than `raw` (removed again in 2.5).
+/// Whether the #15721 special case applies: an update *to* 2.3 or 2.4 (the
+/// code that runs an update is the target version's, and 2.3 brought the fix
+/// for sites coming from 2.2; 2.5 removed it) with an old edition other than
+/// `raw`.
 fn livestatus_fix_applies(up: &Update) -> bool {
-    let v = up.from.version();
+    let v = up.to.version();
     (v.starts_with("2.3.") || v.starts_with("2.4."))
         && up.from.edition_name().is_some_and(|e| e != "raw")
 }
