@@ -233,8 +233,8 @@ pub use tree::{
     MergeMethodParseError, MergeTexts, MergedText, Outcome, PatchMerge, PermissionOutcome,
     PermissionStep, PermissionTable, Plan, Policy, PolicyParseError, Question, Recovery,
     Replacements, Resolver, Result, SITE_DIR_MODE, SiteCreation, Skeleton, TextMerger, Update,
-    UpdateBuilder, VERSION_DIR_LINKS, VERSION_LINK, VERSION_META_DIR, recover, remove_site,
-    site_version, unified_diff, version_link_target,
+    UpdateBuilder, VERSION_DIR_LINKS, VERSION_LINK, VERSION_META_DIR, ignored_paths, recover,
+    remove_site, site_version, unified_diff, version_link_target,
 };
 // The site lifecycle's hooks: progress, cancellation, leftovers, flush count.
 pub use tree::{ApplyObserver, DONE_DIR, Leftovers, flushes, leftovers, remove_done_journal};

@@ -253,6 +253,59 @@ fn the_livestatus_special_case_follows_the_target_version() {
     }
 }
 
+/// The walk's ignore list is the target version's (spec §1): 2.3 skips only
+/// `etc/htpasswd`, 2.4 also `etc/diskspace.conf` and three plug-in
+/// directories, 2.5 seven paths more.
+#[test]
+fn the_ignore_list_is_the_target_versions() {
+    assert_eq!(site_merge::ignored_paths("2.2.0p20.cee"), ["etc/htpasswd"]);
+    assert_eq!(site_merge::ignored_paths("2.3.0p1.cre"), ["etc/htpasswd"]);
+    assert_eq!(site_merge::ignored_paths("1.6.0p4"), ["etc/htpasswd"]);
+    let v24 = site_merge::ignored_paths("2.4.0p2.cee");
+    assert_eq!(v24.len(), 5);
+    assert!(v24.contains(&"etc/diskspace.conf"));
+    assert!(!v24.contains(&"local/share/nagios"));
+    for v in ["2.5.0p1.community", "2.6.0", "not a version"] {
+        assert_eq!(
+            site_merge::ignored_paths(v),
+            site_merge::DEFAULT_IGNORED,
+            "{v}"
+        );
+    }
+
+    // An upstream change of etc/diskspace.conf reaches a site updated to 2.3,
+    // not one updated to 2.4.
+    const REL: &str = "etc/diskspace.conf";
+    for (from_version, to_version, line, after) in [
+        (
+            "2.2.0p1.cre",
+            "2.3.0p1.cre",
+            Some(" * Updated        etc/diskspace.conf"),
+            "new\n",
+        ),
+        ("2.3.0p1.cre", "2.4.0p1.cre", None, "old\n"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let versions = tmp.path().join("versions");
+        file(&versions.join(from_version).join("skel"), REL, "old\n");
+        file(&versions.join(to_version).join("skel"), REL, "new\n");
+        let site = tmp.path().join("sites/s");
+        file(&site, REL, "old\n");
+        chmod(&site, REL, 0o640);
+        let from = Skeleton::of_version(&versions, from_version).edition("raw");
+        let to = Skeleton::of_version(&versions, to_version).edition("raw");
+        let up = Update::builder(&site, "s", from, to).build().unwrap();
+        let plan = up.plan(&MergeMethod::Patch, &mut Policy::KeepOld).unwrap();
+        assert_eq!(
+            plan.entry(REL).and_then(|e| e.status.as_deref()),
+            line,
+            "{to_version}"
+        );
+        up.apply(&plan, &ApplyOptions::new().sync(false)).unwrap();
+        assert_eq!(fs::read_to_string(site.join(REL)).unwrap(), after);
+    }
+}
+
 /// Category 2 (the part done): an operator's link that cannot be followed —
 /// dangling, a loop, or out of the site (our one deliberate difference:
 /// treated like a dangling link) — is kept and reported as

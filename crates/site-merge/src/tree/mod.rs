@@ -31,7 +31,8 @@ pub use merge::{MergeFailure, MergedText, TextMerger, unified_diff};
 pub use patch_merge::{MergeMethod, MergeMethodParseError, PatchMerge};
 pub use perms::PermissionTable;
 pub use plan::{
-    DEFAULT_IGNORED, Entry, Outcome, PermissionOutcome, PermissionStep, Plan, Update, UpdateBuilder,
+    DEFAULT_IGNORED, Entry, Outcome, PermissionOutcome, PermissionStep, Plan, Update,
+    UpdateBuilder, ignored_paths,
 };
 pub use resolve::{
     Answer, Choice, Conflict, ConflictKind, ConflictReport, MergeTexts, Policy, PolicyParseError,

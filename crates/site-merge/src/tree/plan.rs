@@ -19,8 +19,8 @@ use super::resolve::{
 };
 use super::skeleton::Skeleton;
 
-/// The paths skipped by the skeleton walk unless [`UpdateBuilder::ignore`]
-/// says otherwise (Checkmk 2.5's list).
+/// The paths Checkmk 2.5's skeleton walk skips. Each version's list extends the
+/// one before it, so the older lists are its beginnings: see [`ignored_paths`].
 pub const DEFAULT_IGNORED: [&str; 12] = [
     "etc/htpasswd",
     "etc/diskspace.conf",
@@ -35,6 +35,22 @@ pub const DEFAULT_IGNORED: [&str; 12] = [
     "local/share/nagios/htdocs",
     "local/share/nagios/htdocs/theme",
 ];
+
+/// The paths the skeleton walk of the update *to* `version` skips (an OMD version
+/// name such as `2.4.0p2.cee`: the code that runs an update is the target
+/// version's): 2.3 and older skip `etc/htpasswd`, 2.4 four more paths, 2.5 and
+/// later (and a name that is no Checkmk version) [`DEFAULT_IGNORED`].
+pub fn ignored_paths(version: &str) -> &'static [&'static str] {
+    let base = version
+        .parse::<omd_versions::OmdVersion>()
+        .ok()
+        .and_then(|v| v.version().base());
+    match base.map(|b| (b.major(), b.minor())) {
+        Some(v) if v <= (2, 3) => &DEFAULT_IGNORED[..1],
+        Some((2, 4)) => &DEFAULT_IGNORED[..5],
+        _ => &DEFAULT_IGNORED,
+    }
+}
 
 /// What happens to one path (file step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -266,7 +282,7 @@ pub struct UpdateBuilder {
     from: Skeleton,
     to: Skeleton,
     root: Option<String>,
-    ignore: Vec<String>,
+    ignore: Option<Vec<String>>,
 }
 
 impl UpdateBuilder {
@@ -276,13 +292,14 @@ impl UpdateBuilder {
         self
     }
 
-    /// The site-relative paths the walk skips (default [`DEFAULT_IGNORED`]).
+    /// The site-relative paths the walk skips (default: the target version's
+    /// list, [`ignored_paths`]).
     pub fn ignore<I, S>(mut self, paths: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.ignore = paths.into_iter().map(Into::into).collect();
+        self.ignore = Some(paths.into_iter().map(Into::into).collect());
         self
     }
 
@@ -302,6 +319,12 @@ impl UpdateBuilder {
             .with_edition(self.from.edition_name().map(str::to_owned));
         let new_repl = Replacements::new(&self.site, &root)
             .with_edition(self.to.edition_name().map(str::to_owned));
+        let ignore = self.ignore.unwrap_or_else(|| {
+            ignored_paths(self.to.version())
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect()
+        });
         Ok(Update {
             site_home: self.site_home,
             site: self.site,
@@ -311,7 +334,7 @@ impl UpdateBuilder {
             new_perms,
             old_repl,
             new_repl,
-            ignore: self.ignore,
+            ignore,
         })
     }
 }
@@ -344,7 +367,7 @@ impl Update {
             from,
             to,
             root: None,
-            ignore: DEFAULT_IGNORED.iter().map(|s| (*s).to_owned()).collect(),
+            ignore: None,
         }
     }
 
