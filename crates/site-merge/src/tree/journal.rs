@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{Error, IoContext, Result};
-use super::fsx::{self, Kind};
+use super::fsx;
 
 /// Flushes (fsync, fdatasync, syncfs) made by updates in this process.
 static FLUSHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -411,8 +411,11 @@ fn restore(dir: &Path, path: &Path, record: &Record) -> Result<()> {
             }
         }
         Record::Mode { mode, .. } => {
-            let kind = fsx::kind_of(path).ctx("inspect", path)?;
-            if matches!(kind, Some(Kind::File | Kind::Dir)) {
+            // A chmod that failed changed nothing, and setting back the mode a path
+            // still has would fail the same way (a path the site user does not own)
+            // and keep the whole update from rolling back.
+            let (_, now) = fsx::kind_and_mode(path).ctx("inspect", path)?;
+            if now.is_some_and(|now| now != *mode) {
                 fsx::set_mode(path, *mode).ctx("chmod", path)?;
             }
         }
@@ -597,6 +600,39 @@ mod tests {
         // A rollback interrupted after this record and run again.
         restore(&dir, &path, &record).expect("second undo");
         assert_eq!(read(&site), "old");
+    }
+
+    /// A chmod that failed (a path the site user does not own) left the mode
+    /// as it was: rolling back must not try it again, or the rollback fails the
+    /// same way and the site keeps its journal. Root may chmod anything, so the
+    /// test sees whether a chmod happened by the change time it sets.
+    #[test]
+    fn undoing_a_mode_the_path_still_has_does_not_touch_it() {
+        use std::os::unix::fs::MetadataExt as _;
+        let (site, _journal) = site_with("old");
+        let path = site.path().join("etc/f.conf");
+        fsx::set_mode(&path, 0o644).expect("chmod");
+        let dir = site.path().join(JOURNAL_DIR);
+        let ctime = |p: &Path| {
+            let m = fs::symlink_metadata(p).expect("stat");
+            (m.ctime(), m.ctime_nsec())
+        };
+        let before = ctime(&path);
+        // More than a clock tick, so that a chmod would show.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let unchanged = Record::Mode {
+            path: "etc/f.conf".into(),
+            mode: 0o644,
+        };
+        restore(&dir, &path, &unchanged).expect("undo an unchanged mode");
+        assert_eq!(ctime(&path), before);
+        // A mode that was changed is set back.
+        let changed = Record::Mode {
+            path: "etc/f.conf".into(),
+            mode: 0o600,
+        };
+        restore(&dir, &path, &changed).expect("undo a changed mode");
+        assert_eq!(fsx::own_mode(&path).expect("mode"), 0o600);
     }
 
     #[test]
