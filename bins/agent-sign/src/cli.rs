@@ -215,7 +215,7 @@ pub(crate) struct ExpiryArgs {
     #[arg(long, default_value_t = 90)]
     pub(crate) warn_days: i64,
     /// CRIT when a certificate expires within this many days (or has expired).
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 20)]
     pub(crate) crit_days: i64,
 }
 

@@ -180,11 +180,12 @@ pub struct ExpiryThresholds {
 }
 
 impl Default for ExpiryThresholds {
-    /// WARN within 90 days, CRIT within 30 days.
+    /// WARN within 90 days, CRIT within 20 days: Checkmk's two key-expiry notices
+    /// (administrators 90 days ahead, every user 20 days ahead, werk 17102).
     fn default() -> Self {
         ExpiryThresholds {
             warn_days: 90,
-            crit_days: 30,
+            crit_days: 20,
         }
     }
 }

@@ -292,8 +292,8 @@ fn expiry_state_follows_the_injected_clock() {
         (91, ExpiryState::Ok),
         (90, ExpiryState::Warn),
         (60, ExpiryState::Warn),
-        (31, ExpiryState::Warn),
-        (30, ExpiryState::Crit),
+        (30, ExpiryState::Warn),
+        (21, ExpiryState::Warn),
         (20, ExpiryState::Crit),
         (-1, ExpiryState::Crit),
     ];
