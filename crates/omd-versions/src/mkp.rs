@@ -31,6 +31,9 @@ impl MkpVersionError {
 /// * suffixes chain: the first letter picks the offset, every further suffix
 ///   adds `100·N` (`i`, `b`) or `N` (`p`): `1.2.3i1p1` → 1020310101;
 /// * a `+…` tail adds nothing, `-sandbox…` after the sub is ignored;
+/// * an edition suffix (`.cee`, `.cre.demo`: letters after a dot) is ignored
+///   (mkp.md §6: "trailing junk like `.cee` is ignored"), so
+///   `2.3.0p13.cee` is `2.3.0p13`;
 /// * `-rcN` is an error (the original raises);
 /// * `b300` equals the stable release and `b1000` overflows into six digits.
 ///
@@ -40,6 +43,8 @@ impl MkpVersionError {
 /// assert_eq!(mkp_version_number("1.5.0-2019.10.10").unwrap(), 1050090000);
 /// assert_eq!(mkp_version_number("2020.05.26").unwrap(), 2020052690000);
 /// assert!(mkp_version_number("2.3.0p8-rc1").is_err());
+/// assert_eq!(mkp_version_number("2.3.0p13.cee").unwrap(), 2030050013);
+/// assert_eq!(mkp_version_number("2.3.0.cre.demo").unwrap(), 2030050000);
 /// ```
 pub fn mkp_version_number(version: &str) -> Result<u64, MkpVersionError> {
     let fail = |reason| MkpVersionError {
@@ -60,6 +65,7 @@ pub fn mkp_version_number(version: &str) -> Result<u64, MkpVersionError> {
     let sub =
         integer(sub_str).ok_or_else(|| fail("the third part does not start with a number"))?;
 
+    let rest = without_edition_suffix(rest);
     let val = if major_str.len() == 4 {
         // Old master daily YYYY.MM.DD[...]: the date is the prefix.
         90000
@@ -69,6 +75,22 @@ pub fn mkp_version_number(version: &str) -> Result<u64, MkpVersionError> {
     format!("{major:02}{minor:02}{sub:02}{val:05}")
         .parse()
         .map_err(|_| fail("the number is too large"))
+}
+
+/// `rest` without a trailing edition suffix: a dot followed by letters and
+/// dots only (`p13.cee` → `p13`, `.cre.demo` → ``).
+fn without_edition_suffix(rest: &str) -> &str {
+    match rest.find('.') {
+        Some(dot)
+            if rest[dot..]
+                .bytes()
+                .all(|b| b == b'.' || b.is_ascii_alphabetic())
+                && rest[dot..].bytes().any(|b| b.is_ascii_alphabetic()) =>
+        {
+            &rest[..dot]
+        }
+        _ => rest,
+    }
 }
 
 /// A non-negative decimal integer (ASCII digits only, at least one).
@@ -213,6 +235,20 @@ mod tests {
         assert_eq!(n("2.2.0b300"), n("2.2.0"));
         assert_eq!(n("2.2.0b1000"), 20200120000);
         assert!(n("2.2.0b1000") > n("2.2.0p999"));
+    }
+
+    /// mkp.md §6: trailing junk like `.cee` is ignored, so such a bound is
+    /// checked, not skipped as unreadable.
+    #[test]
+    fn an_edition_suffix_is_ignored() {
+        assert_eq!(n("2.3.0p13.cee"), n("2.3.0p13"));
+        assert_eq!(n("2.3.0.cee"), n("2.3.0"));
+        assert_eq!(n("2.4.0b1.cre.demo"), n("2.4.0b1"));
+        assert!(check_mkp_min_required("2.3.0p12", "2.3.0p13.cee").is_err());
+        assert!(check_mkp_usable_until("2.3.0p1", "2.3.0.cee").is_err());
+        assert!(check_mkp_usable_until("2.3.0b1", "2.3.0.cee").is_ok());
+        // Only letters after the dot: anything else still fails.
+        assert!(mkp_version_number("2.3.0p1.x1").is_err());
     }
 
     #[test]
