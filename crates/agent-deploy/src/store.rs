@@ -471,25 +471,33 @@ impl DeployStore {
         self.relay.as_ref()
     }
 
-    /// `update_url` and `certificates` for `host` (bakery.md §7, requirement 21): for a host
-    /// the bakery site's inventory places on another site, that site's URL and certificates
-    /// from `sites.mk`; otherwise the configured [`Advertise`] values (none by default, as in
-    /// a single site).
+    /// `update_url` and `certificates` for `host` (bakery.md §7, requirement 21): the URL and
+    /// certificates of the site that monitors the host. For a host the bakery site's
+    /// inventory places on another site, that site's from `sites.mk`. For a host of this
+    /// site, the configured [`Advertise`] values; without an `update_url` there, this site's
+    /// own from `sites.mk` in a distributed setup (one that names other sites), and none in
+    /// a single site.
     pub fn advertised(&self, host: &str) -> (Option<String>, Option<Vec<String>>) {
         let nonempty = |c: &[String]| (!c.is_empty()).then(|| c.to_vec());
         if let Some(bakery) = &self.bakery
             && let Ok(Some(site)) = self.site_config()
             && let Some(h) = site.host(host)
-            && h.site != bakery.site.site_id
         {
-            let urls = self.site_urls(bakery);
-            return match urls.get(&h.site) {
-                Some(u) => (u.url.clone(), nonempty(&u.certificates)),
-                None => {
-                    tracing::warn!(%host, site = %h.site, "no URL for the host's site in sites.mk");
-                    (None, None)
+            let own = h.site == bakery.site.site_id;
+            if !own || self.advertise.update_url.is_none() {
+                let urls = self.site_urls(bakery);
+                let distributed = urls.keys().any(|s| *s != bakery.site.site_id);
+                match urls.get(&h.site) {
+                    Some(u) if !own || (distributed && u.url.is_some()) => {
+                        return (u.url.clone(), nonempty(&u.certificates));
+                    }
+                    None if !own => {
+                        tracing::warn!(%host, site = %h.site, "no URL for the host's site in sites.mk");
+                        return (None, None);
+                    }
+                    _ => {}
                 }
-            };
+            }
         }
         (
             self.advertise.update_url.clone(),

@@ -212,6 +212,49 @@ fn a_same_size_change_of_the_master_switch_is_seen_at_once() {
     }
 }
 
+/// Requirement 21: in a distributed setup a host the central site monitors itself gets
+/// the central's own URL from `sites.mk` (its `multisiteurl`), as hosts of a remote site get
+/// that site's; in a single site, even with its own entry in `sites.mk`, none is sent.
+#[test]
+fn a_host_of_the_central_site_gets_its_url_in_a_distributed_setup() {
+    let w = World::new(true);
+    let sites_mk = w.site.root.join(agent_deploy::SITES_MK);
+    std::fs::create_dir_all(sites_mk.parent().unwrap()).unwrap();
+    let url_of = |w: &World| {
+        let env = w.post(
+            "register_agent.py",
+            &[
+                ("host", "web01"),
+                ("_username", USER),
+                ("_secret", USER_SECRET),
+                ("au_api", "2"),
+            ],
+        );
+        assert_eq!(env["result_code"], 0, "{env}");
+        env["result"]["update_url"].as_str().map(str::to_owned)
+    };
+    std::fs::write(
+        &sites_mk,
+        format!(
+            "sites.update({{'{SITE}': {{'multisiteurl': 'https://central/{SITE}/check_mk/'}}}})\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(url_of(&w), None, "a single site sends no update_url");
+    std::fs::write(
+        &sites_mk,
+        format!(
+            "sites.update({{'{SITE}': {{'multisiteurl': 'https://central/{SITE}/check_mk/'}}, \
+             'remote1': {{'multisiteurl': 'https://r1/remote1/check_mk/'}}}})\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        url_of(&w).as_deref(),
+        Some(format!("https://central/{SITE}/check_mk/").as_str())
+    );
+}
+
 #[test]
 fn unselected_hosts_are_refused_with_the_reason_and_may_still_register() {
     let w = World::new(true);
