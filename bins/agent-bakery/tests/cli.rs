@@ -133,7 +133,7 @@ fn bake_targets_status_test_host_config() {
     let text = String::from_utf8(refused.stdout).unwrap();
     assert!(
         text.contains(
-            "Agent updates are disabled for host name db01 because it is on the exclusion list."
+            "agent updates are disabled for host name db01 because it is on the exclusion list"
         ),
         "{text}"
     );

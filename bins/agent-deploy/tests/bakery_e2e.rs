@@ -235,7 +235,7 @@ fn rule_bake_sign_register_switch_selection_update_and_deactivation() {
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains(
-            "Agent Bakery: Agent updates are disabled for host name db02 because it is not in one of the selected folders."
+            "Agent Bakery: agent updates are disabled for host name db02 because it is not in one of the selected folders"
         ),
         "{}",
         text(&out.stderr)

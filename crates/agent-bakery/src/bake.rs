@@ -436,6 +436,20 @@ pub fn site_cmk_version(root: &Path) -> Result<String> {
     })
 }
 
+/// Whether packages carry a bake revision (§5.5): the global `apply_bake_revision` when it is
+/// set; otherwise on for sites before 2.3, where the revision was always applied, and off
+/// from 2.3 on (and for versions we cannot read, such as dailies).
+pub fn apply_bake_revision(setting: Option<&py_literal::PyValue>, cmk_version: &str) -> bool {
+    match setting {
+        Some(py_literal::PyValue::Bool(on)) => *on,
+        _ => cmk_version
+            .parse::<omd_versions::Version>()
+            .ok()
+            .and_then(|v| v.base())
+            .is_some_and(|b| b < omd_versions::Base::new(2, 3, 0).unwrap_or(b)),
+    }
+}
+
 fn stored_passwords(root: &Path) -> HashMap<String, String> {
     // `var/check_mk/stored_passwords`: `<id>:<password>` per line [inferred].
     fs::read_to_string(root.join("var/check_mk/stored_passwords"))
@@ -600,8 +614,7 @@ fn bake_locked(
     } else {
         opts.platforms.clone()
     };
-    let apply_revision =
-        site.global("apply_bake_revision") == Some(&py_literal::PyValue::Bool(true));
+    let apply_revision = apply_bake_revision(site.global("apply_bake_revision"), &cmk_version);
     let revisions_path = root.join(STATE_DIR).join("revisions.json");
     let mut revisions: BTreeMap<String, u64> = fs::read_to_string(&revisions_path)
         .ok()
@@ -650,7 +663,10 @@ fn bake_locked(
             let dir = layout.platform_dir(platform);
             fs::create_dir_all(dir.join("references")).map_err(|e| Error::io(&dir, e))?;
             let final_path = layout.package_path(platform, &hash);
-            if !apply_revision && final_path.is_file() {
+            // An unchanged hash keeps its package as it is (bytes, revision, signatures):
+            // the revision counts newly baked packages (W11403), and rebuilding would only
+            // strip the signatures of identical content.
+            if final_path.is_file() {
                 if let Some((key, cert, key_id)) = &signer {
                     let bytes = fs::read(&final_path).map_err(|e| Error::io(&final_path, e))?;
                     let mut sigs = layout.signatures(platform, &hash)?;
@@ -697,6 +713,7 @@ fn bake_locked(
         },
     );
     let built = built?;
+    let any_built = !built.is_empty();
     done += built.len();
     // One flush of the file system instead of one fsync per package: the new packages are
     // on disk before any of them is renamed into place.
@@ -812,7 +829,7 @@ fn bake_locked(
             removed,
         });
     }
-    if apply_revision {
+    if apply_revision && any_built {
         revisions.insert(cmk_version, revision);
         let text = serde_json::to_string_pretty(&revisions).unwrap_or_default();
         write_atomic(&revisions_path, text.as_bytes())?;

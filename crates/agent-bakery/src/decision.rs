@@ -59,8 +59,9 @@ impl Decision {
         match self {
             Decision::Allowed => None,
             Decision::GloballyDisabled => Some(GLOBALLY_DISABLED.to_string()),
+            // Checkmk's text, lower case and without a full stop (its check plug-in test).
             Decision::HostDisabled { reason } => Some(format!(
-                "Agent updates are disabled for host name {host} because {reason}."
+                "agent updates are disabled for host name {host} because {reason}"
             )),
         }
     }
@@ -95,10 +96,12 @@ impl DeploymentSettings {
                                     Some((Some(g.as_str()?.to_string()), t.as_str()?.to_string()))
                                 })
                                 .collect(),
-                            // Before 2.4: a list of `|`-joined tag ids.
+                            // Before 2.4: a list of `|`-joined entries in the old host
+                            // tag format, whose first element is a host name
+                            // (`my-host|cmk-agent|prod`); W16713's migration drops it.
                             other => strings(other)
                                 .iter()
-                                .flat_map(|s| s.split('|').map(|t| (None, t.to_string())))
+                                .flat_map(|s| s.split('|').skip(1).map(|t| (None, t.to_string())))
                                 .filter(|(_, t)| !t.is_empty())
                                 .collect(),
                         });

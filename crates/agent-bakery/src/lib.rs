@@ -64,8 +64,8 @@
 //!   into a directory.
 //! * Signatures are stored beside the package as `<hash>.signatures.json`; the job file,
 //!   lock and bake revisions under `var/check_mk/agent_bakery/` ([`STATE_DIR`]).
-//! * Refusal for an unselected host: `Agent updates are disabled for host name <h> because
-//!   <reason>.` ([`Decision::refusal`]).
+//! * Refusal for an unselected host: `agent updates are disabled for host name <h> because
+//!   <reason>`, Checkmk's own text ([`Decision::refusal`]).
 //! * Stored proxy passwords are read from `var/check_mk/stored_passwords` (`id:password`
 //!   lines).
 //! * Not built yet: Windows MSI, Solaris and AIX packages, `agent_info.json`, the
@@ -88,8 +88,8 @@ use std::path::{Path, PathBuf};
 pub use agent_sign::PackageSignature;
 pub use bake::{
     AGENTS_DIR, BakeEvent, BakeLock, BakeOptions, BakeReport, JobState, JobStatus, LOG_FILE,
-    Layout, PlatformReport, SIGNATURES_SUFFIX, SIGNING_LOG, STATE_DIR, SignWith, bake,
-    default_site_id, read_plan, sign, site_cmk_version,
+    Layout, PlatformReport, SIGNATURES_SUFFIX, SIGNING_LOG, STATE_DIR, SignWith,
+    apply_bake_revision, bake, default_site_id, read_plan, sign, site_cmk_version,
 };
 #[cfg(feature = "fault-injection")]
 pub use bake::{FaultHook, JobHook};

@@ -176,13 +176,32 @@ impl SiteConfig {
         Ok(cfg)
     }
 
+    fn push_warning(&mut self, path: &Path, line: usize, message: String) {
+        tracing::warn!(path = %path.display(), line, "{message}");
+        self.warnings.push(Warning {
+            path: path.to_path_buf(),
+            line,
+            message,
+        });
+    }
+
     fn warn(&mut self, path: &Path, line: usize, kind: &StatementKind) {
         let text = match kind {
-            StatementKind::Skipped { text } => text.clone(),
+            StatementKind::Skipped {
+                text,
+                error: Some(e),
+                ..
+            } => format!("{text} ({})", e.message),
+            StatementKind::Skipped { text, .. } => text.clone(),
             StatementKind::Assign { target, .. } | StatementKind::AugAssign { target, .. } => {
                 format!("assignment to {}", target.name)
             }
             StatementKind::Call { target, method, .. } => format!("{}.{method}(…)", target.name),
+            StatementKind::ChainedCall { target, calls } => {
+                let methods: Vec<String> =
+                    calls.iter().map(|c| format!(".{}(…)", c.method)).collect();
+                format!("{}{}", target.name, methods.concat())
+            }
         };
         tracing::warn!(path = %path.display(), line, "skipped statement: {text}");
         self.warnings.push(Warning {
@@ -243,6 +262,7 @@ impl SiteConfig {
         }
         let hosts_file = dir.join("hosts.mk");
         if let Some(text) = read_text(&hosts_file)? {
+            let text = substitute_folder_path(&text, path);
             self.read_hosts(&hosts_file, &text, path, &mut folder)?;
         }
         self.folders.push(folder);
@@ -353,12 +373,20 @@ impl SiteConfig {
                         _ => {}
                     }
                 }
-                // Other variables Checkmk writes (contact groups, ipaddresses, ...).
+                // Other statements HostStorage writes (§2.1): contact groups, ipaddresses,
+                // `explicit_host_conf.setdefault(...)`, folder contact-group inserts and
+                // custom macros (`extra_host_conf.setdefault(...).extend(...)`). The bakery
+                // needs none of their values.
                 StatementKind::AugAssign { .. } | StatementKind::Assign { .. } => {}
-                StatementKind::Call { method, .. } if method == "update" => {}
-                StatementKind::Call { .. } | StatementKind::Skipped { .. } => {
-                    self.warn(file, st.line, &st.kind)
-                }
+                StatementKind::Call { method, .. }
+                    if matches!(method.as_str(), "update" | "setdefault" | "insert") => {}
+                StatementKind::ChainedCall { calls, .. }
+                    if calls.len() == 2
+                        && calls[0].method == "setdefault"
+                        && matches!(calls[1].method.as_str(), "extend" | "update") => {}
+                StatementKind::Call { .. }
+                | StatementKind::ChainedCall { .. }
+                | StatementKind::Skipped { .. } => self.warn(file, st.line, &st.kind),
             }
         }
         for (name, line) in names {
@@ -394,12 +422,7 @@ impl SiteConfig {
     }
 
     fn read_rules(&mut self, file: &Path, text: &str, folder: &str) -> Result<()> {
-        // `'/%s/' % FOLDER_PATH` is the only expression Checkmk writes into a rule; it is
-        // replaced by its value (the folder path) before the text is parsed.
-        let folder_repr = PyValue::Str(folder.to_string()).repr();
-        let text = text
-            .replace("'/%s/' % FOLDER_PATH", &folder_repr)
-            .replace("\"/%s/\" % FOLDER_PATH", &folder_repr);
+        let text = substitute_folder_path(text, folder);
         for st in statements(file, &text)? {
             let (target, value, mode) = match st.kind {
                 StatementKind::Assign {
@@ -412,29 +435,70 @@ impl SiteConfig {
                 }
                 StatementKind::AugAssign { target, value } => (target, value, 2),
                 StatementKind::Call { ref method, .. } if method == "setdefault" => continue,
+                StatementKind::Skipped {
+                    target: Some(ref target),
+                    error: Some(ref error),
+                    ..
+                } if ruleset_name(target).as_deref().is_some_and(ruleset_is_used) => {
+                    // Skipping a rule set the bakery evaluates would silently bake without it.
+                    return Err(Error::Syntax {
+                        path: file.to_path_buf(),
+                        line: error.line,
+                        message: error.message.clone(),
+                    });
+                }
                 other => {
                     self.warn(file, st.line, &other);
                     continue;
                 }
             };
-            let name = match &target.key {
-                None => target.name.clone(),
-                Some(PyValue::Str(k)) => format!("{}:{k}", target.name),
-                Some(_) => {
-                    self.warn(file, st.line, &StatementKind::Skipped { text: target.name });
-                    continue;
-                }
+            let Some(name) = ruleset_name(&target) else {
+                let text = target.name;
+                self.warn(
+                    file,
+                    st.line,
+                    &StatementKind::Skipped {
+                        text,
+                        target: None,
+                        error: None,
+                    },
+                );
+                continue;
             };
+            // Rule sets the bakery does not evaluate are kept when they read cleanly; a
+            // problem in one of them (a value shape, a regex we cannot compile) is a warning,
+            // never a reason to refuse the whole site.
+            let used = ruleset_is_used(&name);
             let PyValue::List(items) = value else {
-                return Err(Error::Syntax {
-                    path: file.to_path_buf(),
-                    line: st.line,
-                    message: format!("the rule set {name} is not a list"),
-                });
+                let message = format!("the rule set {name} is not a list");
+                if used {
+                    return Err(Error::Syntax {
+                        path: file.to_path_buf(),
+                        line: st.line,
+                        message,
+                    });
+                }
+                self.push_warning(file, st.line, format!("{message}; rule set skipped"));
+                continue;
             };
             let mut rules = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
-                rules.push(parse_rule(file, st.line, i, folder, item)?);
+                match parse_rule(file, st.line, i, folder, item) {
+                    Ok(rule) => rules.push(rule),
+                    Err(e) if used => return Err(e),
+                    Err(e) => {
+                        let message = match e {
+                            Error::Rule {
+                                rule_id, message, ..
+                            } => format!(
+                                "rule {rule_id} of {name} skipped (the bakery does not use this \
+                                 rule set): {message}"
+                            ),
+                            other => other.to_string(),
+                        };
+                        self.push_warning(file, st.line, message);
+                    }
+                }
             }
             let list = self.rulesets.entry(name).or_default();
             match mode {
@@ -448,6 +512,45 @@ impl SiteConfig {
         }
         Ok(())
     }
+}
+
+/// The rule sets whose rules the bakery evaluates; a problem in any other rule set is only a
+/// warning.
+fn ruleset_is_used(name: &str) -> bool {
+    matches!(
+        name,
+        crate::plan::UPDATER_RULESET | crate::plan::HOST_GROUPS_RULESET
+    )
+}
+
+/// `agent_config['cmk_update_agent']` → `agent_config:cmk_update_agent`; `host_groups` as is.
+fn ruleset_name(target: &Target) -> Option<String> {
+    match &target.key {
+        None => Some(target.name.clone()),
+        Some(PyValue::Str(k)) => Some(format!("{}:{k}", target.name)),
+        Some(_) => None,
+    }
+}
+
+/// Replaces the two expressions with `FOLDER_PATH` that Checkmk writes into site files by
+/// their values, so that the statements holding them read as literals. `FOLDER_PATH` is the
+/// file's directory relative to `etc/check_mk/conf.d` (`wato/linux`; `wato` for the root):
+///
+/// * `'/%s/' % FOLDER_PATH` (rules and folder contact groups) becomes `'/wato/linux/'`;
+/// * `"…/" + FOLDER_PATH + "/"` (1.x `all_hosts` entries) joins into one string literal.
+fn substitute_folder_path(text: &str, folder: &str) -> String {
+    let folder_repr = PyValue::Str(folder.to_string()).repr();
+    let relative = folder.trim_matches('/');
+    let mut text = text
+        .replace("'/%s/' % FOLDER_PATH", &folder_repr)
+        .replace("\"/%s/\" % FOLDER_PATH", &folder_repr);
+    for quote in ['"', '\''] {
+        let escaped = relative
+            .replace('\\', "\\\\")
+            .replace(quote, &format!("\\{quote}"));
+        text = text.replace(&format!("{quote} + FOLDER_PATH + {quote}"), &escaped);
+    }
+    text
 }
 
 fn parse_rule(file: &Path, line: usize, index: usize, folder: &str, item: PyValue) -> Result<Rule> {

@@ -446,6 +446,34 @@ fn python_only_regex_is_refused_with_the_rule_id() {
 }
 
 #[test]
+fn python_only_regex_in_a_rule_set_the_bakery_does_not_use_is_a_warning() {
+    let s = site();
+    write(
+        &s.root,
+        &format!("{}/rules.mk", wato("windows")),
+        &format!(
+            "{}\nchecks.setdefault('filesystem', [])\n\ncheckgroup_parameters['filesystem'] = [\n\
+             {{'id': 'fs1', 'value': {{'levels': (80.0, 90.0)}}, 'condition': {{'host_name': [{{'$regex': '(?!db).*'}}]}}}},\n\
+             ] + checkgroup_parameters['filesystem']\n",
+            rules_mk(&[WIN_RULE])
+        ),
+    );
+    let report = bake(&s.root);
+    let w: Vec<String> = report.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        w.iter().any(|w| w.contains("rules.mk, line")
+            && w.contains("fs1")
+            && w.contains("checkgroup_parameters:filesystem")),
+        "{w:?}"
+    );
+    assert!(
+        Layout::new(&s.root)
+            .reference(Platform::LinuxDeb, "win01")
+            .is_some()
+    );
+}
+
+#[test]
 fn host_names_with_slash_or_dotdot_are_refused() {
     for bad in ["../../etc/passwd", "..", "a/b"] {
         let s = site();
@@ -574,8 +602,18 @@ fn readers_never_see_a_missing_link_during_rebakes() {
     assert!(reader.join().unwrap() > 0);
 }
 
+fn deb_version(root: &Path, target: &str) -> String {
+    let deb = package_of(root, Platform::LinuxDeb, target);
+    run(std::process::Command::new("dpkg-deb")
+        .arg("-f")
+        .arg(&deb)
+        .arg("Version"))
+    .trim()
+    .to_owned()
+}
+
 #[test]
-fn bake_revision_counts_up_when_applied() {
+fn bake_revision_counts_newly_baked_packages_only() {
     if !have("dpkg-deb", "dpkg") {
         return;
     }
@@ -586,12 +624,88 @@ fn bake_revision_counts_up_when_applied() {
         "apply_bake_revision = True\n",
     );
     bake(&s.root);
+    let before = snapshot(&s.root);
+    // Nothing changed: every package stays as it is, revision 1.
     bake(&s.root);
-    let deb = package_of(&s.root, Platform::LinuxDeb, "web01");
-    let h = hash(&s.root, Platform::LinuxDeb, "web01");
-    let v = run(std::process::Command::new("dpkg-deb")
-        .arg("-f")
-        .arg(&deb)
-        .arg("Version"));
-    assert_eq!(v.trim(), format!("{CMK}-2.{h}"));
+    assert_eq!(snapshot(&s.root), before);
+    let web = hash(&s.root, Platform::LinuxDeb, "web01");
+    assert_eq!(deb_version(&s.root, "web01"), format!("{CMK}-1.{web}"));
+    // A changed configuration is a newly baked package: revision 2; the others keep 1.
+    write(
+        &s.root,
+        &format!("{}/rules.mk", wato("linux")),
+        &rules_mk(&[DB_OFF_RULE, &LINUX_RULE.replace("600", "900")]),
+    );
+    bake(&s.root);
+    let web = hash(&s.root, Platform::LinuxDeb, "web01");
+    assert_eq!(deb_version(&s.root, "web01"), format!("{CMK}-2.{web}"));
+    let zr = hash(&s.root, Platform::LinuxDeb, "zr");
+    assert_eq!(deb_version(&s.root, "zr"), format!("{CMK}-1.{zr}"));
+}
+
+#[test]
+fn rebake_without_changes_keeps_signatures_with_bake_revision_on() {
+    let s = site();
+    write(
+        &s.root,
+        "etc/check_mk/multisite.d/wato/global.mk",
+        "apply_bake_revision = True\n",
+    );
+    let (store, id) = key_store(s.dir.path());
+    let mut o = opts();
+    o.sign = Some(SignWith {
+        key_store: store,
+        key_id: id,
+        passphrase: Passphrase::new(PASS),
+    });
+    agent_bakery::bake(&s.root, &o, &mut |_| {}).unwrap();
+    let before = snapshot(&s.root);
+    let report = bake(&s.root);
+    assert!(report.platforms.iter().all(|r| r.built == 0), "{report:?}");
+    assert_eq!(
+        snapshot(&s.root),
+        before,
+        "bytes and signature lists unchanged"
+    );
+    let layout = Layout::new(&s.root);
+    let web = hash(&s.root, Platform::LinuxDeb, "web01");
+    assert_eq!(
+        layout.signatures(Platform::LinuxDeb, &web).unwrap().len(),
+        1
+    );
+}
+
+#[test]
+fn bake_revision_defaults_follow_the_site_version() {
+    use agent_bakery::apply_bake_revision;
+    use py_literal::PyValue;
+    // Before 2.3 the revision was always applied; since 2.3 it is off unless set.
+    assert!(apply_bake_revision(None, "2.2.0p20"));
+    assert!(apply_bake_revision(None, "2.1.0p1"));
+    assert!(!apply_bake_revision(None, "2.3.0p9"));
+    assert!(!apply_bake_revision(None, "2.4.0b1"));
+    assert!(!apply_bake_revision(
+        Some(&PyValue::Bool(false)),
+        "2.2.0p20"
+    ));
+    assert!(apply_bake_revision(Some(&PyValue::Bool(true)), "2.3.0p9"));
+}
+
+#[test]
+fn a_2_2_site_gets_a_bake_revision_without_the_setting() {
+    if !have("dpkg-deb", "dpkg") {
+        return;
+    }
+    let s = site();
+    let mut o = opts();
+    o.cmk_version = Some("2.2.0p20".into());
+    agent_bakery::bake(&s.root, &o, &mut |_| {}).unwrap();
+    write(
+        &s.root,
+        &format!("{}/rules.mk", wato("linux")),
+        &rules_mk(&[DB_OFF_RULE, &LINUX_RULE.replace("600", "900")]),
+    );
+    agent_bakery::bake(&s.root, &o, &mut |_| {}).unwrap();
+    let web = hash(&s.root, Platform::LinuxDeb, "web01");
+    assert_eq!(deb_version(&s.root, "web01"), format!("2.2.0p20-2.{web}"));
 }

@@ -511,7 +511,8 @@ fn deployment_decision_per_key() {
             "it does not have the selected host tags",
         ),
         (
-            "'match_hosttags': ['prod|lan']",
+            // W16713's own example of the old form: the leading host name is dropped.
+            "'match_hosttags': ['my-host|cmk-agent|prod|lan']",
             "web01",
             "db01",
             "it does not have the selected host tags",
@@ -548,7 +549,7 @@ fn deployment_decision_per_key() {
         let text = d.refusal(fail).unwrap();
         assert_eq!(
             text,
-            format!("Agent updates are disabled for host name {fail} because {reason}."),
+            format!("agent updates are disabled for host name {fail} because {reason}"),
             "{sel}"
         );
         // The check plug-in's rating: case-insensitive substrings.
@@ -560,4 +561,77 @@ fn deployment_decision_per_key() {
     }
     let g = decide("", "x").refusal("x").unwrap().to_lowercase();
     assert!(g.contains("deployment is currently globally disabled"));
+}
+
+#[test]
+fn hoststorage_files_of_every_version_are_read() {
+    let s = site();
+    // 2.0/2.1 HostStorage output: contact groups, attributes, explicit settings, custom
+    // macros (a chained call) and folder contact groups (`FOLDER_PATH`).
+    let hosts = "# Created by HostStorage\n\n\
+        host_contactgroups += [{'value': 'all', 'condition': {'host_name': ['web01']}}]\n\n\
+        all_hosts += ['web01']\n\n\
+        host_tags.update({'web01': {'site': 'mysite', 'criticality': 'prod'}})\n\n\
+        host_labels.update({'web01': {'os': 'linux'}})\n\n\
+        # ipaddresses\nipaddresses.update({'web01': '10.0.0.1'})\n\n\
+        # Explicit settings for alias\nexplicit_host_conf.setdefault('alias', {})\n\
+        explicit_host_conf['alias'].update({'web01': 'Web server'})\n\n\
+        # Settings for _X\nextra_host_conf.setdefault('_X', []).extend(\n  [('v', ['web01'])])\n\n\
+        # Folder contact groups\n\
+        host_contactgroups.insert(0, {'value': ['all'], 'condition': {'host_folder': '/%s/' % FOLDER_PATH}})\n\n\
+        # Host attributes (needed for WATO)\nhost_attributes.update({'web01': {'site': 'mysite'}})\n";
+    write(&s.root, &format!("{}/hosts.mk", wato("linux")), hosts);
+    // 1.5 era: the folder is part of each `all_hosts` entry.
+    write(
+        &s.root,
+        &format!("{}/hosts.mk", wato("windows")),
+        "# Written by WATO\n# encoding: utf-8\n\nall_hosts += [\n  \"win01|lan|prod|cmk-agent|wato|/\" + FOLDER_PATH + \"/\",\n]\n\nimport os\n",
+    );
+    let cfg = SiteConfig::read(&s.root, "mysite").unwrap();
+    let web = cfg.host("web01").unwrap();
+    assert_eq!(web.folder, "/wato/linux/");
+    assert_eq!(
+        web.tags.get("criticality").map(String::as_str),
+        Some("prod")
+    );
+    assert_eq!(cfg.host("win01").unwrap().folder, "/wato/windows/");
+    // Only the statement of an unknown shape is warned about, with its file and line.
+    let w: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].ends_with("windows/hosts.mk, line 8: statement skipped, not run: import os"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn statements_of_unknown_shape_in_hosts_mk_are_skipped_and_the_rest_is_read() {
+    let s = site();
+    write(
+        &s.root,
+        &format!("{}/hosts.mk", wato("windows")),
+        "all_hosts += ['win01']\nsomething.append(FOO + 1)\nhost_tags.update({'win01': {'site': 'other'}})\n",
+    );
+    let cfg = SiteConfig::read(&s.root, "mysite").unwrap();
+    assert_eq!(cfg.host("win01").unwrap().site, "other");
+    let w: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        w.len() == 1 && w[0].contains("windows/hosts.mk, line 2: statement skipped"),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_updater_rule_set_is_still_an_error() {
+    let s = site();
+    write(
+        &s.root,
+        &format!("{}/rules.mk", wato("windows")),
+        "agent_config['cmk_update_agent'] = [\n{'id': 'x', 'value': {'activated': ACTIVE}, 'condition': {}},\n] + agent_config['cmk_update_agent']\n",
+    );
+    let text = SiteConfig::read(&s.root, "mysite").unwrap_err().to_string();
+    assert!(
+        text.contains("windows/rules.mk, line 2") && text.contains("ACTIVE"),
+        "{text}"
+    );
 }

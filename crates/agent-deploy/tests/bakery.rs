@@ -271,7 +271,7 @@ fn unselected_hosts_are_refused_with_the_reason_and_may_still_register() {
     let refused = w.status("db02", &db).unwrap_err();
     assert_eq!(
         refused,
-        "Agent updates are disabled for host name db02 because it is not in one of the selected folders."
+        "agent updates are disabled for host name db02 because it is not in one of the selected folders"
     );
     let refused = w.status("ghost", &ghost).unwrap_err();
     assert!(
@@ -285,7 +285,7 @@ fn unselected_hosts_are_refused_with_the_reason_and_may_still_register() {
     );
     assert_eq!(
         w.status("web01", &web).unwrap_err(),
-        "Agent updates are disabled for host name web01 because it is on the exclusion list."
+        "agent updates are disabled for host name web01 because it is on the exclusion list"
     );
     w.site.deployment(
         true,
@@ -295,7 +295,7 @@ fn unselected_hosts_are_refused_with_the_reason_and_may_still_register() {
     assert!(
         w.status("web01", &web)
             .unwrap_err()
-            .ends_with("because it is not in the list of selected hosts.")
+            .ends_with("because it is not in the list of selected hosts")
     );
 
     // The refusal was a contact: recorded, without a target.

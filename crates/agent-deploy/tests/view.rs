@@ -191,7 +191,7 @@ fn golden_view_with_one_host_in_each_category() {
     assert_eq!(row(&view, "db02").verdict, Verdict::HostDisabled);
     assert_eq!(
         row(&view, "db02").reason.as_deref(),
-        Some("Agent updates are disabled for host name db02 because it is on the exclusion list.")
+        Some("agent updates are disabled for host name db02 because it is on the exclusion list")
     );
     assert!(!row(&view, "pub01").is(Category::Registered));
     assert_eq!(view.counts.registered, 8);

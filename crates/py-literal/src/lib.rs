@@ -774,11 +774,36 @@ pub enum StatementKind {
         /// The literal arguments.
         args: Vec<PyValue>,
     },
-    /// A statement of another shape (`import os`, `if ...:`), skipped without being run.
+    /// `target.method(literal, ...).method(literal, ...)`: a call on what a call returns, as
+    /// Checkmk writes custom host macros
+    /// (`extra_host_conf.setdefault('_X', []).extend([...])`).
+    ChainedCall {
+        /// The object the first call is made on.
+        target: Target,
+        /// The calls, in order (at least two).
+        calls: Vec<MethodCall>,
+    },
+    /// A statement of another shape (`import os`, `if ...:`, an expression that is not a
+    /// literal), skipped without being run.
     Skipped {
         /// The statement's first line.
         text: String,
+        /// What the statement assigns to or calls on, when it starts like a statement this
+        /// parser reads (`x['k'] = <not a literal>`): lets a caller refuse to skip a statement
+        /// whose value it needs.
+        target: Option<Target>,
+        /// Why a statement that starts like one this parser reads was not read.
+        error: Option<LiteralError>,
     },
+}
+
+/// One call of a [`StatementKind::ChainedCall`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodCall {
+    /// The method name.
+    pub method: String,
+    /// The literal arguments.
+    pub args: Vec<PyValue>,
 }
 
 /// A statement with its 1-based line.
@@ -794,9 +819,11 @@ pub struct Statement {
 /// `global.mk`) without running anything.
 ///
 /// Assignments (`=`, `+=`, `= literal + name`) and method calls with literal arguments
-/// (`x.update({...})`, `globals().setdefault('x', [])`) are read; statements of any other
-/// shape are returned as [`StatementKind::Skipped`] for the caller to warn about. A literal
-/// that does not parse is an error with its line.
+/// (`x.update({...})`, `globals().setdefault('x', [])`, also chained:
+/// `x.setdefault('k', []).extend([...])`) are read; statements of any other shape, including
+/// assignments and calls whose values are expressions rather than literals, are returned as
+/// [`StatementKind::Skipped`] for the caller to warn about. Only text that cannot be a Python
+/// statement at all (a bracket or a string that is never closed) is an error with its line.
 pub fn parse_statements(text: &str) -> Result<Vec<Statement>, LiteralError> {
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut p = Parser {
@@ -825,22 +852,45 @@ pub fn parse_statements(text: &str) -> Result<Vec<Statement>, LiteralError> {
             .count();
         counted = p.pos;
         let start = p.pos;
-        let kind = match p.statement()? {
-            Some(kind) => kind,
-            None => {
+        let parsed = match p.statement() {
+            Ok(Some(kind)) => {
+                p.skip_ws();
+                if matches!(p.peek(), None | Some('\n' | ';')) {
+                    Ok(Some(kind))
+                } else {
+                    Err(p.err("unexpected text after the statement (perhaps a missing comma?)"))
+                }
+            }
+            other => other,
+        };
+        let kind = match parsed {
+            Ok(Some(kind)) => kind,
+            failed => {
+                // Not a shape we read: skip the whole logical line, so that one statement
+                // Checkmk (or a user) wrote in a shape we do not know never hides the rest
+                // of the file. Only text whose brackets or strings never close is an error:
+                // then we cannot tell where the statement ends.
+                let error = failed.err();
+                p.depth = 0;
                 p.pos = start;
-                p.skip_logical_line();
+                let target = p.target().ok().flatten();
+                p.depth = 0;
+                p.pos = start;
+                if !p.skip_logical_line() {
+                    return Err(error.unwrap_or_else(|| {
+                        p.pos = start;
+                        p.err("a bracket or a string of this statement is never closed")
+                    }));
+                }
                 let text: String = p.chars[start..p.pos].iter().collect();
                 StatementKind::Skipped {
                     text: text.lines().next().unwrap_or_default().trim().to_string(),
+                    target,
+                    error,
                 }
             }
         };
         out.push(Statement { line, kind });
-        p.skip_ws();
-        if !matches!(p.peek(), None | Some('\n' | ';')) {
-            return Err(p.err("unexpected text after the statement (perhaps a missing comma?)"));
-        }
     }
 }
 
@@ -985,6 +1035,30 @@ impl Parser {
                 self.depth += 1;
                 let args = self.sequence(')')?;
                 self.depth -= 1;
+                let mut calls = vec![MethodCall { method, args }];
+                loop {
+                    self.skip_ws();
+                    if self.peek() != Some('.') {
+                        break;
+                    }
+                    self.pos += 1;
+                    let Some(method) = self.name() else {
+                        return Ok(None);
+                    };
+                    self.skip_ws();
+                    if self.peek() != Some('(') {
+                        return Ok(None);
+                    }
+                    self.pos += 1;
+                    self.depth += 1;
+                    let args = self.sequence(')')?;
+                    self.depth -= 1;
+                    calls.push(MethodCall { method, args });
+                }
+                if calls.len() > 1 {
+                    return Ok(Some(StatementKind::ChainedCall { target, calls }));
+                }
+                let MethodCall { method, args } = calls.remove(0);
                 Ok(Some(StatementKind::Call {
                     target,
                     method,
@@ -1019,19 +1093,54 @@ impl Parser {
         }
     }
 
-    /// Skips a statement of unknown shape: to the end of its line, following open brackets
-    /// and an indented block's continuation lines are separate statements.
-    fn skip_logical_line(&mut self) {
+    /// Skips a statement of unknown shape: to the end of its logical line, following open
+    /// brackets, strings (brackets inside them do not count), comments and backslash
+    /// continuations; an indented block's lines are separate statements. `false` when a
+    /// bracket or a string is never closed, or a bracket closes that was not opened.
+    fn skip_logical_line(&mut self) -> bool {
         let mut depth = 0usize;
         while let Some(c) = self.peek() {
             match c {
                 '(' | '[' | '{' => depth += 1,
-                ')' | ']' | '}' => depth = depth.saturating_sub(1),
-                '\n' if depth == 0 => break,
+                ')' | ']' | '}' => match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => return false,
+                },
+                '\n' if depth == 0 => return true,
+                '#' => {
+                    while self.peek().is_some_and(|c| c != '\n') {
+                        self.pos += 1;
+                    }
+                    continue;
+                }
+                '\\' => self.pos += 1,
+                '\'' | '"' => {
+                    let triple = self.peek_at(1) == Some(c) && self.peek_at(2) == Some(c);
+                    self.pos += if triple { 3 } else { 1 };
+                    loop {
+                        match self.peek() {
+                            None => return false,
+                            Some('\\') => self.pos += 2,
+                            Some('\n') if !triple => return false,
+                            Some(q)
+                                if q == c
+                                    && (!triple
+                                        || (self.peek_at(1) == Some(c)
+                                            && self.peek_at(2) == Some(c))) =>
+                            {
+                                self.pos += if triple { 3 } else { 1 };
+                                break;
+                            }
+                            Some(_) => self.pos += 1,
+                        }
+                    }
+                    continue;
+                }
                 _ => {}
             }
             self.pos += 1;
         }
+        depth == 0
     }
 
     fn value(&mut self) -> Result<PyValue, LiteralError> {
@@ -1498,7 +1607,10 @@ mod tests {
                     } => {
                         format!("call {}.{} {}", target.name, method, args.len())
                     }
-                    StatementKind::Skipped { text } => format!("skip {text}"),
+                    StatementKind::ChainedCall { target, calls } => {
+                        format!("chain {} {}", target.name, calls.len())
+                    }
+                    StatementKind::Skipped { text, .. } => format!("skip {text}"),
                 };
                 (s.line, k)
             })
@@ -1549,8 +1661,63 @@ mod tests {
     fn statement_errors_name_the_line() {
         let err = parse_statements("a = 1\nb = [1, 2\nc = 3\n").unwrap_err();
         assert_eq!(err.line, 3, "{err}");
-        let err = parse_statements("a = 1\nb = foo(1)\n").unwrap_err();
-        assert_eq!((err.line, err.not_literal), (2, true));
+        let err = parse_statements("a = 1\nb = 'x\nc = 3\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+        let err = parse_statements("a = 1\nb = (1))\n").unwrap_err();
+        assert_eq!(err.line, 2, "{err}");
+    }
+
+    fn skipped(st: &Statement) -> (Option<&str>, bool) {
+        match &st.kind {
+            StatementKind::Skipped { target, error, .. } => (
+                target.as_ref().map(|t| t.name.as_str()),
+                error.as_ref().is_some_and(|e| e.not_literal),
+            ),
+            other => panic!("line {}: not skipped: {other:?}", st.line),
+        }
+    }
+
+    #[test]
+    fn expressions_are_skipped_with_their_target_and_the_rest_is_read() {
+        // 1.5-era hosts.mk and 2.0/2.1 folder contact groups: not literals, but the
+        // statements after them must still be read.
+        let text = "all_hosts += [\n  \"web01|lan|/\" + FOLDER_PATH + \"/\",\n]\n\
+                    host_contactgroups.insert(0, {'value': ['all'], 'condition': \
+                    {'host_folder': '/%s/' % FOLDER_PATH}})\n\
+                    b = foo(1)\n\
+                    x = {'a': ')'} {'b': 1}  # ( not closed in a comment\n\
+                    host_tags.update({'web01': {'site': 'cmk'}})\n";
+        let st = parse_statements(text).unwrap();
+        let lines: Vec<usize> = st.iter().map(|s| s.line).collect();
+        assert_eq!(lines, [1, 4, 5, 6, 7]);
+        assert_eq!(skipped(&st[0]), (Some("all_hosts"), false));
+        assert_eq!(skipped(&st[1]), (Some("host_contactgroups"), false));
+        assert_eq!(skipped(&st[2]), (Some("b"), true));
+        assert_eq!(skipped(&st[3]), (Some("x"), false));
+        assert!(matches!(&st[4].kind, StatementKind::Call { method, .. } if method == "update"));
+    }
+
+    #[test]
+    fn chained_calls_are_read() {
+        // HostStorage writes custom host macros this way (every version).
+        let text = "extra_host_conf.setdefault('_X', []).extend(\n  [('v', ['web01'])])\n\
+                    explicit_host_conf.setdefault('alias', {})\n";
+        let st = parse_statements(text).unwrap();
+        let StatementKind::ChainedCall { target, calls } = &st[0].kind else {
+            panic!("{:?}", st[0]);
+        };
+        assert_eq!(target.name, "extra_host_conf");
+        let methods: Vec<&str> = calls.iter().map(|c| c.method.as_str()).collect();
+        assert_eq!(methods, ["setdefault", "extend"]);
+        assert_eq!(
+            calls[1].args[0].repr(),
+            "[('v', ['web01'])]",
+            "the extended value"
+        );
+        assert_eq!(st[1].line, 3);
+        assert!(
+            matches!(&st[1].kind, StatementKind::Call { method, .. } if method == "setdefault")
+        );
     }
     use super::*;
 
