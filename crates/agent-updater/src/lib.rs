@@ -49,6 +49,7 @@ mod controller;
 mod rotation;
 mod settings;
 mod stream;
+mod tls;
 mod updater;
 mod verify;
 

@@ -134,24 +134,16 @@ pub enum UpdateError {
         /// What is wrong.
         reason: String,
     },
-    /// The server's own certificate is a CA certificate, which TLS never accepts as a server
-    /// certificate, so trusting it on first use (`--trust-cert`) cannot work.
-    #[error("{server}: {CA_AS_SERVER_CERTIFICATE}")]
-    CaServerCertificate {
-        /// The server (host and port).
-        server: String,
-    },
     /// Another updater holds the lock.
     #[error("Another cmk-update-agent is already running (lock {0}). Aborting.")]
     Locked(PathBuf),
 }
 
-/// Why a self-signed CA certificate cannot be the server's certificate.
-const CA_AS_SERVER_CERTIFICATE: &str = "the server's certificate is a CA certificate \
-(basicConstraints CA:TRUE, the default of `openssl req -x509`); TLS (rustls/webpki) never accepts \
-a CA certificate as a server's own certificate, even a trusted one, so it cannot be trusted on \
-first use. Give the server a certificate with CA:FALSE (`openssl req -x509 ... -addext \
-basicConstraints=critical,CA:FALSE`) or one issued by a CA, and trust that CA";
+/// Why a CA certificate was refused as the server's certificate (rustls says only
+/// `CaUsedAsEndEntity`).
+const CA_AS_SERVER_CERTIFICATE: &str = "the server's own certificate is a CA certificate \
+(basicConstraints CA:TRUE); it is accepted only when exactly that certificate is trusted \
+(cfg `certificates`, or `--trust-cert`)";
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> UpdateError + '_ {
     move |source| UpdateError::Io {
@@ -623,7 +615,7 @@ impl Updater {
             reg.update_url.clone().map_or(Value::Null, Value::String),
         );
         if let Some(certs) = &reg.certificates {
-            settings.set_state("certificates", json!(certs));
+            merge_local_certificates(&mut settings, certs);
         }
         settings.set_state(
             "installed_aghash",
@@ -679,6 +671,16 @@ impl Updater {
     /// One update run (section 3.3, "Update algorithm"), without the section or caching.
     /// Records `last_check`, and on success `installed_aghash`/`last_update`.
     pub fn run(&self, opts: &RunOptions) -> Result<UpdateOutcome, UpdateError> {
+        self.run_inner(opts, &mut None)
+    }
+
+    /// [`run`](Self::run); `push` receives what a later "push status" needs once the server
+    /// answered the status call, and is emptied again when the run pushed on its own.
+    fn run_inner(
+        &self,
+        opts: &RunOptions,
+        push: &mut Option<PushStatus>,
+    ) -> Result<UpdateOutcome, UpdateError> {
         let _lock = self.lock()?;
         let mut s = self.settings()?;
         let manual = opts.mode == Mode::Manual;
@@ -734,12 +736,20 @@ impl Updater {
                 return Err(e);
             }
         };
+        *push = Some(PushStatus {
+            client: client.clone(),
+            base: base.clone(),
+            form: form.clone(),
+        });
         self.rotate_root(&status.root_metadata)?;
-        if let Some(u) = &status.update_url {
-            s.set_state("update_url", Value::String(u.clone()));
-        }
+        // Like Checkmk's updater: the answer's update_url replaces the stored one, also when
+        // the server no longer sends one.
+        s.set_state(
+            "update_url",
+            status.update_url.clone().map_or(Value::Null, Value::String),
+        );
         if let Some(c) = &status.certificates {
-            s.set_state("certificates", json!(c));
+            merge_local_certificates(&mut s, c);
         }
         s.save_state()?;
         if !status.agent_available {
@@ -817,6 +827,7 @@ impl Updater {
         let outcome = self.install_file(package.path(), &target_hash);
         drop(package);
         let s = self.finish_install(&target_hash, &plan, &outcome)?;
+        *push = None;
         // Push the new status; errors are ignored.
         form.mode = DeployMode::Status;
         form.aghash.clear();
@@ -1073,9 +1084,20 @@ impl Updater {
     }
 
     /// Runs an update, records `last_error`, refreshes the cache and returns the section.
+    ///
+    /// In plug-in mode a run that failed after the server answered the status call sends one
+    /// more `mode=status` call carrying the new `last_error` ("push status", spec 3.3), so the
+    /// site sees the error before the next interval; errors of that call are ignored.
     pub fn run_and_record(&self, opts: &RunOptions) -> String {
-        let result = self.run(opts);
-        self.record_result(&result)
+        let mut push = None;
+        let result = self.run_inner(opts, &mut push);
+        let section = self.record_result(&result);
+        if opts.mode == Mode::Plugin
+            && let (Err(e), Some(push)) = (&result, push)
+        {
+            push.send(&e.to_string(), self.status_limit);
+        }
+        section
     }
 
     /// Records the result of [`run`](Self::run): stores the error text as `last_error`
@@ -1123,7 +1145,7 @@ impl Updater {
             last_update: s.get_f64("last_update"),
             aghash: text("installed_aghash"),
             pending_hash: text("pending_hash"),
-            update_url: text("update_url"),
+            update_url: self.base_urls(s).into_iter().next(),
             trusted_certs: s
                 .get_str_list("signature_keys")
                 .iter()
@@ -1145,12 +1167,7 @@ impl Updater {
         if client.agent.head(&url).call().is_ok() {
             return Ok(None);
         }
-        let (der, only) = fetch_peer_certificate(server, self.timeout)?;
-        if only && is_ca_certificate(&der) {
-            return Err(UpdateError::CaServerCertificate {
-                server: server.to_owned(),
-            });
-        }
+        let der = fetch_peer_certificate(server, self.timeout)?;
         let pem = to_pem(&der);
         tracing::warn!("Trusting the certificate of {server} without verification (--trust-cert)");
         let mut local = match s.state_value("local_certificates") {
@@ -1166,7 +1183,50 @@ impl Updater {
     }
 }
 
+/// Adds certificates the server handed out to the state's `local_certificates` (spec 3.2):
+/// the cfg's `certificates` would hide them under the key `certificates`, and R22 trusts both.
+fn merge_local_certificates(s: &mut Settings, received: &[String]) {
+    let squash = |pem: &str| pem.split_whitespace().collect::<String>();
+    let mut local = match s.state_value("local_certificates") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(Value::String(one)) => vec![Value::String(one.clone())],
+        _ => Vec::new(),
+    };
+    let mut known: Vec<String> = local.iter().filter_map(Value::as_str).map(squash).collect();
+    for pem in received {
+        let key = squash(pem);
+        if !key.is_empty() && !known.contains(&key) {
+            known.push(key);
+            local.push(Value::String(pem.clone()));
+        }
+    }
+    s.set_state("local_certificates", Value::Array(local));
+}
+
+/// What a "push status" call after a failed plug-in run needs.
+struct PushStatus {
+    client: Client,
+    base: String,
+    form: DeployForm,
+}
+
+impl PushStatus {
+    /// Sends the status form again with `error` as `last_error`; errors are ignored.
+    fn send(mut self, error: &str, limit: u64) {
+        self.form.mode = DeployMode::Status;
+        self.form.aghash.clear();
+        self.form.last_error = truncate_last_error(error).to_owned();
+        if let Err(e) =
+            self.client
+                .post_candidates(std::slice::from_ref(&self.base), &self.form, limit)
+        {
+            tracing::debug!("push status failed (ignored): {e}");
+        }
+    }
+}
+
 /// A blocking HTTPS client configured from the settings.
+#[derive(Clone)]
 struct Client {
     agent: ureq::Agent,
 }
@@ -1176,9 +1236,11 @@ impl Client {
         let mut pems = s.get_str_list("certificates");
         pems.extend(s.get_str_list("local_certificates"));
         let mut roots = Vec::new();
+        let mut pinned = Vec::new();
         for pem in &pems {
             for item in ureq::tls::parse_pem(pem.as_bytes()) {
                 if let Ok(ureq::tls::PemItem::Certificate(c)) = item {
+                    pinned.push(rustls_pki_types::CertificateDer::from(c.der().to_vec()));
                     roots.push(c);
                 }
             }
@@ -1204,22 +1266,15 @@ impl Client {
                 port,
                 user,
                 password,
-            } => {
-                let auth = match (user, password) {
-                    (Some(u), Some(p)) => format!("{u}:{p}@"),
-                    (Some(u), None) => format!("{u}@"),
-                    _ => String::new(),
-                };
-                let spec = format!("{protocol}://{auth}{server}:{port}");
-                Some(
-                    ureq::Proxy::new(&spec).map_err(|e| UpdateError::Connection {
-                        url: format!("{protocol}://{server}:{port}"),
-                        reason: format!("invalid proxy: {e}"),
-                    })?,
-                )
-            }
+            } => Some(explicit_proxy(
+                &protocol,
+                &server,
+                port,
+                user.as_deref(),
+                password.as_deref(),
+            )?),
         };
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls.build())
             .proxy(proxy)
             .http_status_as_error(false)
@@ -1227,8 +1282,31 @@ impl Client {
             .max_redirects_will_error(false)
             .timeout_global(Some(timeout))
             .user_agent(concat!("cmk-update-agent-rs/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
+            .build();
+        let agent = if pinned.is_empty() || insecure {
+            config.new_agent()
+        } else {
+            use ureq::unversioned::transport::{
+                ConnectProxyConnector, Connector as _, SocksConnector, TcpConnector,
+            };
+            // ureq's default chain with our TLS step (crate::tls explains why).
+            let tls = crate::tls::TlsConnector::trusting(pinned).map_err(|e| {
+                UpdateError::Connection {
+                    url: String::new(),
+                    reason: format!("TLS setup: {e}"),
+                }
+            })?;
+            let chain =
+                ().chain(SocksConnector::default())
+                    .chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector::default())
+                    .chain(tls);
+            ureq::Agent::with_parts(
+                config,
+                chain,
+                ureq::unversioned::resolver::DefaultResolver::default(),
+            )
+        };
         Ok(Client { agent })
     }
 
@@ -1361,7 +1439,9 @@ impl Client {
         parse_envelope(url, status.as_u16(), &body)
     }
 
-    /// Tries each base URL in order; falls back on connection errors, never on bakery errors.
+    /// Tries each base URL in order. Like Checkmk's updater it falls back on every error whose
+    /// text does not contain "agent bakery" (spec 3.1); errors the bakery reported end the
+    /// search.
     fn post_candidates(
         &self,
         bases: &[String],
@@ -1373,11 +1453,11 @@ impl Client {
             let url = format!("{base}/{DEPLOY_PAGE}");
             match self.post_json(&url, &form.pairs(), limit) {
                 Ok(v) => return Ok((v, base.clone())),
-                Err(e @ UpdateError::Connection { .. }) => {
+                Err(e) if e.to_string().to_lowercase().contains("agent bakery") => return Err(e),
+                Err(e) => {
                     tracing::warn!("{e}; trying the next URL");
                     last = e;
                 }
-                Err(e) => return Err(e),
             }
         }
         Err(last)
@@ -1429,6 +1509,30 @@ impl Client {
     }
 }
 
+/// The cfg's explicit proxy. ureq's builder percent-encodes user and password, so characters
+/// such as `#`, `@` or `:` in them survive (they would break a hand-made URL).
+fn explicit_proxy(
+    protocol: &str,
+    server: &str,
+    port: u16,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<ureq::Proxy, UpdateError> {
+    let invalid = |reason: String| UpdateError::Connection {
+        url: format!("{protocol}://{server}:{port}"),
+        reason: format!("invalid proxy: {reason}"),
+    };
+    let kind = ureq::ProxyProtocol::try_from(protocol).map_err(|e| invalid(e.to_string()))?;
+    let mut builder = ureq::Proxy::builder(kind).host(server).port(port);
+    if let Some(u) = user {
+        builder = builder.username(u);
+        if let Some(p) = password {
+            builder = builder.password(p);
+        }
+    }
+    builder.build().map_err(|e| invalid(e.to_string()))
+}
+
 /// The reason of a failed request, with a plain sentence for a CA certificate used as the
 /// server's certificate (rustls says only `CaUsedAsEndEntity`).
 fn connection_reason(e: &ureq::Error) -> String {
@@ -1452,15 +1556,25 @@ fn envelope_result(env: Envelope) -> Result<Value, UpdateError> {
     }
 }
 
+/// Texts of a non-JSON answer that mean the login failed: the ones Checkmk's updater looks for
+/// (its GUI's login error box, its English and German messages), plus traces of the login page.
+const LOGIN_FAILURE_MARKERS: &[&str] = &[
+    "<div id=\"login_error\">",
+    "Permission denied",
+    "Nicht angemeldet",
+    "Invalid automation secret for user",
+    "Ungültiges Automatisierungspasswort für Benutzer",
+    "login.py",
+    "_login",
+    "Invalid credentials",
+];
+
 fn parse_envelope(url: &str, status: u16, body: &[u8]) -> Result<Value, UpdateError> {
     match serde_json::from_slice::<Envelope>(body) {
         Ok(env) => envelope_result(env),
         Err(_) => {
             let text = String::from_utf8_lossy(&body[..body.len().min(4096)]);
-            if text.contains("login.py")
-                || text.contains("_login")
-                || text.contains("Invalid credentials")
-            {
+            if LOGIN_FAILURE_MARKERS.iter().any(|m| text.contains(m)) {
                 Err(UpdateError::CannotAuthenticate)
             } else if !(200..300).contains(&status) {
                 Err(UpdateError::Connection {
@@ -1472,16 +1586,6 @@ fn parse_envelope(url: &str, status: u16, body: &[u8]) -> Result<Value, UpdateEr
             }
         }
     }
-}
-
-/// Whether a DER certificate says `CA:TRUE`.
-fn is_ca_certificate(der: &[u8]) -> bool {
-    x509_parser::parse_x509_certificate(der).is_ok_and(|(_, cert)| {
-        cert.basic_constraints()
-            .ok()
-            .flatten()
-            .is_some_and(|bc| bc.value.ca)
-    })
 }
 
 fn to_pem(der: &[u8]) -> String {
@@ -1496,9 +1600,8 @@ fn to_pem(der: &[u8]) -> String {
 }
 
 /// Fetches the server's certificate chain without verifying it and returns the last
-/// certificate (the issuer closest to the root) as DER, and whether it is the only one (the
-/// server's own certificate).
-fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<(Vec<u8>, bool), UpdateError> {
+/// certificate (the issuer closest to the root; a self-signed server's own certificate) as DER.
+fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<Vec<u8>, UpdateError> {
     let conn_err = |reason: String| UpdateError::Connection {
         url: format!("https://{server}/"),
         reason,
@@ -1532,7 +1635,7 @@ fn fetch_peer_certificate(server: &str, timeout: Duration) -> Result<(Vec<u8>, b
     let last = chain
         .last()
         .ok_or_else(|| conn_err("no certificate".into()))?;
-    Ok((last.as_ref().to_vec(), chain.len() == 1))
+    Ok(last.as_ref().to_vec())
 }
 
 /// Accepts any server certificate; used only to fetch it for `--trust-cert`.
@@ -1581,5 +1684,28 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCert {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_credentials_are_percent_encoded() {
+        for protocol in ["http", "socks5"] {
+            let proxy = explicit_proxy(
+                protocol,
+                "proxy.example",
+                3128,
+                Some("u@x"),
+                Some("a#b:c/d"),
+            )
+            .expect("valid proxy");
+            assert_eq!(proxy.username(), Some("u@x"));
+            assert_eq!(proxy.password(), Some("a#b:c/d"));
+            assert_eq!(proxy.host(), "proxy.example");
+            assert_eq!(proxy.port(), 3128);
+        }
     }
 }

@@ -7,6 +7,7 @@
 mod server_support;
 mod support;
 
+mod compat;
 mod controller;
 mod e2e;
 mod login;

@@ -174,6 +174,8 @@ pub(crate) enum Reply {
     Json(Value),
     /// Headers, then bytes forever (no Content-Length).
     Endless,
+    /// An HTML page (HTTP 200), as a login or error page.
+    Html(String),
 }
 
 /// A minimal HTTPS/1.1 server on 127.0.0.1 (one request per connection) driven by a closure.
@@ -266,6 +268,16 @@ impl ScriptedServer {
                             let _ = write!(
                                 s,
                                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = s.flush();
+                            s.conn.send_close_notify();
+                            let _ = s.flush();
+                        }
+                        Reply::Html(body) => {
+                            let _ = write!(
+                                s,
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                                 body.len()
                             );
                             let _ = s.flush();
