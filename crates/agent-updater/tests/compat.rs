@@ -120,14 +120,10 @@ fn update_url_follows_the_status_answer_also_when_it_is_gone() {
     let host = TestHost::new("web01", &srv.pki.ca_pem, &[]);
     let paths = host.paths();
     write_registered_state(&paths, &srv.server(), "web01", &"s".repeat(64));
-    let state = std::fs::read_to_string(&paths.state_file).unwrap().replace(
-        "'user'",
-        &format!(
-            "'update_url': 'https://{}/{SITE}/check_mk/', 'user'",
-            srv.server()
-        ),
+    remember_update_url(
+        &paths,
+        &format!("https://{}/{SITE}/check_mk/", srv.server()),
     );
-    std::fs::write(&paths.state_file, state).unwrap();
     host.updater(checkmk())
         .run(&RunOptions::new(Mode::Manual))
         .unwrap();
@@ -175,15 +171,16 @@ fn host_with_update_url(srv: &ScriptedServer) -> TestHost {
     let host = TestHost::new("web01", &srv.pki.ca_pem, &[]);
     let paths = host.paths();
     write_registered_state(&paths, &srv.server(), "web01", &"s".repeat(64));
-    let state = std::fs::read_to_string(&paths.state_file).unwrap().replace(
-        "'user'",
-        &format!(
-            "'update_url': 'https://{}/other/check_mk', 'user'",
-            srv.server()
-        ),
-    );
-    std::fs::write(&paths.state_file, state).unwrap();
+    remember_update_url(&paths, &format!("https://{}/other/check_mk", srv.server()));
     host
+}
+
+/// Adds `update_url` to the registered state at `paths`, as a status answer leaves it.
+fn remember_update_url(paths: &agent_updater::Paths, url: &str) {
+    let state = std::fs::read_to_string(&paths.state_file)
+        .unwrap()
+        .replace("'user'", &format!("'update_url': '{url}', 'user'"));
+    std::fs::write(&paths.state_file, state).unwrap();
 }
 
 #[test]

@@ -1015,6 +1015,23 @@ impl Parser {
         Ok(Some(Target { name, key }))
     }
 
+    /// `.method(args)` at a `.`; `None` for other shapes.
+    fn method_call(&mut self) -> Result<Option<MethodCall>, LiteralError> {
+        self.pos += 1;
+        let Some(method) = self.name() else {
+            return Ok(None);
+        };
+        self.skip_ws();
+        if self.peek() != Some('(') {
+            return Ok(None);
+        }
+        self.pos += 1;
+        self.depth += 1;
+        let args = self.sequence(')')?;
+        self.depth -= 1;
+        Ok(Some(MethodCall { method, args }))
+    }
+
     /// One statement of [`parse_statements`]; `None` for other shapes.
     fn statement(&mut self) -> Result<Option<StatementKind>, LiteralError> {
         let Some(target) = self.target()? else {
@@ -1023,37 +1040,13 @@ impl Parser {
         self.skip_ws();
         match (self.peek(), self.peek_at(1)) {
             (Some('.'), _) => {
-                self.pos += 1;
-                let Some(method) = self.name() else {
-                    return Ok(None);
-                };
-                self.skip_ws();
-                if self.peek() != Some('(') {
-                    return Ok(None);
-                }
-                self.pos += 1;
-                self.depth += 1;
-                let args = self.sequence(')')?;
-                self.depth -= 1;
-                let mut calls = vec![MethodCall { method, args }];
-                loop {
-                    self.skip_ws();
-                    if self.peek() != Some('.') {
-                        break;
-                    }
-                    self.pos += 1;
-                    let Some(method) = self.name() else {
+                let mut calls = Vec::new();
+                while self.peek() == Some('.') {
+                    let Some(call) = self.method_call()? else {
                         return Ok(None);
                     };
+                    calls.push(call);
                     self.skip_ws();
-                    if self.peek() != Some('(') {
-                        return Ok(None);
-                    }
-                    self.pos += 1;
-                    self.depth += 1;
-                    let args = self.sequence(')')?;
-                    self.depth -= 1;
-                    calls.push(MethodCall { method, args });
                 }
                 if calls.len() > 1 {
                     return Ok(Some(StatementKind::ChainedCall { target, calls }));
