@@ -96,7 +96,8 @@ pub use bake::{FaultHook, JobHook};
 pub use decision::{Decision, DeploymentSettings, GLOBALLY_DISABLED, HostSelection};
 pub use error::{Error, Result};
 pub use matching::{
-    Condition, LabelOp, MatchObject, NameEntry, TagCondition, label_groups_match, merge_dicts,
+    Condition, HostRegex, LabelOp, MatchObject, NameEntry, TagCondition, label_groups_match,
+    merge_dicts,
 };
 pub use model::{
     CFG_HEADER, Format, MAX_INTERVAL, Password, Proxy, Registration, ServerData, UpdaterConfig,

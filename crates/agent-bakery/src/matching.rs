@@ -11,7 +11,29 @@ pub enum NameEntry {
     /// An exact host name.
     Exact(String),
     /// `{'$regex': pattern}`, matched at the start of the name.
-    Regex(Regex),
+    Regex(HostRegex),
+}
+
+/// A `$regex` pattern, matched at the start of a name as Python's `re.match` does: with the
+/// `regex` crate (linear time) where it takes the pattern, otherwise with `fancy-regex`,
+/// which has Python's look-around and back-references (backtracking, with its limit).
+#[derive(Debug, Clone)]
+pub enum HostRegex {
+    /// A pattern the `regex` crate takes.
+    Linear(Regex),
+    /// A pattern with look-around or back-references.
+    Backtracking(fancy_regex::Regex),
+}
+
+impl HostRegex {
+    /// Whether the pattern matches at the start of `name`. A match that exceeds the
+    /// backtracking limit counts as none.
+    pub fn is_match(&self, name: &str) -> bool {
+        match self {
+            HostRegex::Linear(r) => r.is_match(name),
+            HostRegex::Backtracking(r) => r.is_match(name).unwrap_or(false),
+        }
+    }
 }
 
 /// A tag condition of one tag group.
@@ -89,20 +111,17 @@ fn dict_get<'a>(items: &'a [(PyValue, PyValue)], key: &str) -> Option<&'a PyValu
         .map(|(_, v)| v)
 }
 
-/// Python-only regex constructs the `regex` crate would refuse or read differently.
-fn check_regex(pattern: &str) -> Result<Regex, String> {
-    Regex::new(&format!("^(?:{pattern})")).map_err(|e| {
-        let first = e.to_string();
-        let reason = first
-            .lines()
-            .rfind(|l| l.starts_with("error:"))
-            .unwrap_or("unsupported syntax")
-            .to_string();
-        format!(
-            "the regular expression {pattern:?} uses a construct we cannot honour \
-             (look-around, back-references and other Python-only syntax are not supported): {reason}"
-        )
-    })
+/// A `$regex` pattern anchored at the start; an error names what neither engine takes.
+fn check_regex(pattern: &str) -> Result<HostRegex, String> {
+    let anchored = format!("^(?:{pattern})");
+    if let Ok(r) = Regex::new(&anchored) {
+        return Ok(HostRegex::Linear(r));
+    }
+    fancy_regex::Regex::new(&anchored)
+        .map(HostRegex::Backtracking)
+        .map_err(|e| {
+            format!("the regular expression {pattern:?} uses a construct we cannot honour: {e}")
+        })
 }
 
 impl Condition {

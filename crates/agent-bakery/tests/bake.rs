@@ -428,14 +428,14 @@ fn unknown_value_shape_names_the_rule() {
 }
 
 #[test]
-fn python_only_regex_is_refused_with_the_rule_id() {
+fn a_regex_neither_engine_takes_is_refused_with_the_rule_id() {
     let s = site();
     bake(&s.root);
     write(
         &s.root,
         &format!("{}/rules.mk", wato("windows")),
         &rules_mk(&[
-            "{'id': 'lookahead', 'value': {'activated': True}, 'condition': {'host_name': [{'$regex': 'web(?=0)'}]}}",
+            "{'id': 'lookahead', 'value': {'activated': True}, 'condition': {'host_name': [{'$regex': 'web(?=0'}]}}",
         ]),
     );
     let text = fails_untouched(&s.root, &opts()).to_string();
@@ -446,14 +446,14 @@ fn python_only_regex_is_refused_with_the_rule_id() {
 }
 
 #[test]
-fn python_only_regex_in_a_rule_set_the_bakery_does_not_use_is_a_warning() {
+fn a_broken_regex_in_a_rule_set_the_bakery_does_not_use_is_a_warning() {
     let s = site();
     write(
         &s.root,
         &format!("{}/rules.mk", wato("windows")),
         &format!(
             "{}\nchecks.setdefault('filesystem', [])\n\ncheckgroup_parameters['filesystem'] = [\n\
-             {{'id': 'fs1', 'value': {{'levels': (80.0, 90.0)}}, 'condition': {{'host_name': [{{'$regex': '(?!db).*'}}]}}}},\n\
+             {{'id': 'fs1', 'value': {{'levels': (80.0, 90.0)}}, 'condition': {{'host_name': [{{'$regex': '(?!db.*'}}]}}}},\n\
              ] + checkgroup_parameters['filesystem']\n",
             rules_mk(&[WIN_RULE])
         ),

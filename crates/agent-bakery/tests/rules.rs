@@ -268,9 +268,30 @@ fn condition_table() {
     }
 }
 
+/// bakery.md §4.2: patterns are Python's; look-around and back-references match as
+/// `re.match` does (at the start of the name), and a pattern neither engine takes is an error.
 #[test]
-fn python_only_regexes_are_rejected() {
-    for p in ["a(?=b)", "a(?!b)", "(?<=a)b", "(a)\\1", "(?P<x>a)(?P=x)"] {
+fn look_around_and_back_references_match_as_in_python() {
+    let cases = [
+        ("web(?=0)", "web01", true),
+        ("web(?=0)", "web1", false),
+        ("(?!db).*", "db02", false),
+        ("(?!db).*", "web01", true),
+        ("(?<=a)b", "ab", false),
+        ("(a)\\1", "aa", true),
+        ("(a)\\1", "ab", false),
+        ("(?P<x>a)(?P=x)", "aax", true),
+        ("(?P<x>a)(?P=x)", "ab", false),
+    ];
+    for (p, name, want) in cases {
+        let cond = format!("{{'host_name': [{{'$regex': {p:?}}}]}}");
+        assert_eq!(
+            obj_match(&cond, name, "/wato/", &[], &[]),
+            want,
+            "{p} on {name}"
+        );
+    }
+    for p in ["a(", "(?<x", "web(?=0"] {
         let err =
             Condition::parse(&parse(&format!("{{'host_name': [{{'$regex': {p:?}}}]}}")).unwrap())
                 .unwrap_err();
