@@ -203,12 +203,7 @@ impl SiteConfig {
                 format!("{}{}", target.name, methods.concat())
             }
         };
-        tracing::warn!(path = %path.display(), line, "skipped statement: {text}");
-        self.warnings.push(Warning {
-            path: path.to_path_buf(),
-            line,
-            message: format!("statement skipped, not run: {text}"),
-        });
+        self.push_warning(path, line, format!("statement skipped, not run: {text}"));
     }
 
     /// A global setting.
