@@ -2,7 +2,7 @@
 //! signed agent packages. The logic lives in the `agent-updater` crate.
 
 use std::io::{self, BufRead as _, IsTerminal as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -205,18 +205,8 @@ fn main() -> ExitCode {
     })
 }
 
-fn detect_platform() -> Platform {
-    if Path::new("/usr/bin/dpkg").exists() {
-        Platform::LinuxDeb
-    } else if Path::new("/usr/bin/rpm").exists() {
-        Platform::LinuxRpm
-    } else {
-        Platform::LinuxTgz
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let platform = cli.os.unwrap_or_else(detect_platform);
+    let platform = cli.os.unwrap_or_else(agent_updater::detect_platform);
     let policy = VerifyPolicy {
         threshold: cli.signature_threshold,
         ..VerifyPolicy::default()

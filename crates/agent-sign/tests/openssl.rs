@@ -39,6 +39,27 @@ fn openssl_decrypt_k_pem(dir: &Path, passphrase: &str, out: &str) -> Output {
 
 /// `openssl dgst -sha256 -verify` of the signature `sig` over `package.bin` with `pub.pem`
 /// (all in `dir`).
+/// `openssl dgst -sha256 -sign` of `dir/package.bin` with `dir/key.pem` (passphrase
+/// `passphrase`): the raw PKCS#1 v1.5 signature.
+fn openssl_sign_package(dir: &Path, passphrase: &str) -> Vec<u8> {
+    let passin = format!("pass:{passphrase}");
+    ok(&openssl(
+        &[
+            "dgst",
+            "-sha256",
+            "-sign",
+            "key.pem",
+            "-passin",
+            &passin,
+            "-out",
+            "osig",
+            "package.bin",
+        ],
+        dir,
+    ));
+    std::fs::read(dir.join("osig")).unwrap()
+}
+
 fn openssl_verify_package_signature(dir: &Path) -> Output {
     openssl(
         &[
@@ -130,21 +151,10 @@ fn openssl_verifies_our_package_signature_with_sha256() {
     // openssl's own signature with the same key is byte-identical (deterministic PKCS#1 v1.5).
     std::fs::write(dir.path().join("package.bin"), &package).unwrap();
     std::fs::write(dir.path().join("key.pem"), read("pyca.key.pem")).unwrap();
-    ok(&openssl(
-        &[
-            "dgst",
-            "-sha256",
-            "-sign",
-            "key.pem",
-            "-passin",
-            "pass:checkmk-fixture-pass",
-            "-out",
-            "osig",
-            "package.bin",
-        ],
-        dir.path(),
-    ));
-    assert_eq!(std::fs::read(dir.path().join("osig")).unwrap(), raw);
+    assert_eq!(
+        openssl_sign_package(dir.path(), "checkmk-fixture-pass"),
+        raw
+    );
 }
 
 #[test]
@@ -493,22 +503,7 @@ fn digest_verification_refuses_keys_below_2048_bits() {
     let digest: [u8; 32] = sha2::Sha256::digest(message).into();
     let sign = |key: &str, pass: &str| {
         std::fs::write(dir.path().join("key.pem"), read(key)).unwrap();
-        let passin = format!("pass:{pass}");
-        ok(&openssl(
-            &[
-                "dgst",
-                "-sha256",
-                "-sign",
-                "key.pem",
-                "-passin",
-                &passin,
-                "-out",
-                "sig",
-                "package.bin",
-            ],
-            dir.path(),
-        ));
-        std::fs::read(dir.path().join("sig")).unwrap()
+        openssl_sign_package(dir.path(), pass)
     };
     // The control: openssl's signature with a 2048-bit key verifies.
     let sig = sign("openssl-rsa.key.pem", "openssl-fixture-pass");

@@ -64,7 +64,7 @@ pub use settings::{
 };
 pub use updater::{
     BadInstallCommand, InstallCommand, Mode, Paths, ROLLBACK_STATE_KEY, RegisterOptions,
-    Registered, RunOptions, UpdateError, UpdateOutcome, Updater,
+    Registered, RunOptions, UpdateError, UpdateOutcome, Updater, detect_platform,
 };
 pub use verify::{
     AgentSignVerifier, PackageVerifier, TargetInfo, TargetPlan, Verified, VerifyError,

@@ -410,7 +410,8 @@ impl Updater {
         self
     }
 
-    /// Sets the platform and its default install command.
+    /// Sets the platform and its default install command ([`detect_platform`] tells this
+    /// host's).
     pub fn with_platform(mut self, platform: Platform) -> Updater {
         self.platform = platform;
         self.install = InstallCommand::for_platform(platform);
@@ -1183,6 +1184,18 @@ impl Updater {
     }
 }
 
+/// This host's package platform, as the updater guesses it without `--os`: DEB where
+/// `/usr/bin/dpkg` exists, else RPM where `/usr/bin/rpm` exists, else the tarball.
+pub fn detect_platform() -> Platform {
+    if Path::new("/usr/bin/dpkg").exists() {
+        Platform::LinuxDeb
+    } else if Path::new("/usr/bin/rpm").exists() {
+        Platform::LinuxRpm
+    } else {
+        Platform::LinuxTgz
+    }
+}
+
 /// Adds certificates the server handed out to the state's `local_certificates` (spec 3.2):
 /// the cfg's `certificates` would hide them under the key `certificates`, and R22 trusts both.
 fn merge_local_certificates(s: &mut Settings, received: &[String]) {
@@ -1292,8 +1305,8 @@ impl Client {
             // ureq's default chain with our TLS step (crate::tls explains why).
             let tls = crate::tls::TlsConnector::trusting(pinned).map_err(|e| {
                 UpdateError::Connection {
-                    url: String::new(),
-                    reason: format!("TLS setup: {e}"),
+                    url: "the deployment server".into(),
+                    reason: format!("cannot set up TLS: {e}"),
                 }
             })?;
             let chain =
@@ -1439,9 +1452,9 @@ impl Client {
         parse_envelope(url, status.as_u16(), &body)
     }
 
-    /// Tries each base URL in order. Like Checkmk's updater it falls back on every error whose
-    /// text does not contain "agent bakery" (spec 3.1); errors the bakery reported end the
-    /// search.
+    /// Tries each base URL in order. Like Checkmk's updater it falls back on every error but
+    /// the bakery's (spec 3.1: Checkmk's looks for "agent bakery" in the text, which is what
+    /// [`UpdateError::Bakery`] says); those end the search.
     fn post_candidates(
         &self,
         bases: &[String],
@@ -1453,7 +1466,7 @@ impl Client {
             let url = format!("{base}/{DEPLOY_PAGE}");
             match self.post_json(&url, &form.pairs(), limit) {
                 Ok(v) => return Ok((v, base.clone())),
-                Err(e) if e.to_string().to_lowercase().contains("agent bakery") => return Err(e),
+                Err(e @ UpdateError::Bakery(_)) => return Err(e),
                 Err(e) => {
                     tracing::warn!("{e}; trying the next URL");
                     last = e;
