@@ -273,7 +273,8 @@ struct RelayArgs {
     #[arg(long, value_name = "URL")]
     central_url: Option<String>,
     /// CA certificates (PEM) that verify the central site's TLS certificate; repeatable.
-    /// Default: the Mozilla roots.
+    /// Default: the CAs the --site-root trusts (its var/ssl/ca-certificates.crt, which
+    /// Checkmk writes from "Trusted certificate authorities for SSL"), else the Mozilla roots.
     #[arg(long, value_name = "FILE")]
     central_ca: Vec<PathBuf>,
     /// The remote site's user toward the central site. Default:
@@ -422,7 +423,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let site_settings = match &cli.site_root {
                 Some(root) => agent_deploy::SiteRelaySettings::read(
                     &agent_bakery::SiteConfig::read(root, &site)?,
-                ),
+                )
+                .with_trust_store(root)?,
                 None => agent_deploy::SiteRelaySettings::default(),
             };
             let mut extra_certificates = Vec::new();

@@ -54,9 +54,9 @@ pub mod view;
 pub use relay::{
     AnswerError, AnswerKind, CentralAnswer, DEFAULT_CACHE_MAX_BYTES, MAX_AGENT_ANSWER_BYTES,
     MAX_STATUS_ANSWER_BYTES, PACKAGE_SHA256_KEY, PackageCache, RELAY_SITE_FIELD, RELAY_SITE_HEADER,
-    RawAnswer, Relay, RelayAnswer, RelayConfig, RelayError, RelayOverrides, RelayStats, SITES_MK,
-    SiteRelaySettings, SiteUrl, package_sha256, parse_central_answer, pem_certificates,
-    read_site_urls,
+    RawAnswer, Relay, RelayAnswer, RelayConfig, RelayError, RelayOverrides, RelayStats,
+    SITE_TRUST_STORE, SITES_MK, SiteRelaySettings, SiteUrl, package_sha256, parse_central_answer,
+    pem_certificates, read_site_urls,
 };
 pub use server::{
     ClientHost, Limits, ServerHandle, ServerOptions, load_mtls, load_tls, mtls_config, router,

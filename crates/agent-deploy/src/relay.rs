@@ -281,7 +281,16 @@ pub struct SiteRelaySettings {
     pub remote_url: Option<String>,
     /// `agent_deployment_remote.certificates` (PEM).
     pub certificates: Vec<String>,
+    /// The CAs the site trusts for its own HTTPS calls ([`SITE_TRUST_STORE`], read by
+    /// [`SiteRelaySettings::with_trust_store`]); they verify the central site unless the
+    /// operator names other CAs.
+    pub trusted_cas: Vec<CertificateDer<'static>>,
 }
+
+/// The site's trust store, relative to the site's root: Checkmk writes its "Trusted certificate
+/// authorities for SSL" there at activation (the system's CAs included when "Trust system wide
+/// configured CAs" is on), and points the site user's `SSL_CERT_FILE` at it.
+pub const SITE_TRUST_STORE: &str = "var/ssl/ca-certificates.crt";
 
 fn dict_get<'a>(v: &'a PyValue, key: &str) -> Option<&'a PyValue> {
     match v {
@@ -319,7 +328,26 @@ impl SiteRelaySettings {
             automation_user: nonempty_str(central.and_then(|c| dict_get(c, "automation_user"))),
             remote_url: nonempty_str(remote.and_then(|r| dict_get(r, "remote_url"))),
             certificates: str_list(remote.and_then(|r| dict_get(r, "certificates"))),
+            trusted_cas: Vec::new(),
         }
+    }
+
+    /// These settings with the CAs of the trust store of the site at `site_root`
+    /// ([`SITE_TRUST_STORE`]). A missing or empty store adds none, so the central site is
+    /// then verified with the Mozilla roots; an unreadable or malformed one is an error
+    /// naming the file.
+    pub fn with_trust_store(mut self, site_root: &Path) -> Result<SiteRelaySettings, RelayError> {
+        let path = site_root.join(SITE_TRUST_STORE);
+        let pem = match fs::read(&path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self),
+            Err(e) => return Err(RelayError::Config(format!("{}: {e}", path.display()))),
+        };
+        use rustls_pki_types::pem::PemObject as _;
+        self.trusted_cas = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RelayError::Config(format!("{}: {e}", path.display())))?;
+        Ok(self)
     }
 
     /// What the site's deployment server hands out to its updaters: `update_url` when given,
@@ -815,8 +843,8 @@ pub struct RelayConfig {
     /// The central site's URL, protocol and `/check_mk/` included
     /// (`agent_deployment_central.central_url`).
     pub central_url: String,
-    /// CA certificates (DER) that verify the central's TLS certificate; none = the Mozilla
-    /// roots (webpki-roots). Verification is never switched off.
+    /// CA certificates (DER) that verify the central's TLS certificate, and no others; none =
+    /// the Mozilla roots (webpki-roots). Verification is never switched off.
     pub central_ca: Vec<CertificateDer<'static>>,
     /// The remote site's user toward the central (sent as `Authorization: Bearer <user>
     /// <secret>`); empty = none.
@@ -871,7 +899,9 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 pub struct RelayOverrides {
     /// The central site's URL instead of `agent_deployment_central.central_url`.
     pub central_url: Option<String>,
-    /// Files of CA certificates (PEM) that verify the central site; none = the Mozilla roots.
+    /// Files of CA certificates (PEM) that verify the central site instead of the site's
+    /// trusted CAs ([`SiteRelaySettings::trusted_cas`]; when there are none either, the Mozilla
+    /// roots).
     pub central_ca_files: Vec<PathBuf>,
     /// The user toward the central site instead of `agent_deployment_central.automation_user`.
     pub central_user: Option<String>,
@@ -914,6 +944,9 @@ impl RelayConfig {
         let mut cfg = RelayConfig::new(&url, site_id, cache_dir);
         if let Some(bytes) = overrides.cache_max_bytes {
             cfg.cache_max_bytes = bytes;
+        }
+        if overrides.central_ca_files.is_empty() {
+            cfg.central_ca.clone_from(&settings.trusted_cas);
         }
         for path in &overrides.central_ca_files {
             cfg.central_ca.extend(read_central_ca(path)?);
@@ -1624,6 +1657,7 @@ mod tests {
                 automation_user: None,
                 remote_url: Some("https://remote1.example.com/remote1/check_mk/".into()),
                 certificates: vec!["PEM".into()],
+                trusted_cas: Vec::new(),
             }
         );
         // A single site: no central, no relay.
@@ -1681,6 +1715,67 @@ mod tests {
         assert_eq!(cfg.unwrap().central_url, "https://other/x/check_mk/");
         let none = RelayConfig::for_site("r", state.path(), &alone, RelayOverrides::default());
         assert!(none.unwrap().is_none());
+    }
+
+    #[test]
+    fn the_site_trust_store_verifies_the_central_unless_the_operator_names_cas() {
+        let root = tempfile::tempdir().unwrap();
+        let central = || SiteRelaySettings {
+            central_url: Some("https://central/prod/check_mk/".into()),
+            ..SiteRelaySettings::default()
+        };
+        // No store: the Mozilla roots.
+        let site = central().with_trust_store(root.path()).unwrap();
+        assert!(site.trusted_cas.is_empty());
+        let store = root.path().join(SITE_TRUST_STORE);
+        fs::create_dir_all(store.parent().unwrap()).unwrap();
+        fs::write(&store, "").unwrap();
+        assert!(
+            central()
+                .with_trust_store(root.path())
+                .unwrap()
+                .trusted_cas
+                .is_empty()
+        );
+
+        let site_ca = rcgen::generate_simple_self_signed(vec!["site-ca".into()]).unwrap();
+        let other_ca = rcgen::generate_simple_self_signed(vec!["other-ca".into()]).unwrap();
+        fs::write(
+            &store,
+            format!("# trusted\n{}{}", site_ca.cert.pem(), other_ca.cert.pem()),
+        )
+        .unwrap();
+        let site = central().with_trust_store(root.path()).unwrap();
+        assert_eq!(site.trusted_cas.len(), 2);
+        let cfg = RelayConfig::for_site("r", root.path(), &site, RelayOverrides::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.central_ca, site.trusted_cas);
+        assert_eq!(cfg.central_ca[0].as_ref(), site_ca.cert.der().as_ref());
+
+        // --central-ca takes the store's place.
+        let named = root.path().join("central-ca.pem");
+        fs::write(&named, other_ca.cert.pem()).unwrap();
+        let overrides = RelayOverrides {
+            central_ca_files: vec![named],
+            ..RelayOverrides::default()
+        };
+        let cfg = RelayConfig::for_site("r", root.path(), &site, overrides)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cfg.central_ca.len(), 1);
+        assert_eq!(cfg.central_ca[0].as_ref(), other_ca.cert.der().as_ref());
+
+        // A store that is there but cannot be read is an error naming it.
+        let pem = site_ca.cert.pem();
+        let broken = pem.replacen('M', "*", 1);
+        fs::write(&store, broken).unwrap();
+        let e = central().with_trust_store(root.path()).unwrap_err();
+        assert!(e.to_string().contains(&store.display().to_string()), "{e}");
+        fs::remove_file(&store).unwrap();
+        fs::create_dir(&store).unwrap();
+        let e = central().with_trust_store(root.path()).unwrap_err();
+        assert!(e.to_string().contains(&store.display().to_string()), "{e}");
     }
 
     #[test]

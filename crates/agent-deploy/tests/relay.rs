@@ -212,6 +212,82 @@ fn a_relay_forwards_and_caches_in_process() {
     assert_eq!(relay.stats().cache_hits, 2);
 }
 
+/// A relay set up as `agent-deploy serve --site-root` sets it up, with the site's trust store
+/// holding `trusted_pem`, forwards a registration to `central`: the answer's result, or its
+/// refusal text.
+fn register_through_site_relay(
+    dir: &std::path::Path,
+    central: &TestServer,
+    trusted_pem: &str,
+) -> Result<serde_json::Value, String> {
+    let site_root = dir.join("site");
+    let store_file = site_root.join(agent_deploy::SITE_TRUST_STORE);
+    std::fs::create_dir_all(store_file.parent().unwrap()).unwrap();
+    std::fs::write(&store_file, trusted_pem).unwrap();
+    let settings = agent_deploy::SiteRelaySettings {
+        central_url: Some(central.base()),
+        ..agent_deploy::SiteRelaySettings::default()
+    }
+    .with_trust_store(&site_root)
+    .unwrap();
+    let state = dir.join("state");
+    let cfg = RelayConfig::for_site(
+        "remote1",
+        &state,
+        &settings,
+        agent_deploy::RelayOverrides::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let relay = Arc::new(Relay::new(cfg).unwrap());
+    let store = Arc::new(
+        DeployStore::open(&state, Advertise::default())
+            .unwrap()
+            .with_relay(relay),
+    );
+    let pki = TestPki::new("remote");
+    let handle = spawn_https(&store, Limits::default(), Arc::clone(&pki.tls));
+    let url = format!(
+        "https://127.0.0.1:{}/{SITE}/check_mk/register_agent.py",
+        handle.local_addr().port()
+    );
+    let answer = post(
+        &https_agent(&pki.ca_pem),
+        &url,
+        &[
+            ("host".to_owned(), "web01".to_owned()),
+            ("_username".to_owned(), USER.to_owned()),
+            ("_secret".to_owned(), USER_SECRET.to_owned()),
+        ],
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    match v["result_code"].as_i64() {
+        Some(0) => Ok(v["result"].clone()),
+        _ => Err(v["result"].as_str().unwrap_or_default().to_owned()),
+    }
+}
+
+#[test]
+fn a_relay_verifies_the_central_with_the_sites_trust_store() {
+    let central = TestServer::start_in(tmp(), Limits::default());
+    let stranger = TestPki::new("stranger");
+
+    // The site trusts the central's CA (among others): the registration goes through.
+    let dir = tmp();
+    let bundle = format!("{}{}", stranger.ca_pem, central.pki.ca_pem);
+    let result = register_through_site_relay(dir.path(), &central, &bundle).unwrap();
+    assert_eq!(result["host_secret"].as_str().unwrap().len(), 64);
+
+    // The site trusts only another CA: the central's certificate is refused.
+    let dir = tmp();
+    let refusal = register_through_site_relay(dir.path(), &central, &stranger.ca_pem).unwrap_err();
+    assert!(
+        refusal.contains("unreachable") && refusal.contains("UnknownIssuer"),
+        "{refusal}"
+    );
+}
+
 fn base64_encode(b: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(b)
