@@ -368,7 +368,7 @@ impl Site {
         inventory(&self.paths, &self.installed(), &[self.dir(ENABLED_DIR)])
     }
 
-    /// Files in part directories that no installed package lists ([`unpackaged_files`]),
+    /// Files in part directories that no installed package lists ([`crate::unpackaged_files`]),
     /// from [`Site::find`].
     pub fn unpackaged_files(&self) -> Vec<(PackagePart, Vec<String>)> {
         unpackaged_of(&self.find())
