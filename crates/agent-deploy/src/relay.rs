@@ -343,9 +343,7 @@ impl SiteRelaySettings {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(self),
             Err(e) => return Err(RelayError::Config(format!("{}: {e}", path.display()))),
         };
-        use rustls_pki_types::pem::PemObject as _;
-        self.trusted_cas = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
+        self.trusted_cas = parse_pem_certificates(&pem)
             .map_err(|e| RelayError::Config(format!("{}: {e}", path.display())))?;
         Ok(self)
     }
@@ -878,16 +876,22 @@ impl std::fmt::Debug for RelayConfig {
 
 /// The certificates of PEM text (for [`RelayConfig::central_ca`]); none is an error.
 pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, RelayError> {
-    use rustls_pki_types::pem::PemObject as _;
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RelayError::Config(format!("central CA: {e}")))?;
+    let certs =
+        parse_pem_certificates(pem).map_err(|e| RelayError::Config(format!("central CA: {e}")))?;
     if certs.is_empty() {
         return Err(RelayError::Config(
             "central CA: no certificate found".into(),
         ));
     }
     Ok(certs)
+}
+
+/// Every certificate of PEM text (other PEM sections are skipped); none is no error.
+fn parse_pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls_pki_types::pem::PemObject as _;
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())
 }
 
 /// Default cache size of a relay.
